@@ -1,0 +1,103 @@
+"""The article: what sources produce, what the chain enriches, and what the stores keep."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.urls import canonical_url
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalized_content(text: str) -> str:
+    """Text folded for comparison: NFKC, lower case, one space between words."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
+
+
+def digest(value: str) -> str:
+    """A short, stable hex digest used for ids and Redis keys."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+
+
+class Article(BaseModel):
+    """One news article on its way through wirewatch.
+
+    `id` is derived from the article itself (canonical URL, else feed GUID, else content),
+    so re-delivering the same article always addresses the same stored document.
+    """
+
+    id: str
+    url: str | None = None
+    canonical_url: str | None = None
+    guid: str | None = None
+    source: str = ""
+    origin: str = Field(default="", description="Where it came from: a file path or a feed URL.")
+    title: str = ""
+    text: str = ""
+    html: str | None = Field(default=None, description="Raw HTML, until clean extracts the text.")
+    published_at: datetime | None = None
+    ingested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    lang: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    tag_evidence: dict[str, list[str]] = Field(default_factory=dict)
+    countries: list[str] = Field(default_factory=list)
+    people: list[str] = Field(default_factory=list)
+    organizations: list[str] = Field(default_factory=list)
+    duplicate_of: str | None = None
+    cluster_id: str | None = None
+    notes: list[str] = Field(default_factory=list)
+    delivery: str = Field(
+        default_factory=lambda: uuid.uuid4().hex,
+        description="One reading of a source; a redelivered message keeps it, a new reading does not.",
+    )
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        title: str = "",
+        text: str = "",
+        html: str | None = None,
+        url: str | None = None,
+        guid: str | None = None,
+        source: str = "",
+        origin: str = "",
+        published_at: datetime | None = None,
+        notes: list[str] | None = None,
+    ) -> Article:
+        """Build an article from what a source read, deriving its canonical URL and id."""
+        canonical = canonical_url(url) if url else None
+        if canonical:
+            article_id = digest("url:" + canonical)
+        elif guid:
+            article_id = digest(f"guid:{source}:{guid}")
+        else:
+            article_id = digest("content:" + normalized_content(f"{title}\n{text or html or ''}"))
+        return cls(
+            id=article_id,
+            url=url,
+            canonical_url=canonical,
+            guid=guid,
+            source=source,
+            origin=origin,
+            title=title,
+            text=text,
+            html=html,
+            published_at=published_at,
+            notes=list(notes or []),
+        )
+
+    def to_message(self) -> dict[str, Any]:
+        """The JSON form that travels through the queue."""
+        return self.model_dump(mode="json")
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON form a store keeps: everything but the transient delivery fields."""
+        return self.model_dump(mode="json", exclude={"html", "delivery"})

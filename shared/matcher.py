@@ -1,0 +1,152 @@
+"""Evaluates parsed queries on one article, in memory: how alert subscriptions match at ingest.
+
+The semantics are those of the SQLite store's translation of the same tree (shared
+analyzer, phrases on consecutive tokens, `~N` as a window, keyword fields compared
+case-insensitively), so a subscription fires exactly on the articles a search would find.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from shared.analysis import analyze
+from shared.article import Article
+from shared.query import (
+    LIST_FIELDS,
+    And,
+    MatchAll,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Range,
+    Term,
+    format_datetime,
+)
+
+
+@dataclass
+class AnalyzedArticle:
+    """An article's fields in the form queries are evaluated against, computed once."""
+
+    positions: dict[str, dict[str, list[int]]]
+    keywords: dict[str, set[str]]
+    dates: dict[str, str | None]
+    matched: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, article: Article) -> AnalyzedArticle:
+        positions: dict[str, dict[str, list[int]]] = {}
+        for name in ("title", "text"):
+            index: dict[str, list[int]] = defaultdict(list)
+            for position, token in enumerate(analyze(getattr(article, name))):
+                index[token].append(position)
+            positions[name] = dict(index)
+        keywords = {name: {value.casefold() for value in getattr(article, name)} for name in LIST_FIELDS}
+        for name in ("source", "lang", "url", "cluster_id", "duplicate_of", "id"):
+            value = getattr(article, name)
+            keywords[name] = {value.casefold()} if value else set()
+        dates = {
+            "published_at": format_datetime(article.published_at) if article.published_at else None,
+            "ingested_at": format_datetime(article.ingested_at),
+        }
+        return cls(positions, keywords, dates)
+
+
+def matches(node: Node, doc: AnalyzedArticle) -> bool:
+    """True when the article satisfies the query; matched leaves are appended to `doc.matched`."""
+    if isinstance(node, MatchAll):
+        return True
+    if isinstance(node, And):
+        return all(matches(item, doc) for item in node.items)
+    if isinstance(node, Or):
+        return any([matches(item, doc) for item in node.items])  # list: record every matching branch
+    if isinstance(node, Not):
+        before = len(doc.matched)
+        result = not matches(node.item, doc)
+        del doc.matched[before:]  # what a NOT clause found is not why the article matched
+        return result
+    if isinstance(node, Term):
+        hit = _term(node, doc)
+    elif isinstance(node, Phrase):
+        hit = any(_phrase_in(node, doc.positions[name]) for name in _text_fields(node.field))
+    else:
+        hit = _range(node, doc)
+    if hit:
+        doc.matched.append(describe(node))
+    return hit
+
+
+def describe(node: Term | Phrase | Range) -> str:
+    """A short human form of a matched leaf, for alert explanations."""
+    if isinstance(node, Term):
+        text = node.value + ("*" if node.prefix else "")
+    elif isinstance(node, Phrase):
+        text = '"' + " ".join(node.words) + '"' + (f"~{node.slop}" if node.slop else "")
+    else:
+        text = f"[{node.low or '*'} TO {node.high or '*'}]"
+    return f"{node.field}:{text}" if node.field else text
+
+
+def _text_fields(name: str | None) -> tuple[str, ...]:
+    return ("title", "text") if name is None else (name,)
+
+
+def _term(node: Term, doc: AnalyzedArticle) -> bool:
+    if node.field in doc.keywords:
+        values = doc.keywords[node.field]
+        if node.prefix:
+            return any(value.startswith(node.value) for value in values)
+        return node.value in values
+    for name in _text_fields(node.field):
+        tokens = doc.positions[name]
+        if node.prefix:
+            if any(token.startswith(node.value) for token in tokens):
+                return True
+        elif node.value in tokens:
+            return True
+    return False
+
+
+def _phrase_in(node: Phrase, tokens: dict[str, list[int]]) -> bool:
+    lists = [tokens.get(word) for word in node.words]
+    if not all(lists):
+        return False
+    if node.slop == 0:
+        rest = [set(positions) for positions in lists[1:]]  # type: ignore[arg-type]
+        return any(
+            all(start + offset + 1 in positions for offset, positions in enumerate(rest))
+            for start in lists[0]  # type: ignore[union-attr]
+        )
+    return _smallest_window(lists) - len(node.words) <= node.slop  # type: ignore[arg-type]
+
+
+def _smallest_window(lists: list[list[int]]) -> int:
+    """Length of the shortest token span holding one occurrence of every word (SQLite NEAR)."""
+    events = sorted((position, word) for word, positions in enumerate(lists) for position in positions)
+    counts: dict[int, int] = defaultdict(int)
+    covered, left, best = 0, 0, len(events) + 1_000_000
+    for position, word in events:
+        counts[word] += 1
+        if counts[word] == 1:
+            covered += 1
+        while covered == len(lists):
+            first_position, first_word = events[left]
+            best = min(best, position - first_position + 1)
+            counts[first_word] -= 1
+            if counts[first_word] == 0:
+                covered -= 1
+            left += 1
+    return best
+
+
+def _range(node: Range, doc: AnalyzedArticle) -> bool:
+    value = doc.dates.get(node.field)
+    if value is None:
+        return False
+    if node.low is not None and (value < node.low if node.include_low else value <= node.low):
+        return False
+    if node.high is not None and (value > node.high if node.include_high else value >= node.high):
+        return False
+    return True

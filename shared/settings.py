@@ -1,0 +1,127 @@
+"""wirewatch configuration: the one place that reads the environment.
+
+Every setting comes from a `WIREWATCH_*` variable or a `.env` file. With neither
+`WIREWATCH_REDIS_URL` nor `WIREWATCH_ELASTICSEARCH_URL` set, wirewatch runs on an
+embedded Redis and an embedded SQLite store under the data directory.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All of wirewatch's settings, typed and described."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WIREWATCH_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL (redis://, rediss:// or unix://). Unset: an embedded Redis under the data dir.",
+    )
+    elasticsearch_url: str | None = Field(
+        default=None,
+        description="Elasticsearch URL. Unset: the embedded SQLite store under the data dir.",
+    )
+    elasticsearch_api_key: SecretStr | None = Field(
+        default=None, description="Elasticsearch API key (the encoded form Kibana shows)."
+    )
+    elasticsearch_username: str | None = Field(default=None, description="Elasticsearch basic-auth user.")
+    elasticsearch_password: SecretStr | None = Field(
+        default=None, description="Elasticsearch basic-auth password."
+    )
+    elasticsearch_ca_certs: Path | None = Field(
+        default=None, description="CA certificate file that signed the Elasticsearch TLS certificate."
+    )
+    index_prefix: str = Field(
+        default="wirewatch",
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Prefix of Elasticsearch index, template and alias names.",
+    )
+
+    data_dir: Path = Field(
+        default=Path("wirewatch-data"),
+        description="Where embedded Redis, the SQLite store and processed/rejected files live.",
+    )
+    inbox: Path | None = Field(default=None, description="Drop folder. Default: <data dir>/inbox.")
+    feeds: Path | None = Field(
+        default=None,
+        description="YAML feeds file: `feeds:` a list of {url, name?, interval?}.",
+    )
+    taxonomy: Path | None = Field(
+        default=None, description="Taxonomy YAML for tagging. Default: the shipped taxonomy."
+    )
+
+    batch_size: int = Field(
+        default=100, ge=1, le=1000, description="Articles a source puts in one chain message."
+    )
+    dedupe_window_days: float = Field(
+        default=30.0, gt=0, description="How long an article is remembered for duplicate detection."
+    )
+    near_duplicate_threshold: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Estimated Jaccard similarity of word shingles at which an article is a near-duplicate.",
+    )
+
+    feed_interval_seconds: int = Field(
+        default=900, ge=30, description="Default time between two polls of one feed."
+    )
+    inbox_scan_seconds: float = Field(default=2.0, gt=0, description="Time between two scans of the inbox.")
+    fetch_timeout_seconds: float = Field(default=20.0, gt=0, description="HTTP timeout for one feed fetch.")
+    fetch_max_bytes: int = Field(
+        default=10_000_000, ge=1024, description="Largest feed body read; bigger bodies are refused."
+    )
+    user_agent: str = Field(
+        default="wirewatch/0.1 (news monitoring; +https://github.com/wirewatch/wirewatch)",
+        description="User-Agent sent with every HTTP request.",
+    )
+
+    worker_concurrency: int = Field(default=2, ge=1, description="Processes per worker service.")
+    task_max_retries: int = Field(
+        default=5, ge=0, description="Retries of a task after a transient error (Redis, store)."
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="HTTP timeout of one webhook call.")
+    webhook_max_retries: int = Field(
+        default=8, ge=0, description="Retries of a failed webhook delivery, with exponential backoff."
+    )
+
+    @model_validator(mode="after")
+    def _both_auth_parts(self) -> Settings:
+        if (self.elasticsearch_username is None) != (self.elasticsearch_password is None):
+            raise ValueError(
+                "set both WIREWATCH_ELASTICSEARCH_USERNAME and WIREWATCH_ELASTICSEARCH_PASSWORD, or neither"
+            )
+        return self
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.inbox if self.inbox is not None else self.data_dir / "inbox"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.data_dir / "processed"
+
+    @property
+    def rejected_dir(self) -> Path:
+        return self.data_dir / "rejected"
+
+    @property
+    def dedupe_window_seconds(self) -> int:
+        return int(self.dedupe_window_days * 86400)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing the env."""
+    return Settings()

@@ -1,0 +1,60 @@
+"""Where articles are kept and searched: one interface, two implementations.
+
+`ElasticsearchStore` is for production; `SqliteStore` (SQLite with FTS5) is the embedded
+default. Both take the same Lucene-syntax queries and pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from shared.article import Article
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class IndexFailure:
+    """An article the store refused; `transient` failures are worth retrying."""
+
+    article_id: str
+    reason: str
+    transient: bool = False
+
+
+class TransientStoreError(RuntimeError):
+    """The store is unreachable or overloaded; the whole operation may be retried."""
+
+
+class Store(Protocol):
+    def setup(self) -> None:
+        """Create what the store needs (tables, index templates, aliases); idempotent."""
+
+    def index(self, articles: Sequence[Article]) -> list[IndexFailure]:
+        """Insert or replace articles by id; returns the ones that were refused."""
+
+    def get(self, article_id: str) -> Article | None:
+        """One article by id."""
+
+    def search(self, query: str, limit: int = 20) -> list[Article]:
+        """Articles matching a Lucene-syntax query, newest first."""
+
+    def count(self, query: str = "*") -> int:
+        """How many articles match."""
+
+    def refresh(self) -> None:
+        """Make everything indexed so far searchable now (tests and `run --once`)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def open_store(settings: Settings) -> Store:
+    """The Elasticsearch store when a URL is configured, else the embedded SQLite store."""
+    if settings.elasticsearch_url:
+        from shared.store.elastic import ElasticsearchStore, elasticsearch_client
+
+        return ElasticsearchStore(elasticsearch_client(settings), settings.index_prefix)
+    from shared.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.data_dir / "articles.sqlite3")

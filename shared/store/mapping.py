@@ -1,0 +1,60 @@
+"""The Elasticsearch index design for articles, in one place: fields, analyzers and size limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_TEXT_CHARS = 500_000
+"""Longer article bodies are cut before indexing; no news article comes near it."""
+MAX_KEYWORD_CHARS = 1024
+"""Keyword values longer than this are kept in `_source` but not indexed (`ignore_above`)."""
+MAX_LIST_ITEMS = 200
+"""At most this many tags, countries, people or organizations per article."""
+
+_KEYWORD = {"type": "keyword", "normalizer": "folded", "ignore_above": MAX_KEYWORD_CHARS}
+_TEXT = {"type": "text", "analyzer": "english"}
+_DATE = {"type": "date", "ignore_malformed": True}
+
+ARTICLE_MAPPING: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "id": {"type": "keyword"},
+        "url": _KEYWORD,
+        "canonical_url": _KEYWORD,
+        "guid": _KEYWORD,
+        "source": _KEYWORD,
+        "origin": {"type": "keyword", "index": False},
+        "title": _TEXT,
+        "text": _TEXT,
+        "published_at": _DATE,
+        "ingested_at": _DATE,
+        "lang": _KEYWORD,
+        "tags": _KEYWORD,
+        "tag_evidence": {"type": "object", "enabled": False},
+        "countries": _KEYWORD,
+        "people": _KEYWORD,
+        "organizations": _KEYWORD,
+        "duplicate_of": _KEYWORD,
+        "cluster_id": _KEYWORD,
+        "notes": {"type": "text", "index": False},
+    },
+}
+
+INDEX_SETTINGS: dict[str, Any] = {
+    "number_of_shards": 1,
+    "refresh_interval": "1s",
+    "analysis": {
+        # Keyword values compare case-insensitively, as `countries:kp` should find KP.
+        "normalizer": {"folded": {"type": "custom", "filter": ["lowercase"]}},
+    },
+}
+
+
+def limit_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """Trim a document to the sizes the index accepts, so that no article is refused for size."""
+    if len(doc.get("text") or "") > MAX_TEXT_CHARS:
+        doc["text"] = doc["text"][:MAX_TEXT_CHARS]
+    for name in ("tags", "countries", "people", "organizations"):
+        if len(doc.get(name) or []) > MAX_LIST_ITEMS:
+            doc[name] = doc[name][:MAX_LIST_ITEMS]
+    return doc

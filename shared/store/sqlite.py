@@ -1,0 +1,175 @@
+"""The embedded store: SQLite with an FTS5 index, for a single machine with nothing installed.
+
+Title and text are indexed as the shared analyzer's tokens (see `shared.analysis`), so
+searches here and alert matching agree term for term; keyword fields are read from the
+JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from shared.analysis import analyze
+from shared.article import Article
+from shared.query import LIST_FIELDS, And, MatchAll, Node, Not, Or, Phrase, Range, Term, format_datetime, parse_query
+from shared.store import IndexFailure, TransientStoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL,
+    published_at TEXT,
+    ingested_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at);
+CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
+    title, text, tokenize = 'unicode61 remove_diacritics 0'
+);
+"""
+
+
+class SqliteStore:
+    """Articles in one SQLite file (WAL mode, so several worker processes can write)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._local = threading.local()
+        self.setup()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections must not cross threads.
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            self._local.db = db
+        return db
+
+    def setup(self) -> None:
+        self._db.executescript(_SCHEMA)
+
+    def index(self, articles: Sequence[Article]) -> list[IndexFailure]:
+        rows = []
+        for article in articles:
+            doc = article.to_document()
+            rows.append(
+                (
+                    article.id,
+                    json.dumps(doc, ensure_ascii=False),
+                    format_datetime(article.published_at) if article.published_at else None,
+                    format_datetime(article.ingested_at),
+                    " ".join(analyze(article.title)),
+                    " ".join(analyze(article.text)),
+                )
+            )
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for article_id, doc, published, ingested, title, text in rows:
+                rowid = db.execute(
+                    "INSERT INTO articles (id, doc, published_at, ingested_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, "
+                    "published_at = excluded.published_at, ingested_at = excluded.ingested_at "
+                    "RETURNING rowid",
+                    (article_id, doc, published, ingested),
+                ).fetchone()[0]
+                db.execute("DELETE FROM articles_fts WHERE rowid = ?", (rowid,))
+                db.execute("INSERT INTO articles_fts (rowid, title, text) VALUES (?, ?, ?)", (rowid, title, text))
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if "locked" in str(error) or "busy" in str(error):
+                raise TransientStoreError(f"SQLite store busy: {error}") from error
+            raise
+        return []
+
+    def get(self, article_id: str) -> Article | None:
+        row = self._db.execute("SELECT doc FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return Article.model_validate_json(row[0]) if row else None
+
+    def search(self, query: str, limit: int = 20) -> list[Article]:
+        where, params = to_sql(parse_query(query))
+        rows = self._db.execute(
+            f"SELECT a.doc FROM articles a WHERE {where} "
+            "ORDER BY a.published_at IS NULL, a.published_at DESC, a.ingested_at DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [Article.model_validate_json(row[0]) for row in rows]
+
+    def count(self, query: str = "*") -> int:
+        where, params = to_sql(parse_query(query))
+        return int(self._db.execute(f"SELECT count(*) FROM articles a WHERE {where}", params).fetchone()[0])
+
+    def refresh(self) -> None:
+        """Nothing to do: a committed row is searchable at once."""
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+def to_sql(node: Node) -> tuple[str, list[Any]]:
+    """Translate a query tree into a WHERE clause over `articles a`, with its parameters."""
+    if isinstance(node, MatchAll):
+        return "1", []
+    if isinstance(node, (And, Or)):
+        parts = [to_sql(item) for item in node.items]
+        joiner = " AND " if isinstance(node, And) else " OR "
+        return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
+    if isinstance(node, Not):
+        sql, params = to_sql(node.item)
+        return f"NOT {sql}", params
+    if isinstance(node, Range):
+        return _range_sql(node)
+    if isinstance(node, Term) and node.field is not None and node.field not in ("title", "text"):
+        return _keyword_sql(node)
+    return (
+        "a.rowid IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)",
+        [_fts_expression(node)],
+    )
+
+
+def _fts_expression(node: Term | Phrase) -> str:
+    columns = "{title text}" if node.field is None else node.field
+    if isinstance(node, Term):
+        match = f'"{node.value}"' + (" *" if node.prefix else "")
+    elif node.slop:
+        match = "NEAR(" + " ".join(f'"{word}"' for word in node.words) + f", {node.slop})"
+    else:
+        match = '"' + " ".join(node.words) + '"'
+    return f"{columns} : {match}"
+
+
+def _keyword_sql(node: Term) -> tuple[str, list[Any]]:
+    comparison = "lower(value) GLOB ?" if node.prefix else "lower(value) = ?"
+    value = _glob_escape(node.value) + "*" if node.prefix else node.value
+    if node.field in LIST_FIELDS:
+        return f"EXISTS (SELECT 1 FROM json_each(a.doc, '$.{node.field}') WHERE {comparison})", [value]
+    return f"(SELECT {comparison} FROM (SELECT json_extract(a.doc, '$.{node.field}') AS value))", [value]
+
+
+def _glob_escape(value: str) -> str:
+    return "".join(f"[{char}]" if char in "*?[" else char for char in value)
+
+
+def _range_sql(node: Range) -> tuple[str, list[Any]]:
+    column = f"a.{node.field}"
+    clauses, params = [f"{column} IS NOT NULL"], []
+    if node.low is not None:
+        clauses.append(f"{column} {'>=' if node.include_low else '>'} ?")
+        params.append(node.low)
+    if node.high is not None:
+        clauses.append(f"{column} {'<=' if node.include_high else '<'} ?")
+        params.append(node.high)
+    return "(" + " AND ".join(clauses) + ")", params
