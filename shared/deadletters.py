@@ -1,0 +1,26 @@
+"""The dead-letter list: every article or item that could not be processed, with the reason.
+
+Nothing a user gave wirewatch is dropped silently; what fails permanently lands here and
+`wirewatch dead-letters` shows it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from shared import redis_keys
+
+
+def quarantine(client: redis.Redis, *, stage: str, reason: str, item: dict[str, Any]) -> None:
+    """Keep an item that failed for good, with the stage where it failed and why."""
+    record = {"at": datetime.now(UTC).isoformat(), "stage": stage, "reason": reason, "item": item}
+    client.rpush(redis_keys.DEAD_LETTERS, json.dumps(record, ensure_ascii=False, default=str))
+
+
+def read_dead_letters(client: redis.Redis, limit: int = 100) -> list[dict[str, Any]]:
+    """The most recent dead letters, newest last."""
+    return [json.loads(raw) for raw in client.lrange(redis_keys.DEAD_LETTERS, -limit, -1)]

@@ -1,0 +1,48 @@
+"""Counters of what happened to articles, per `run --once` pass and in total."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import redis
+
+from shared import redis_keys
+
+OUTCOMES = ("seen", "indexed", "duplicates", "near_duplicates", "rejected", "alerts")
+"""What `wirewatch run --once` reports. `done` (articles that left the chain) is kept too."""
+
+
+def record(client: redis.Redis, run_id: str | None, counts: Counter[str]) -> None:
+    """Add counts to the totals and, when the batch belongs to a run, to that run."""
+    counts = +counts  # drop zeros
+    if not counts:
+        return
+    pipe = client.pipeline(transaction=False)
+    for name, value in counts.items():
+        pipe.hincrby(redis_keys.TOTALS, name, value)
+        if run_id:
+            pipe.hincrby(redis_keys.run(run_id), name, value)
+    if run_id:
+        pipe.expire(redis_keys.run(run_id), 7 * 86400)
+    pipe.execute()
+
+
+def read(client: redis.Redis, run_id: str | None = None) -> dict[str, int]:
+    """The counters of one run, or the totals."""
+    raw = client.hgetall(redis_keys.run(run_id) if run_id else redis_keys.TOTALS)
+    values = {key.decode(): int(value) for key, value in raw.items()}
+    return {name: values.get(name, 0) for name in (*OUTCOMES, "done")}
+
+
+def wait_until_done(client: redis.Redis, run_id: str, timeout: float) -> dict[str, int]:
+    """Block until every article the run saw has left the chain (indexed, dropped or
+    quarantined); raises TimeoutError with the counts so far when that takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = read(client, run_id)
+        if counts["done"] >= counts["seen"]:
+            return counts
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} not finished after {timeout:.0f} s: {counts}")
+        time.sleep(0.05)
