@@ -29,7 +29,7 @@ class EmbeddedRedis:
         return f"unix://{self._server.socket_file}"
 
     def close(self) -> None:
-        self._server.shutdown(save=True, now=True, force=True)
+        self._server.shutdown(save=True)
 
 
 _embedded: EmbeddedRedis | None = None
@@ -55,7 +55,7 @@ def stop_embedded_redis() -> None:
 
 @lru_cache(maxsize=4)
 def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+    return redis.Redis.from_url(url, health_check_interval=30)
 
 
 def get_redis(settings: Settings) -> redis.Redis:

@@ -10,7 +10,9 @@ import redis
 from shared import redis_keys
 
 OUTCOMES = ("seen", "indexed", "duplicates", "near_duplicates", "rejected", "alerts")
-"""What `wirewatch run --once` reports. `done` (articles that left the chain) is kept too."""
+"""What `wirewatch run --once` reports."""
+PROGRESS = ("done", "alert_attempts", "alerts_delivered", "alerts_failed")
+"""Bookkeeping: articles that left the chain, and alert deliveries tried, made and given up."""
 
 
 def record(client: redis.Redis, run_id: str | None, counts: Counter[str]) -> None:
@@ -32,16 +34,17 @@ def read(client: redis.Redis, run_id: str | None = None) -> dict[str, int]:
     """The counters of one run, or the totals."""
     raw = client.hgetall(redis_keys.run(run_id) if run_id else redis_keys.TOTALS)
     values = {key.decode(): int(value) for key, value in raw.items()}
-    return {name: values.get(name, 0) for name in (*OUTCOMES, "done")}
+    return {name: values.get(name, 0) for name in (*OUTCOMES, *PROGRESS)}
 
 
 def wait_until_done(client: redis.Redis, run_id: str, timeout: float) -> dict[str, int]:
     """Block until every article the run saw has left the chain (indexed, dropped or
-    quarantined); raises TimeoutError with the counts so far when that takes too long."""
+    quarantined) and every alert it raised has had its first delivery attempt; raises
+    TimeoutError with the counts so far when that takes too long."""
     deadline = time.monotonic() + timeout
     while True:
         counts = read(client, run_id)
-        if counts["done"] >= counts["seen"]:
+        if counts["done"] >= counts["seen"] and counts["alert_attempts"] >= counts["alerts"]:
             return counts
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} not finished after {timeout:.0f} s: {counts}")

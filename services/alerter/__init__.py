@@ -1,0 +1,1 @@
+"""The alerter service: delivers matched alerts to their webhooks, with retries."""

@@ -1,0 +1,275 @@
+"""The `wirewatch` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from typing import Any, Sequence
+
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger("wirewatch")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `wirewatch` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args, get_settings()) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except UserError as error:
+        print(f"wirewatch: {error}", file=sys.stderr)
+        return 2
+
+
+class UserError(Exception):
+    """Something the user can fix; printed without a traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wirewatch", description="News ingestion and keyword alerting.")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="fetcher + worker + alerter (+ embedded Redis when none is set)")
+    run.add_argument("--once", action="store_true", help="one pass over inbox and feeds, wait, print counts, exit")
+    run.add_argument("--json", action="store_true", help="with --once: print the counts as JSON")
+    run.add_argument("--timeout", type=float, default=900, help="with --once: longest wait for the chain (s)")
+    run.set_defaults(handler=cmd_run)
+
+    for name, help_text in (
+        ("worker", "run the chain's Celery worker"),
+        ("alerter", "run the alert delivery worker"),
+        ("fetcher", "watch the inbox and poll the feeds"),
+    ):
+        service = commands.add_parser(name, help=help_text)
+        service.add_argument("--concurrency", type=int, default=None, help="worker processes or threads")
+        service.set_defaults(handler=cmd_service, service=name)
+
+    setup = commands.add_parser("setup", help="create the store's tables, or index template and alias")
+    setup.set_defaults(handler=cmd_setup)
+
+    search = commands.add_parser("search", help="search stored articles (Lucene syntax, as in Kibana)")
+    search.add_argument("query")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--json", action="store_true", help="one JSON object per line")
+    search.set_defaults(handler=cmd_search)
+
+    subs = commands.add_parser("subscriptions", help="keyword alert subscriptions")
+    actions = subs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="add or replace a subscription")
+    add.add_argument("name")
+    add.add_argument("query")
+    add.add_argument("--webhook", required=True, help="URL that receives each alert as a JSON POST")
+    add.set_defaults(handler=cmd_subscriptions_add)
+    listing = actions.add_parser("list", help="list subscriptions")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_subscriptions_list)
+    remove = actions.add_parser("remove", help="remove a subscription")
+    remove.add_argument("name")
+    remove.set_defaults(handler=cmd_subscriptions_remove)
+
+    dead = commands.add_parser("dead-letters", help="articles and alerts that could not be processed, and why")
+    dead.add_argument("--limit", type=int, default=20)
+    dead.add_argument("--json", action="store_true")
+    dead.set_defaults(handler=cmd_dead_letters)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from services.fetcher.service import Fetcher
+    from services.worker.chain import enqueue_batch
+    from shared import runs
+    from shared.celery_app import configure
+    from shared.redis_client import get_redis, resolve_redis_url, stop_embedded_redis
+    from shared.store import open_store
+
+    redis_url = resolve_redis_url(settings)  # starts the embedded server when none is configured
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        open_store(settings).setup()
+        configure(settings)
+        child_env = {**os.environ, "WIREWATCH_REDIS_URL": redis_url}
+        logs = settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for service in ("worker", "alerter"):
+            with open(logs / f"{service}.log", "ab") as log_file:
+                children.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "services.cli", "--log-level", args.log_level, service],
+                        env=child_env,
+                        stdout=log_file,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        if not args.once:
+            print(f"wirewatch running: inbox {settings.inbox_dir}, logs in {logs}; Ctrl-C stops", file=sys.stderr)
+        client = get_redis(settings)
+        fetcher = Fetcher(settings, client, enqueue_batch)
+        if not args.once:
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            try:
+                fetcher.run_forever(stop)
+            except KeyboardInterrupt:
+                pass
+            return 0
+        run_id = uuid.uuid4().hex
+        fetcher.run_once(run_id)
+        try:
+            counts = runs.wait_until_done(client, run_id, args.timeout)
+        except TimeoutError as error:
+            raise UserError(str(error)) from None
+        open_store(settings).refresh()
+        _print_counts({name: counts[name] for name in runs.OUTCOMES}, as_json=args.json)
+        return 0
+    finally:
+        _stop_children(children)
+        stop_embedded_redis()
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # Celery's warm shutdown: finish the current task
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _print_counts(counts: dict[str, int], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(counts))
+    else:
+        width = max(map(len, counts))
+        for name, value in counts.items():
+            print(f"{name:<{width}}  {value}")
+
+
+def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.celery_app import ALERTS_QUEUE, PIPELINE_QUEUE, configure
+
+    if args.service == "fetcher":
+        from services.fetcher.service import Fetcher
+        from services.worker.chain import enqueue_batch
+        from shared.redis_client import get_redis
+
+        configure(settings)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            Fetcher(settings, get_redis(settings), enqueue_batch).run_forever(stop)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    app = configure(settings)
+    if args.service == "worker":
+        options = ["-Q", PIPELINE_QUEUE, "-c", str(args.concurrency or settings.worker_concurrency)]
+    else:  # deliveries wait on the network: threads, not processes
+        options = ["-Q", ALERTS_QUEUE, "-P", "threads", "-c", str(args.concurrency or 8)]
+    app.worker_main(
+        [
+            "worker",
+            *options,
+            "-n", f"{args.service}-{uuid.uuid4().hex[:6]}@%h",
+            "--loglevel", args.log_level.upper(),
+            "--without-gossip", "--without-mingle",
+        ]
+    )
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.store import open_store
+
+    open_store(settings).setup()
+    print("store ready" + (f" (alias {settings.index_prefix}-articles)" if settings.elasticsearch_url else ""))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.query import QueryError
+    from shared.store import open_store
+
+    try:
+        articles = open_store(settings).search(args.query, limit=args.limit)
+    except QueryError as error:
+        raise UserError(str(error)) from None
+    for article in articles:
+        if args.json:
+            print(json.dumps(article.to_document(), ensure_ascii=False))
+        else:
+            date = article.published_at.date().isoformat() if article.published_at else "----------"
+            tags = ",".join(article.tags)
+            duplicate = f"  (duplicate of {article.duplicate_of})" if article.duplicate_of else ""
+            print(f"{date}  {article.source[:20]:<20}  {article.title[:90]}  [{tags}]{duplicate}")
+    return 0
+
+
+def _redis(settings: Settings) -> Any:
+    from shared.redis_client import get_redis
+
+    return get_redis(settings)
+
+
+def cmd_subscriptions_add(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.query import QueryError
+    from shared.subscriptions import Subscription, SubscriptionError, add_subscription
+
+    try:
+        add_subscription(_redis(settings), Subscription(name=args.name, query=args.query, webhook=args.webhook))
+    except (QueryError, SubscriptionError) as error:
+        raise UserError(str(error)) from None
+    print(f"subscription {args.name!r} saved")
+    return 0
+
+
+def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.subscriptions import list_subscriptions
+
+    for subscription in list_subscriptions(_redis(settings)):
+        if args.json:
+            print(subscription.model_dump_json())
+        else:
+            print(f"{subscription.name}\t{subscription.query}\t{subscription.webhook}")
+    return 0
+
+
+def cmd_subscriptions_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.subscriptions import remove_subscription
+
+    if not remove_subscription(_redis(settings), args.name):
+        raise UserError(f"no subscription named {args.name!r}")
+    print(f"subscription {args.name!r} removed")
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.deadletters import read_dead_letters
+
+    for record in read_dead_letters(_redis(settings), args.limit):
+        if args.json:
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            item = record["item"]
+            what = item.get("title") or item.get("subscription") or item.get("id", "")
+            print(f"{record['at']}  {record['stage']:<14}  {str(what)[:60]}  — {record['reason']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""RSS and Atom feeds from the feeds file, fetched politely over HTTP or read from disk.
+
+Conditional GET: the ETag and Last-Modified of the last good response are kept in Redis and
+sent back, so an unchanged feed costs the publisher a 304. They are saved only after the
+response's articles are queued, so a crash in between means a refetch, never a lost item.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Iterator
+
+import feedparser
+import httpx
+import redis
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from services.fetcher.readers import articles_from_feed
+from services.fetcher.sources import Delivery
+from shared import redis_keys
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Feed(BaseModel):
+    url: str = Field(min_length=1)
+    name: str | None = None
+    interval: int | None = Field(default=None, ge=30, description="Seconds between polls.")
+
+
+class FeedsFileError(ValueError):
+    """The feeds file cannot be used; the message says where and why."""
+
+
+def load_feeds(path: Path) -> list[Feed]:
+    """Read the YAML feeds file (`feeds:` a list of {url, name?, interval?})."""
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise FeedsFileError(f"cannot read feeds file {path}: {error}") from None
+    entries = data.get("feeds") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise FeedsFileError(f"{path}: expected a top-level 'feeds:' list")
+    feeds = []
+    for number, entry in enumerate(entries, 1):
+        if isinstance(entry, str):
+            entry = {"url": entry}
+        try:
+            feed = Feed.model_validate(entry)
+        except ValidationError as error:
+            raise FeedsFileError(f"{path}: feed {number}: {error.errors()[0]['msg']}") from None
+        if "://" not in feed.url and not Path(feed.url).is_absolute():
+            feed.url = str((path.parent / feed.url).resolve())  # local feed files sit beside the list
+        feeds.append(feed)
+    return feeds
+
+
+class FeedTooLarge(Exception):
+    pass
+
+
+@dataclass
+class FeedSource:
+    """Polls each feed on its own interval; the first polls are spread out over a minute."""
+
+    feeds: list[Feed]
+    redis: redis.Redis
+    settings: Settings
+    http: httpx.Client
+    name: str = "feeds"
+
+    def __post_init__(self) -> None:
+        now = time.monotonic()
+        spread = min(60.0, self.settings.feed_interval_seconds)
+        self._due = {feed.url: now + random.uniform(0, spread) for feed in self.feeds}
+
+    def poll(self, *, all_feeds: bool = False) -> Iterator[Delivery]:
+        """Fetch the feeds that are due (every feed with `all_feeds`)."""
+        now = time.monotonic()
+        for feed in self.feeds:
+            if not all_feeds and self._due[feed.url] > now:
+                continue
+            self._due[feed.url] = now + (feed.interval or self.settings.feed_interval_seconds)
+            delivery = self.fetch(feed)
+            if delivery is not None:
+                yield delivery
+
+    def fetch(self, feed: Feed) -> Delivery | None:
+        """One feed's new articles, or None when it is unchanged or failed (the failure is logged
+        and kept in the feed's state in Redis)."""
+        key = redis_keys.feed_validators(feed.url)
+        try:
+            if "://" not in feed.url or feed.url.startswith("file://"):
+                data, headers, validators = Path(feed.url.removeprefix("file://")).read_bytes(), {}, {}
+            else:
+                fetched = self._get(feed.url, key)
+                if fetched is None:
+                    self._record(key, status="304 not modified")
+                    return None
+                data, headers, validators = fetched
+        except (httpx.HTTPError, OSError, FeedTooLarge) as error:
+            log.warning("feed %s failed: %s", feed.url, error)
+            self._record(key, status=f"error: {error}")
+            return None
+        parsed = feedparser.parse(data, response_headers=headers)
+        if not parsed.entries and parsed.bozo:
+            log.warning("feed %s is malformed: %s", feed.url, parsed.get("bozo_exception"))
+            self._record(key, status=f"malformed: {parsed.get('bozo_exception')}")
+            return None
+        source = feed.name or parsed.feed.get("title") or feed.url
+        articles = articles_from_feed(parsed, feed.url, source)
+
+        def remember() -> None:
+            self._record(key, status=f"ok: {len(articles)} items", **validators)
+
+        return Delivery(articles, on_enqueued=remember)
+
+    def _get(self, url: str, key: str) -> tuple[bytes, dict[str, str], dict[str, str]] | None:
+        stored = {k.decode(): v.decode() for k, v in self.redis.hgetall(key).items()}
+        headers = {}
+        if stored.get("etag"):
+            headers["If-None-Match"] = stored["etag"]
+        if stored.get("last_modified"):
+            headers["If-Modified-Since"] = stored["last_modified"]
+        with self.http.stream("GET", url, headers=headers) as response:
+            if response.status_code == 304:
+                return None
+            response.raise_for_status()
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > self.settings.fetch_max_bytes:
+                    raise FeedTooLarge(f"response larger than {self.settings.fetch_max_bytes} bytes")
+            validators = {
+                "etag": response.headers.get("etag", ""),
+                "last_modified": response.headers.get("last-modified", ""),
+            }
+            return bytes(body), dict(response.headers), validators
+
+    def _record(self, key: str, **fields: str) -> None:
+        fields["checked_at"] = datetime.now(UTC).isoformat()
+        self.redis.hset(key, mapping=fields)
+
+
+def http_client(settings: Settings) -> httpx.Client:
+    """The fetcher's HTTP client: timeouts, redirects, gzip, an honest User-Agent."""
+    return httpx.Client(
+        timeout=settings.fetch_timeout_seconds,
+        follow_redirects=True,
+        headers={"User-Agent": settings.user_agent, "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"},
+    )

@@ -1,0 +1,107 @@
+"""The fetcher loop: poll the sources, put what they found on the chain in batches."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import redis
+
+from services.fetcher.feeds import FeedSource, http_client, load_feeds
+from services.fetcher.inbox import InboxSource
+from services.fetcher.sources import Delivery, Source
+from shared import runs
+from shared.article import Article
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[Sequence[Article], str | None], None]
+
+
+@dataclass
+class Batcher:
+    """Groups articles from many deliveries into batches of `size` for the chain.
+
+    A delivery's `on_enqueued` runs once all of its articles are on the queue. A poll ends
+    with `flush()`, so a lone article is never held back waiting for company.
+    """
+
+    size: int
+    enqueue: Enqueue
+    client: redis.Redis
+    run_id: str | None
+    counts: Counter[str] = field(default_factory=Counter)
+    _articles: list[Article] = field(default_factory=list)
+    _waiting: list[tuple[Delivery, int]] = field(default_factory=list)
+
+    def add(self, delivery: Delivery) -> None:
+        if delivery.rejected:
+            self._record(Counter(rejected=delivery.rejected))
+        if not delivery.articles:
+            delivery.on_enqueued()
+            return
+        self._articles.extend(delivery.articles)
+        self._waiting.append((delivery, len(self._articles)))
+        while len(self._articles) >= self.size:
+            self._send(self.size)
+
+    def flush(self) -> None:
+        while self._articles:
+            self._send(min(self.size, len(self._articles)))
+
+    def _send(self, count: int) -> None:
+        batch, self._articles = self._articles[:count], self._articles[count:]
+        # Counted before sending: a fast worker must never finish more than was seen.
+        self._record(Counter(seen=len(batch)))
+        self.enqueue(batch, self.run_id)
+        finished = [delivery for delivery, end in self._waiting if end <= count]
+        self._waiting = [(delivery, end - count) for delivery, end in self._waiting if end > count]
+        for delivery in finished:
+            delivery.on_enqueued()
+
+    def _record(self, counts: Counter[str]) -> None:
+        self.counts.update(counts)
+        runs.record(self.client, self.run_id, counts)
+
+
+class Fetcher:
+    """The sources of one fetcher service, and its loop."""
+
+    def __init__(self, settings: Settings, client: redis.Redis, enqueue: Enqueue) -> None:
+        self.settings, self.client, self.enqueue = settings, client, enqueue
+        self.inbox = InboxSource(settings.inbox_dir, settings.processed_dir, settings.rejected_dir)
+        feeds = load_feeds(settings.feeds) if settings.feeds else []
+        self.feeds = FeedSource(feeds, client, settings, http_client(settings)) if feeds else None
+
+    @property
+    def sources(self) -> list[Source]:
+        return [source for source in (self.inbox, self.feeds) if source is not None]
+
+    def run_once(self, run_id: str | None = None) -> Counter[str]:
+        """Read everything once: every file in the inbox, every feed. Returns the counts."""
+        batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, run_id)
+        for delivery in self.inbox.poll(settle=False):
+            batcher.add(delivery)
+        if self.feeds is not None:
+            for delivery in self.feeds.poll(all_feeds=True):
+                batcher.add(delivery)
+        batcher.flush()
+        return batcher.counts
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Scan the inbox every few seconds and poll feeds as they fall due, until `stop`."""
+        log.info("fetcher watching %s and %d feeds", self.settings.inbox_dir, len(self.feeds.feeds) if self.feeds else 0)
+        while not stop.is_set():
+            batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, None)
+            for source in self.sources:
+                try:
+                    for delivery in source.poll():
+                        batcher.add(delivery)
+                except Exception:  # a broken source must not stop the others
+                    log.exception("source %s failed", source.name)
+            batcher.flush()
+            stop.wait(self.settings.inbox_scan_seconds)

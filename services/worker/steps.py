@@ -1,0 +1,146 @@
+"""The chain's steps as plain functions, and the runner that applies one step to a batch.
+
+A step takes an article (or, for indexing, the batch) and the worker context and returns
+the article, or None when the article leaves the chain here (an exact duplicate). The
+runner gives every article its own fate: a permanent error quarantines that article with
+the reason and the rest go on; a transient error propagates so the task retries the batch
+(every step is idempotent, so a retry repeats nothing visible).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from services.alerter.tasks import deliver_alert
+from services.worker.clean import clean, extract_text
+from services.worker.context import WorkerContext
+from services.worker.dedupe import Verdict
+from services.worker.match import match_alerts
+from services.worker.tag import tag
+from shared import runs
+from shared.article import Article
+from shared.celery_app import TRANSIENT_ERRORS
+from shared.deadletters import quarantine
+from shared.store import TransientStoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchState:
+    """What one batch carries between its articles: its run and the outcome counts."""
+
+    run_id: str | None
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+ArticleStep = Callable[[Article, WorkerContext, BatchState], Article | None]
+BatchStep = Callable[[list[Article], WorkerContext, BatchState], list[Article]]
+
+
+def dedupe_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:
+    extract_text(article)  # duplicates are judged on text, never on markup
+    verdict = ctx.deduper.check(article)
+    if verdict is Verdict.DUPLICATE:
+        state.counts["duplicates"] += 1
+        return None
+    if verdict is Verdict.NEAR_DUPLICATE:
+        state.counts["near_duplicates"] += 1
+    return article
+
+
+def clean_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:
+    return clean(article, ctx.boilerplate)
+
+
+def tag_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:
+    return tag(article, ctx.taxonomy)
+
+
+def index_step(articles: list[Article], ctx: WorkerContext, state: BatchState) -> list[Article]:
+    failures = ctx.store.index(articles)
+    if any(failure.transient for failure in failures):
+        raise TransientStoreError(f"store refused {len(failures)} articles for now: {failures[0].reason}")
+    refused = {failure.article_id: failure.reason for failure in failures}
+    kept = []
+    for article in articles:
+        if article.id in refused:
+            _quarantine(ctx, state, "index", refused[article.id], article.to_message())
+        else:
+            kept.append(article)
+    state.counts["indexed"] += len(kept)
+    return kept
+
+
+def match_alerts_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:
+    for alert in match_alerts(article, ctx.matcher):
+        deliver_alert.delay(alert, state.run_id)
+        state.counts["alerts"] += 1
+    return article
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    function: ArticleStep | BatchStep
+    whole_batch: bool = False
+
+
+# The order of the chain. Dedupe is the gate: what it drops costs nothing further.
+# Index comes before matching so that an alert never points at an article not yet stored.
+STEPS = (
+    Step("dedupe", dedupe_step),
+    Step("clean", clean_step),
+    Step("tag", tag_step),
+    Step("index", index_step, whole_batch=True),
+    Step("match_alerts", match_alerts_step),
+)
+
+
+def run_step(step: Step, batch: dict[str, Any], ctx: WorkerContext, *, last: bool) -> dict[str, Any]:
+    """Apply one step to a batch message and return the message for the next step."""
+    state = BatchState(batch.get("run"))
+    articles = []
+    for raw in batch["articles"]:
+        try:
+            articles.append(Article.model_validate(raw))
+        except ValueError as error:
+            _quarantine(ctx, state, step.name, f"invalid article: {error}", raw)
+    if step.whole_batch:
+        survivors = step.function(articles, ctx, state) if articles else []  # type: ignore[arg-type]
+    else:
+        survivors = []
+        for article in articles:
+            try:
+                result = step.function(article, ctx, state)  # type: ignore[arg-type]
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as error:  # one bad article must not stop the batch
+                log.warning("article %s quarantined at %s: %r", article.id, step.name, error)
+                _quarantine(ctx, state, step.name, f"{type(error).__name__}: {error}", article.to_message())
+                continue
+            if result is None:
+                state.counts["done"] += 1
+            else:
+                survivors.append(result)
+    if last:
+        state.counts["done"] += len(survivors)
+    runs.record(ctx.redis, state.run_id, state.counts)
+    return {"run": state.run_id, "articles": [article.to_message() for article in survivors]}
+
+
+def quarantine_batch(batch: dict[str, Any], ctx: WorkerContext, stage: str, reason: str) -> None:
+    """Keep every article of a batch whose task failed for good (retries spent, or a bug)."""
+    state = BatchState(batch.get("run"))
+    for raw in batch.get("articles", []):
+        _quarantine(ctx, state, stage, reason, raw)
+    runs.record(ctx.redis, state.run_id, state.counts)
+
+
+def _quarantine(ctx: WorkerContext, state: BatchState, stage: str, reason: str, item: dict[str, Any]) -> None:
+    quarantine(ctx.redis, stage=stage, reason=reason, item=item)
+    state.counts["rejected"] += 1
+    state.counts["done"] += 1
