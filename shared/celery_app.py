@@ -41,6 +41,7 @@ app.conf.update(
     task_ignore_result=True,
     worker_prefetch_multiplier=1,
     task_default_queue=PIPELINE_QUEUE,
+    task_routes={},
     broker_connection_retry_on_startup=True,
     broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
     worker_hijack_root_logger=False,
@@ -62,7 +63,6 @@ def task(*, queue: str = PIPELINE_QUEUE, **options: Any) -> Callable[[Callable[.
     exponential backoff and jitter on transient errors only, and a time limit."""
     defaults: dict[str, Any] = {
         "bind": True,
-        "queue": queue,
         "acks_late": True,
         "ignore_result": True,
         "autoretry_for": TRANSIENT_ERRORS,
@@ -74,6 +74,8 @@ def task(*, queue: str = PIPELINE_QUEUE, **options: Any) -> Callable[[Callable[.
     defaults.update(options)
 
     def register(function: Callable[..., Any]) -> Task:
-        return app.task(name=f"wirewatch.{function.__name__}", **defaults)(function)
+        name = f"wirewatch.{function.__name__}"
+        app.conf.task_routes[name] = {"queue": queue}
+        return app.task(name=name, **defaults)(function)
 
     return register

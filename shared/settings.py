@@ -88,12 +88,12 @@ class Settings(BaseSettings):
     )
 
     worker_concurrency: int = Field(default=2, ge=1, description="Processes per worker service.")
-    task_max_retries: int = Field(
-        default=5, ge=0, description="Retries of a task after a transient error (Redis, store)."
-    )
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="HTTP timeout of one webhook call.")
     webhook_max_retries: int = Field(
         default=8, ge=0, description="Retries of a failed webhook delivery, with exponential backoff."
+    )
+    webhook_retry_seconds: float = Field(
+        default=5.0, gt=0, description="First retry delay of a failed webhook; doubles each time, at most an hour."
     )
 
     @model_validator(mode="after")

@@ -18,9 +18,9 @@ from shared.settings import get_settings
 DELIVERED_TTL_SECONDS = 30 * 86400
 
 
-def retry_delay(attempt: int) -> float:
-    """Seconds before retry number `attempt` (from 0): 5 s doubling to at most an hour, ±20 %."""
-    return min(5 * 2**attempt, 3600) * random.uniform(0.8, 1.2)
+def retry_delay(attempt: int, first: float) -> float:
+    """Seconds before retry number `attempt` (from 0): `first` doubling to at most an hour, ±20 %."""
+    return min(first * 2**attempt, 3600) * random.uniform(0.8, 1.2)
 
 
 @task(queue=ALERTS_QUEUE, max_retries=None)
@@ -44,7 +44,7 @@ def deliver_alert(self: Task, alert: dict[str, Any], run_id: str | None = None) 
             runs.record(client, run_id, counts)
             return
         runs.record(client, run_id, counts)
-        raise self.retry(countdown=retry_delay(self.request.retries), max_retries=settings.webhook_max_retries)
+        raise self.retry(countdown=retry_delay(self.request.retries, settings.webhook_retry_seconds), max_retries=settings.webhook_max_retries)
     except DeliveryRefused as error:
         _give_up(client, alert, f"webhook refused the alert: {error}", counts)
     else:

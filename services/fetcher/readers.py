@@ -52,6 +52,7 @@ _CANONICAL = re.compile(
 _HREF = re.compile(r"\b(?:href|content)=[\"']([^\"']+)[\"']", re.I)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _OG_TITLE = re.compile(r"<meta\b[^>]*\bproperty=[\"']og:title[\"'][^>]*\bcontent=[\"']([^\"']*)[\"']", re.I)
+_SITE_SUFFIX = re.compile(r"\s+[|–—-]\s+[^|–—-]{1,40}$")
 _PUBLISHED = re.compile(
     r"<meta\b[^>]*\b(?:property|name|itemprop)=[\"'](?:article:published_time|datePublished|pubdate|date)[\"']"
     r"[^>]*\bcontent=[\"']([^\"']+)[\"']",
@@ -70,8 +71,14 @@ def read_html(data: bytes, origin: str, source: str) -> list[Article]:
         if href and href.group(1).startswith(("http://", "https://")):
             url = html_lib.unescape(href.group(1))
             break
-    title_match = _OG_TITLE.search(page) or _TITLE.search(page)
-    title = html_lib.unescape(re.sub(r"\s+", " ", title_match.group(1))).strip() if title_match else ""
+    og_title, page_title = _OG_TITLE.search(page), _TITLE.search(page)
+    if og_title:
+        title = html_lib.unescape(og_title.group(1)).strip()
+    elif page_title:
+        # A <title> usually ends with the site's name: "Headline | Example Times".
+        title = _SITE_SUFFIX.sub("", html_lib.unescape(re.sub(r"\s+", " ", page_title.group(1))).strip())
+    else:
+        title = ""
     published = _PUBLISHED.search(page)
     return [
         Article.create(

