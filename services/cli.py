@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -11,7 +12,8 @@ import subprocess
 import sys
 import threading
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from shared.settings import Settings, get_settings
 
@@ -121,10 +123,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.once:
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 fetcher.run_forever(stop)
-            except KeyboardInterrupt:
-                pass
             return 0
         run_id = uuid.uuid4().hex
         fetcher.run_once(run_id)
@@ -171,10 +171,8 @@ def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
         configure(settings)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             Fetcher(settings, get_redis(settings), enqueue_batch).run_forever(stop)
-        except KeyboardInterrupt:
-            pass
         return 0
     app = configure(settings)
     if args.service == "worker":
@@ -185,9 +183,12 @@ def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
         [
             "worker",
             *options,
-            "-n", f"{args.service}-{uuid.uuid4().hex[:6]}@%h",
-            "--loglevel", args.log_level.upper(),
-            "--without-gossip", "--without-mingle",
+            "-n",
+            f"{args.service}-{uuid.uuid4().hex[:6]}@%h",
+            "--loglevel",
+            args.log_level.upper(),
+            "--without-gossip",
+            "--without-mingle",
         ]
     )
     return 0

@@ -6,7 +6,8 @@ tests), never at import time, so importing a task module opens no connection.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from celery import Celery, Task

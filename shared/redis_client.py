@@ -63,6 +63,11 @@ def get_redis(settings: Settings) -> redis.Redis:
     return _client_for(resolve_redis_url(settings))
 
 
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as text (the clients here return bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def celery_broker_url(redis_url: str) -> str:
     """Celery names Unix-socket Redis URLs `redis+socket://`; redis-py names them `unix://`."""
     if redis_url.startswith("unix://"):

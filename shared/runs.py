@@ -8,6 +8,7 @@ from collections import Counter
 import redis
 
 from shared import redis_keys
+from shared.redis_client import as_text
 
 OUTCOMES = ("seen", "indexed", "duplicates", "near_duplicates", "rejected", "alerts")
 """What `wirewatch run --once` reports."""
@@ -33,7 +34,7 @@ def record(client: redis.Redis, run_id: str | None, counts: Counter[str]) -> Non
 def read(client: redis.Redis, run_id: str | None = None) -> dict[str, int]:
     """The counters of one run, or the totals."""
     raw = client.hgetall(redis_keys.run(run_id) if run_id else redis_keys.TOTALS)
-    values = {key.decode(): int(value) for key, value in raw.items()}
+    values = {as_text(key): int(value) for key, value in raw.items()}
     return {name: values.get(name, 0) for name in (*OUTCOMES, *PROGRESS)}
 
 

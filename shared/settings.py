@@ -36,9 +36,7 @@ class Settings(BaseSettings):
         default=None, description="Elasticsearch API key (the encoded form Kibana shows)."
     )
     elasticsearch_username: str | None = Field(default=None, description="Elasticsearch basic-auth user.")
-    elasticsearch_password: SecretStr | None = Field(
-        default=None, description="Elasticsearch basic-auth password."
-    )
+    elasticsearch_password: SecretStr | None = Field(default=None, description="Elasticsearch basic-auth password.")
     elasticsearch_ca_certs: Path | None = Field(
         default=None, description="CA certificate file that signed the Elasticsearch TLS certificate."
     )
@@ -57,13 +55,9 @@ class Settings(BaseSettings):
         default=None,
         description="YAML feeds file: `feeds:` a list of {url, name?, interval?}.",
     )
-    taxonomy: Path | None = Field(
-        default=None, description="Taxonomy YAML for tagging. Default: the shipped taxonomy."
-    )
+    taxonomy: Path | None = Field(default=None, description="Taxonomy YAML for tagging. Default: the shipped taxonomy.")
 
-    batch_size: int = Field(
-        default=100, ge=1, le=1000, description="Articles a source puts in one chain message."
-    )
+    batch_size: int = Field(default=100, ge=1, le=1000, description="Articles a source puts in one chain message.")
     dedupe_window_days: float = Field(
         default=30.0, gt=0, description="How long an article is remembered for duplicate detection."
     )
@@ -74,16 +68,14 @@ class Settings(BaseSettings):
         description="Estimated Jaccard similarity of word shingles at which an article is a near-duplicate.",
     )
 
-    feed_interval_seconds: int = Field(
-        default=900, ge=30, description="Default time between two polls of one feed."
-    )
+    feed_interval_seconds: int = Field(default=900, ge=30, description="Default time between two polls of one feed.")
     inbox_scan_seconds: float = Field(default=2.0, gt=0, description="Time between two scans of the inbox.")
     fetch_timeout_seconds: float = Field(default=20.0, gt=0, description="HTTP timeout for one feed fetch.")
     fetch_max_bytes: int = Field(
         default=10_000_000, ge=1024, description="Largest feed body read; bigger bodies are refused."
     )
     user_agent: str = Field(
-        default="wirewatch/0.1 (news monitoring; +https://github.com/wirewatch/wirewatch)",
+        default="wirewatch/0.1 (news monitoring)",
         description="User-Agent sent with every HTTP request.",
     )
 

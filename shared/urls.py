@@ -7,8 +7,27 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 # Query parameters that track the reader, not the article.
 _TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "hsa_", "oly_")
 _TRACKING_NAMES = frozenset(
-    {"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "ref", "ref_src", "cmpid", "ito",
-     "_ga", "_gl", "mkt_tok", "spm", "ocid", "smid", "sr_share", "at_medium", "at_campaign"}
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "ref",
+        "ref_src",
+        "cmpid",
+        "ito",
+        "_ga",
+        "_gl",
+        "mkt_tok",
+        "spm",
+        "ocid",
+        "smid",
+        "sr_share",
+        "at_medium",
+        "at_campaign",
+    }
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

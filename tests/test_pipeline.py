@@ -73,14 +73,23 @@ def test_dropped_files_become_tagged_deduplicated_searchable_articles(settings, 
     assert summit_2022.duplicate_of is None and summit_2023.duplicate_of is None
     assert summit_2022.cluster_id != summit_2023.cluster_id
 
-    feed_titles = {"Japan to deploy longer-range missiles on southern islands", "Navy holds joint drills with allies in the Yellow Sea"}
+    feed_titles = {
+        "Japan to deploy longer-range missiles on southern islands",
+        "Navy holds joint drills with allies in the Yellow Sea",
+    }
     assert feed_titles <= set(articles)
     assert articles["Navy holds joint drills with allies in the Yellow Sea"].source == "Example Defence Desk"
 
     processed = sorted(path.name for path in settings.processed_dir.iterdir())
     assert processed == [
-        "01_missile_launch.txt", "02_missile_launch_syndicated.json", "03_missile_launch_again.txt",
-        "04_sanctions_un.html", "05_summit_2022.txt", "06_summit_2023.txt", "07_football_fine.txt", "08_feed.rss",
+        "01_missile_launch.txt",
+        "02_missile_launch_syndicated.json",
+        "03_missile_launch_again.txt",
+        "04_sanctions_un.html",
+        "05_summit_2022.txt",
+        "06_summit_2023.txt",
+        "07_football_fine.txt",
+        "08_feed.rss",
     ]
     rejected = {path.name: path for path in settings.rejected_dir.iterdir()}
     assert set(rejected) == {"09_broken.json", "09_broken.json.reason", "10_empty.txt", "10_empty.txt.reason"}

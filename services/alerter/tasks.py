@@ -35,16 +35,17 @@ def deliver_alert(self: Task, alert: dict[str, Any], run_id: str | None = None) 
     if self.request.retries == 0:
         counts["alert_attempts"] += 1
     try:
-        post_alert(
-            alert["webhook"], alert, timeout=settings.webhook_timeout_seconds, user_agent=settings.user_agent
-        )
+        post_alert(alert["webhook"], alert, timeout=settings.webhook_timeout_seconds, user_agent=settings.user_agent)
     except DeliveryFailed as error:
         if self.request.retries >= settings.webhook_max_retries:
             _give_up(client, alert, f"webhook unreachable after {self.request.retries + 1} attempts: {error}", counts)
             runs.record(client, run_id, counts)
             return
         runs.record(client, run_id, counts)
-        raise self.retry(countdown=retry_delay(self.request.retries, settings.webhook_retry_seconds), max_retries=settings.webhook_max_retries)
+        raise self.retry(
+            countdown=retry_delay(self.request.retries, settings.webhook_retry_seconds),
+            max_retries=settings.webhook_max_retries,
+        ) from error
     except DeliveryRefused as error:
         _give_up(client, alert, f"webhook refused the alert: {error}", counts)
     else:

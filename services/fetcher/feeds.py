@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import feedparser
 import httpx
@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from services.fetcher.readers import articles_from_feed
 from services.fetcher.sources import Delivery
 from shared import redis_keys
+from shared.redis_client import as_text
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,9 @@ class FeedSource:
         key = redis_keys.feed_validators(feed.url)
         try:
             if "://" not in feed.url or feed.url.startswith("file://"):
-                data, headers, validators = Path(feed.url.removeprefix("file://")).read_bytes(), {}, {}
+                headers: dict[str, str] = {}
+                validators: dict[str, str] = {}
+                data = Path(feed.url.removeprefix("file://")).read_bytes()
             else:
                 fetched = self._get(feed.url, key)
                 if fetched is None:
@@ -123,7 +126,7 @@ class FeedSource:
         return Delivery(articles, on_enqueued=remember)
 
     def _get(self, url: str, key: str) -> tuple[bytes, dict[str, str], dict[str, str]] | None:
-        stored = {k.decode(): v.decode() for k, v in self.redis.hgetall(key).items()}
+        stored = {as_text(k): as_text(v) for k, v in self.redis.hgetall(key).items()}
         headers = {}
         if stored.get("etag"):
             headers["If-None-Match"] = stored["etag"]
@@ -146,7 +149,7 @@ class FeedSource:
 
     def _record(self, key: str, **fields: str) -> None:
         fields["checked_at"] = datetime.now(UTC).isoformat()
-        self.redis.hset(key, mapping=fields)
+        self.redis.hset(key, mapping=dict[str | bytes, str](fields))  # type: ignore[arg-type]
 
 
 def http_client(settings: Settings) -> httpx.Client:
@@ -154,5 +157,8 @@ def http_client(settings: Settings) -> httpx.Client:
     return httpx.Client(
         timeout=settings.fetch_timeout_seconds,
         follow_redirects=True,
-        headers={"User-Agent": settings.user_agent, "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"},
+        headers={
+            "User-Agent": settings.user_agent,
+            "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5",
+        },
     )

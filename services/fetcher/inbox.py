@@ -7,12 +7,13 @@ inbox is kept.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from services.fetcher.decode import UnreadableFile
 from services.fetcher.readers import read_file
@@ -47,7 +48,7 @@ class InboxSource:
             except OSError as error:
                 log.warning("cannot read %s yet: %s", path, error)
                 continue
-            yield Delivery(articles, on_enqueued=lambda path=path: self._move(path, self.processed))
+            yield Delivery(articles, on_enqueued=functools.partial(self._processed, path))
 
     def _ready_files(self, settle_seconds: float) -> list[Path]:
         now = time.time()
@@ -64,6 +65,9 @@ class InboxSource:
             if now - modified >= settle_seconds:
                 ready.append((modified, path))
         return [path for _, path in sorted(ready)]
+
+    def _processed(self, path: Path) -> None:
+        self._move(path, self.processed)
 
     def _reject(self, path: Path, reason: str) -> None:
         target = self._move(path, self.rejected)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import redis
 
@@ -94,7 +94,9 @@ class Fetcher:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Scan the inbox every few seconds and poll feeds as they fall due, until `stop`."""
-        log.info("fetcher watching %s and %d feeds", self.settings.inbox_dir, len(self.feeds.feeds) if self.feeds else 0)
+        log.info(
+            "fetcher watching %s and %d feeds", self.settings.inbox_dir, len(self.feeds.feeds) if self.feeds else 0
+        )
         while not stop.is_set():
             batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, None)
             for source in self.sources:

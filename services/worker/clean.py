@@ -25,9 +25,7 @@ TITLE_MAX_CHARS = 160
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)  # and soft hyphen
 _MOJIBAKE = re.compile("[ÂÃâ][\u0080-\u00bf\u2018-\u203a€™]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
-_METADATA = re.compile(
-    r"^\s*(?P<key>date|published|source|author|url|lang)\s*[:=]?\s+(?P<value>\S+)\s*", re.IGNORECASE
-)
+_METADATA = re.compile(r"^\s*(?P<key>date|published|source|author|url|lang)\s*[:=]?\s+(?P<value>\S+)\s*", re.IGNORECASE)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’]?\s+(?=[A-Z\"“‘])")
 
@@ -40,7 +38,11 @@ class BoilerplateRules:
 
     @classmethod
     def load(cls, path: Path | None = None) -> BoilerplateRules:
-        text = path.read_text("utf-8") if path else resources.files(__package__).joinpath("data/boilerplate.yml").read_text("utf-8")
+        text = (
+            path.read_text("utf-8")
+            if path
+            else resources.files(__package__).joinpath("data/boilerplate.yml").read_text("utf-8")
+        )
         raw = yaml.safe_load(text)["patterns"]
         return cls({name: re.compile(pattern, re.IGNORECASE) for name, pattern in raw.items()})
 
@@ -78,8 +80,8 @@ def extract_text(article: Article) -> None:
     if text:
         article.text = text
         article.notes.append("clean: main text extracted from HTML by trafilatura")
-        article.title = article.title or (document.title or "")
-        article.published_at = article.published_at or parse_date(document.date)
+        article.title = article.title or (getattr(document, "title", None) or "")
+        article.published_at = article.published_at or parse_date(getattr(document, "date", None))
     else:
         article.text = trafilatura.html2txt(html) or ""
         article.notes.append("clean: no main text found in HTML; kept all of the page's text")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import redis
 
 from services.worker.clean import BoilerplateRules

@@ -99,7 +99,7 @@ class Deduper:
         for candidate in ordered:
             pipe.hmget(redis_keys.signature(candidate), "sig", "root", "cluster")
         best: tuple[float, str, str] | None = None
-        for candidate, (packed, root, cluster) in zip(ordered, pipe.execute()):
+        for packed, root, cluster in pipe.execute():
             if packed is None:
                 continue  # expired with the window
             similarity = float(np.mean(np.frombuffer(packed, dtype=signature.dtype) == signature))

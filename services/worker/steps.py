@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, cast
 
 from services.alerter.tasks import deliver_alert
 from services.worker.clean import clean, extract_text
@@ -109,13 +110,15 @@ def run_step(step: Step, batch: dict[str, Any], ctx: WorkerContext, *, last: boo
             articles.append(Article.model_validate(raw))
         except ValueError as error:
             _quarantine(ctx, state, step.name, f"invalid article: {error}", raw)
+    survivors: list[Article] = []
     if step.whole_batch:
-        survivors = step.function(articles, ctx, state) if articles else []  # type: ignore[arg-type]
+        batch_step = cast(BatchStep, step.function)
+        survivors = batch_step(articles, ctx, state) if articles else []
     else:
-        survivors = []
+        article_step = cast(ArticleStep, step.function)
         for article in articles:
             try:
-                result = step.function(article, ctx, state)  # type: ignore[arg-type]
+                result = article_step(article, ctx, state)
             except TRANSIENT_ERRORS:
                 raise
             except Exception as error:  # one bad article must not stop the batch

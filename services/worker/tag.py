@@ -53,7 +53,7 @@ class _Automaton:
         if not len(self._automaton):
             return []
         haystack = text.lower() if self.fold_case else text
-        hits = []
+        hits: list[Hit] = []
         for last, (length, entries) in self._automaton.iter(haystack):
             start = last - length + 1
             if _is_boundary(haystack, start - 1) and _is_boundary(haystack, last + 1):
@@ -77,7 +77,9 @@ class Taxonomy:
     def load(cls, taxonomy: Path | None = None) -> Taxonomy:
         """The shipped vocabularies, with the topic taxonomy replaced by `taxonomy` if given."""
         data = resources.files(__package__).joinpath("data")
-        tags = yaml.safe_load(taxonomy.read_text("utf-8") if taxonomy else data.joinpath("taxonomy.yml").read_text("utf-8"))["tags"]
+        tags = yaml.safe_load(
+            taxonomy.read_text("utf-8") if taxonomy else data.joinpath("taxonomy.yml").read_text("utf-8")
+        )["tags"]
         topics, exclusions = _Automaton(fold_case=True), _Automaton(fold_case=True)
         for tag, spec in tags.items():
             for phrase in spec.get("phrases", []):
@@ -85,7 +87,11 @@ class Taxonomy:
             for phrase in spec.get("unless", []):
                 exclusions.add(phrase, "unless", tag)
         entities = _Automaton(fold_case=False)
-        for kind, file_name in (("countries", "countries.yml"), ("people", "people.yml"), ("organizations", "organizations.yml")):
+        for kind, file_name in (
+            ("countries", "countries.yml"),
+            ("people", "people.yml"),
+            ("organizations", "organizations.yml"),
+        ):
             for value, names in yaml.safe_load(data.joinpath(file_name).read_text("utf-8"))[kind].items():
                 for name in names:
                     entities.add(str(name), kind, str(value))

@@ -6,8 +6,9 @@ default. Both take the same Lucene-syntax queries and pass the same contract tes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from shared.article import Article
 from shared.settings import Settings

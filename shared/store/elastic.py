@@ -6,7 +6,8 @@ template, so indices can be rolled over and rebuilt without clients noticing.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, helpers
 from elasticsearch import ConnectionError as EsConnectionError
@@ -81,7 +82,9 @@ class ElasticsearchStore:
                     result = item.get("index", {})
                     status = int(result.get("status", 500))
                     failures.append(
-                        IndexFailure(str(result.get("_id")), _reason(result.get("error")), status == 429 or status >= 500)
+                        IndexFailure(
+                            str(result.get("_id")), _reason(result.get("error")), status == 429 or status >= 500
+                        )
                     )
         except EsConnectionError as error:
             raise TransientStoreError(f"Elasticsearch unreachable: {error}") from error

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from shared.analysis import analyze
 from shared.article import Article
@@ -59,11 +60,10 @@ class SqliteStore:
     def index(self, articles: Sequence[Article]) -> list[IndexFailure]:
         rows = []
         for article in articles:
-            doc = article.to_document()
             rows.append(
                 (
                     article.id,
-                    json.dumps(doc, ensure_ascii=False),
+                    json.dumps(article.to_document(), ensure_ascii=False),
                     format_datetime(article.published_at) if article.published_at else None,
                     format_datetime(article.ingested_at),
                     " ".join(analyze(article.title)),

@@ -1,0 +1,38 @@
+# One place for every check, the same on a laptop and in CI.
+VENV ?= .venv
+PYTHON ?= python3
+BIN = $(VENV)/bin
+
+.PHONY: install run check lint types test bench clean
+
+$(BIN)/wirewatch: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(BIN)/wirewatch
+
+## run: the pipeline on embedded defaults (embedded Redis and SQLite store under ./wirewatch-data)
+run: install
+	$(BIN)/wirewatch run
+
+## check: lint, types and the whole test suite
+check: lint types test
+
+lint: install
+	$(BIN)/ruff check shared services tests
+	$(BIN)/ruff format --check shared services tests
+
+types: install
+	$(BIN)/mypy
+
+test: install
+	$(BIN)/pytest
+
+## bench: throughput of the real chain on embedded defaults
+bench: install
+	$(BIN)/python tests/benchmarks/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) wirewatch-data .pytest_cache .mypy_cache .ruff_cache
