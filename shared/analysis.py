@@ -66,7 +66,16 @@ def stem(word: str) -> str:
     return cached
 
 
-def analyze(text: str) -> list[str]:
-    """Stemmed, lower-case tokens of `text`, stop words removed, in order."""
+def analyze(text: str) -> list[str | None]:
+    """Stemmed, lower-case tokens of `text` in order; a stop word leaves None in its place.
+
+    The gap keeps positions as Elasticsearch keeps them, so "launched an ICBM" is two
+    positions apart for phrase and proximity queries here as there.
+    """
     words = _TOKEN.findall(_POSSESSIVE.sub("", text).lower())
-    return [stem(word) for word in words if word not in STOP_WORDS]
+    return [None if word in STOP_WORDS else stem(word) for word in words]
+
+
+def terms(text: str) -> list[str]:
+    """The searchable tokens of `text`, stop words dropped."""
+    return [token for token in analyze(text) if token is not None]

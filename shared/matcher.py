@@ -41,7 +41,8 @@ class AnalyzedArticle:
         for name in ("title", "text"):
             index: dict[str, list[int]] = defaultdict(list)
             for position, token in enumerate(analyze(getattr(article, name))):
-                index[token].append(position)
+                if token is not None:
+                    index[token].append(position)
             positions[name] = dict(index)
         keywords = {name: {value.casefold() for value in getattr(article, name)} for name in LIST_FIELDS}
         for name in ("source", "lang", "url", "cluster_id", "duplicate_of", "id"):
@@ -83,7 +84,7 @@ def describe(node: Term | Phrase | Range) -> str:
     if isinstance(node, Term):
         text = node.value + ("*" if node.prefix else "")
     elif isinstance(node, Phrase):
-        text = '"' + " ".join(node.words) + '"' + (f"~{node.slop}" if node.slop else "")
+        text = '"' + " ".join(word or "_" for word in node.words) + '"' + (f"~{node.slop}" if node.slop else "")
     else:
         text = f"[{node.low or '*'} TO {node.high or '*'}]"
     return f"{node.field}:{text}" if node.field else text
@@ -110,16 +111,15 @@ def _term(node: Term, doc: AnalyzedArticle) -> bool:
 
 
 def _phrase_in(node: Phrase, tokens: dict[str, list[int]]) -> bool:
-    lists = [tokens.get(word) for word in node.words]
+    offsets = [(offset, word) for offset, word in enumerate(node.words) if word is not None]
+    lists = [tokens.get(word, []) for _, word in offsets]
     if not all(lists):
         return False
     if node.slop == 0:
-        rest = [set(positions) for positions in lists[1:]]  # type: ignore[arg-type]
-        return any(
-            all(start + offset + 1 in positions for offset, positions in enumerate(rest))
-            for start in lists[0]  # type: ignore[union-attr]
-        )
-    return _smallest_window(lists) - len(node.words) <= node.slop  # type: ignore[arg-type]
+        rest = [(offset, set(positions)) for (offset, _), positions in zip(offsets[1:], lists[1:], strict=True)]
+        return any(all(start + offset in positions for offset, positions in rest) for start in lists[0])
+    gaps = len(node.words) - len(offsets)  # stop words inside the phrase
+    return _smallest_window(lists) - len(offsets) <= node.slop + gaps
 
 
 def _smallest_window(lists: list[list[int]]) -> int:

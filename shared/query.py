@@ -36,6 +36,12 @@ class MatchAll:
 
 
 @dataclass(frozen=True)
+class Empty:
+    """A clause with no searchable words (only stop words). As in Elasticsearch, it is left
+    out of the query around it, and a query of nothing else matches nothing."""
+
+
+@dataclass(frozen=True)
 class Term:
     """One word (analyzed for text fields), or a keyword value; `prefix` for `word*`."""
 
@@ -46,10 +52,11 @@ class Term:
 
 @dataclass(frozen=True)
 class Phrase:
-    """Analyzed words in order; `slop` > 0 allows that many other words in between."""
+    """Analyzed words in order (None where a stop word stood); `slop` > 0 allows that many
+    other words in between."""
 
     field: str | None
-    words: tuple[str, ...]
+    words: tuple[str | None, ...]
     slop: int = 0
 
 
@@ -79,7 +86,7 @@ class Not:
     item: Node
 
 
-Node = MatchAll | Term | Phrase | Range | And | Or | Not
+Node = MatchAll | Empty | Term | Phrase | Range | And | Or | Not
 
 
 def parse_query(text: str) -> Node:
@@ -90,7 +97,8 @@ def parse_query(text: str) -> Node:
         parsed = parser.parse(text)
     except (ParseError, TypeError, ValueError) as error:
         raise QueryError(f"cannot parse query {text!r}: {error}") from None
-    return _convert(parsed, None)
+    node = _convert(parsed, None)
+    return Or(()) if isinstance(node, Empty) else node
 
 
 def _convert(node: tree.Item, field: str | None) -> Node:
@@ -108,7 +116,8 @@ def _convert(node: tree.Item, field: str | None) -> Node:
     if isinstance(node, tree.OrOperation):
         return _or(node.children, field)
     if isinstance(node, (tree.Not, tree.Prohibit)):
-        return Not(_convert(node.a, field))
+        inner = _convert(node.a, field)
+        return inner if isinstance(inner, Empty) else Not(inner)
     if isinstance(node, tree.Plus):
         return _convert(node.a, field)
     if isinstance(node, tree.Proximity):
@@ -128,6 +137,9 @@ def _convert(node: tree.Item, field: str | None) -> Node:
 
 
 def _and(items: list[Node]) -> Node:
+    items = [item for item in items if not isinstance(item, Empty)]
+    if not items:
+        return Empty()
     kept = [item for item in items if not isinstance(item, MatchAll)]
     if not kept:
         return MatchAll()
@@ -140,9 +152,15 @@ def _or(children: tuple[tree.Item, ...], field: str | None) -> Node:
     negative: list[Node] = []
     for child in children:
         if isinstance(child, (tree.Not, tree.Prohibit)):
-            negative.append(Not(_convert(child.a, field)))
+            inner = _convert(child.a, field)
+            if not isinstance(inner, Empty):
+                negative.append(Not(inner))
         else:
-            positive.append(_convert(child, field))
+            converted = _convert(child, field)
+            if not isinstance(converted, Empty):
+                positive.append(converted)
+    if not positive and not negative:
+        return Empty()
     if any(isinstance(item, MatchAll) for item in positive):
         either: Node = MatchAll()
     elif not positive:
@@ -155,7 +173,7 @@ def _or(children: tuple[tree.Item, ...], field: str | None) -> Node:
 def _word(field: str | None, raw: str) -> Node:
     value = raw.replace("\\", "")
     if value == "*":
-        return MatchAll()
+        return _exists(field)
     if field in DATE_FIELDS:
         day = _date_bound(value)
         return Range(field, day, _date_bound(value, end=True))
@@ -169,12 +187,16 @@ def _word(field: str | None, raw: str) -> Node:
         return Term(field, value.casefold(), prefix)
     if prefix:
         return Term(field, value.lower(), True)
-    words = analyze(value)
-    if not words:
-        return MatchAll()  # a stop word alone: Elasticsearch drops it from the query too
-    if len(words) == 1:
-        return Term(field, words[0])
-    return Phrase(field, tuple(words))
+    return _analyzed(field, value)
+
+
+def _exists(field: str | None) -> Node:
+    """`field:*`: the field has a value (Lucene's exists query)."""
+    if field in KEYWORD_FIELDS:
+        return Term(field, "", prefix=True)
+    if field in DATE_FIELDS:
+        return Range(field, None, None)
+    return MatchAll()  # every article has a title and a text field
 
 
 def _phrase(field: str | None, text: str) -> Node:
@@ -182,11 +204,19 @@ def _phrase(field: str | None, text: str) -> Node:
         return Term(field, text.casefold())
     if field in DATE_FIELDS:
         return _word(field, text)
+    return _analyzed(field, text)
+
+
+def _analyzed(field: str | None, text: str) -> Node:
     words = analyze(text)
+    while words and words[0] is None:
+        words.pop(0)
+    while words and words[-1] is None:
+        words.pop()
     if not words:
-        return MatchAll()
+        return Empty()
     if len(words) == 1:
-        return Term(field, words[0])
+        return Term(field, words[0])  # type: ignore[arg-type]
     return Phrase(field, tuple(words))
 
 

@@ -66,8 +66,8 @@ class SqliteStore:
                     json.dumps(article.to_document(), ensure_ascii=False),
                     format_datetime(article.published_at) if article.published_at else None,
                     format_datetime(article.ingested_at),
-                    " ".join(analyze(article.title)),
-                    " ".join(analyze(article.text)),
+                    _fts_text(article.title),
+                    _fts_text(article.text),
                 )
             )
         db = self._db
@@ -119,10 +119,21 @@ class SqliteStore:
             self._local.db = None
 
 
+# Stands where a stop word was, so positions (and phrase and proximity queries) match
+# Elasticsearch's; analyzed tokens never contain an underscore-free run like this one.
+GAP = "zzgapzz"
+
+
+def _fts_text(text: str) -> str:
+    return " ".join(token or GAP for token in analyze(text))
+
+
 def to_sql(node: Node) -> tuple[str, list[Any]]:
     """Translate a query tree into a WHERE clause over `articles a`, with its parameters."""
     if isinstance(node, MatchAll):
         return "1", []
+    if isinstance(node, Or) and not node.items:
+        return "0", []
     if isinstance(node, (And, Or)):
         parts = [to_sql(item) for item in node.items]
         joiner = " AND " if isinstance(node, And) else " OR "
@@ -145,9 +156,11 @@ def _fts_expression(node: Term | Phrase) -> str:
     if isinstance(node, Term):
         match = f'"{node.value}"' + (" *" if node.prefix else "")
     elif node.slop:
-        match = "NEAR(" + " ".join(f'"{word}"' for word in node.words) + f", {node.slop})"
+        words = [word for word in node.words if word is not None]
+        gaps = len(node.words) - len(words)
+        match = "NEAR(" + " ".join(f'"{word}"' for word in words) + f", {node.slop + gaps})"
     else:
-        match = '"' + " ".join(node.words) + '"'
+        match = '"' + " ".join(word or GAP for word in node.words) + '"'
     return f"{columns} : {match}"
 
 
@@ -156,7 +169,9 @@ def _keyword_sql(node: Term) -> tuple[str, list[Any]]:
     value = _glob_escape(node.value) + "*" if node.prefix else node.value
     if node.field in LIST_FIELDS:
         return f"EXISTS (SELECT 1 FROM json_each(a.doc, '$.{node.field}') WHERE {comparison})", [value]
-    return f"(SELECT {comparison} FROM (SELECT json_extract(a.doc, '$.{node.field}') AS value))", [value]
+    # coalesce: a missing value is "no match", never SQL's NULL, which NOT would keep NULL.
+    column = f"json_extract(a.doc, '$.{node.field}')"
+    return f"coalesce({comparison.replace('value', column)}, 0)", [value]
 
 
 def _glob_escape(value: str) -> str:
