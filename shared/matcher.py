@@ -15,6 +15,7 @@ from shared.article import Article
 from shared.query import (
     LIST_FIELDS,
     And,
+    Empty,
     MatchAll,
     Node,
     Not,
@@ -59,6 +60,8 @@ def matches(node: Node, doc: AnalyzedArticle) -> bool:
     """True when the article satisfies the query; matched leaves are appended to `doc.matched`."""
     if isinstance(node, MatchAll):
         return True
+    if isinstance(node, Empty):
+        return False
     if isinstance(node, And):
         return all(matches(item, doc) for item in node.items)
     if isinstance(node, Or):

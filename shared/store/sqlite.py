@@ -16,7 +16,20 @@ from typing import Any
 
 from shared.analysis import analyze
 from shared.article import Article
-from shared.query import LIST_FIELDS, And, MatchAll, Node, Not, Or, Phrase, Range, Term, format_datetime, parse_query
+from shared.query import (
+    LIST_FIELDS,
+    And,
+    Empty,
+    MatchAll,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Range,
+    Term,
+    format_datetime,
+    parse_query,
+)
 from shared.store import IndexFailure, TransientStoreError
 
 _SCHEMA = """
@@ -132,7 +145,7 @@ def to_sql(node: Node) -> tuple[str, list[Any]]:
     """Translate a query tree into a WHERE clause over `articles a`, with its parameters."""
     if isinstance(node, MatchAll):
         return "1", []
-    if isinstance(node, Or) and not node.items:
+    if isinstance(node, Empty) or (isinstance(node, Or) and not node.items):
         return "0", []
     if isinstance(node, (And, Or)):
         parts = [to_sql(item) for item in node.items]
