@@ -44,7 +44,13 @@ app.conf.update(
     task_default_queue=PIPELINE_QUEUE,
     task_routes={},
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+    broker_transport_options={
+        "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+        # One Redis list per priority 0..9, read in order (0 first): lets a batch finish
+        # its chain before the next batch starts it (see services/worker/chain.py).
+        "priority_steps": list(range(10)),
+        "queue_order_strategy": "priority",
+    },
     worker_hijack_root_logger=False,
     task_time_limit=600,
     task_soft_time_limit=540,

@@ -11,7 +11,14 @@ from shared.article import Article
 
 
 def enqueue_batch(articles: Sequence[Article], run_id: str | None = None) -> None:
-    """Send one batch through dedupe → clean → tag → index → match alerts, as one chain."""
+    """Send one batch through dedupe → clean → tag → index → match alerts, as one chain.
+
+    Later steps get higher priority (in Redis, 0 is the highest): a queue is first in, first
+    out, so without it the second step of the first batch would wait behind the first step
+    of every batch dropped after it, and nothing would be searchable until all were.
+    """
     batch = {"run": run_id, "articles": [article.to_message() for article in articles]}
-    first, *rest = CHAIN_TASKS
-    chain(first.s(batch), *(task.s() for task in rest)).apply_async()
+    last = len(CHAIN_TASKS) - 1
+    signatures = [task.s().set(priority=last - position) for position, task in enumerate(CHAIN_TASKS)]
+    signatures[0] = CHAIN_TASKS[0].s(batch).set(priority=last)
+    chain(*signatures).apply_async()

@@ -26,6 +26,12 @@ SHINGLE_WORDS = 3
 MIN_WORDS_FOR_NEAR = 12  # shorter texts have too few shingles to compare meaningfully
 MIN_WORDS_FOR_CONTENT_HASH = 8
 
+_ADD_TO_BUCKETS = """
+for _, key in ipairs(KEYS) do
+    redis.call('SADD', key, ARGV[1])
+    redis.call('EXPIRE', key, ARGV[2])
+end
+"""
 _TEMPLATE = MinHash(num_perm=NUM_PERM, seed=7)  # permutations computed once, reused for every article
 
 
@@ -43,6 +49,10 @@ class Deduper:
     window_seconds: int
     threshold: float
 
+    def __post_init__(self) -> None:
+        # Server-side, so adding an article to its 32 buckets costs one command, not 64.
+        self._add_to_buckets = self.client.register_script(_ADD_TO_BUCKETS)
+
     def check(self, article: Article) -> Verdict:
         """Claim the article's identities; mark a near-duplicate with `duplicate_of`/`cluster_id`."""
         if self._claim_exact(article):
@@ -57,7 +67,7 @@ class Deduper:
             article.duplicate_of, article.cluster_id = original
         else:
             article.cluster_id = article.id
-        self._remember(article, signature)
+        self._remember_signature(article, signature)
         return Verdict.NEAR_DUPLICATE if original is not None else Verdict.NEW
 
     def _claim_exact(self, article: Article) -> bool:
@@ -86,11 +96,16 @@ class Deduper:
         return any(owner != mine for owner in owners)
 
     def _nearest(self, article_id: str, signature: np.ndarray) -> tuple[str, str] | None:
-        """(original id, cluster id) of the most similar earlier article above the threshold."""
+        """(original id, cluster id) of the most similar earlier article above the threshold.
+
+        One round trip reads the article's LSH buckets and adds it to them.
+        """
+        keys = [redis_keys.lsh_band(band, bucket) for band, bucket in enumerate(_buckets(signature))]
         pipe = self.client.pipeline(transaction=False)
-        for band, bucket in enumerate(_buckets(signature)):
-            pipe.smembers(redis_keys.lsh_band(band, bucket))
-        candidates = {member.decode() for members in pipe.execute() for member in members}
+        pipe.sunion(keys)
+        self._add_to_buckets(keys=keys, args=[article_id, self.window_seconds], client=pipe)
+        members, _ = pipe.execute()
+        candidates = {member.decode() for member in members}
         candidates.discard(article_id)
         if not candidates:
             return None
@@ -107,12 +122,8 @@ class Deduper:
                 best = (similarity, root.decode(), cluster.decode())
         return (best[1], best[2]) if best else None
 
-    def _remember(self, article: Article, signature: np.ndarray) -> None:
+    def _remember_signature(self, article: Article, signature: np.ndarray) -> None:
         pipe = self.client.pipeline(transaction=False)
-        for band, bucket in enumerate(_buckets(signature)):
-            key = redis_keys.lsh_band(band, bucket)
-            pipe.sadd(key, article.id)
-            pipe.expire(key, self.window_seconds)
         key = redis_keys.signature(article.id)
         pipe.hset(
             key,
