@@ -27,14 +27,7 @@ from pathlib import Path
 
 from shared.article import Article
 
-WORDS = (
-    "government minister officials said talks agreement economy market prices energy border troops "
-    "election parliament court ruling protest police city region province capital report analysts "
-    "company shares growth inflation bank rates exports imports trade deal summit leaders visit "
-    "foreign ministry statement week month year plan budget spending defence security water weather "
-    "storm flood harvest farmers workers union strike hospital health school students teachers "
-    "police investigation judge prison rights media television newspaper online users data network"
-).split()
+WORDS = ["government", "minister", "officials", "said", "talks", "agreement", "economy", "market", "prices", "energy", "border", "troops", "election", "parliament", "court", "ruling", "protest", "police", "city", "region", "province", "capital", "report", "analysts", "company", "shares", "growth", "inflation", "bank", "rates", "exports", "imports", "trade", "deal", "summit", "leaders", "visit", "foreign", "ministry", "statement", "week", "month", "year", "plan", "budget", "spending", "defence", "security", "water", "weather", "storm", "flood", "harvest", "farmers", "workers", "union", "strike", "hospital", "health", "school", "students", "teachers", "police", "investigation", "judge", "prison", "rights", "media", "television", "newspaper", "online", "users", "data", "network"]
 TOPICAL = [
     "North Korea test-fired a ballistic missile on {day}, officials in Seoul said.",
     "The United Nations discussed new sanctions on Pyongyang after the launch.",
