@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     remove.set_defaults(handler=cmd_subscriptions_remove)
 
+    health = commands.add_parser("health", help="exit 0 when Redis and the store answer (for health checks)")
+    health.set_defaults(handler=cmd_health)
+
     dead = commands.add_parser("dead-letters", help="articles and alerts that could not be processed, and why")
     dead.add_argument("--limit", type=int, default=20)
     dead.add_argument("--json", action="store_true")
@@ -256,6 +259,25 @@ def cmd_subscriptions_remove(args: argparse.Namespace, settings: Settings) -> in
     if not remove_subscription(_redis(settings), args.name):
         raise UserError(f"no subscription named {args.name!r}")
     print(f"subscription {args.name!r} removed")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.store import open_store
+
+    problems = []
+    try:
+        _redis(settings).ping()
+    except Exception as error:  # any failure means unhealthy; say which
+        problems.append(f"redis: {error}")
+    try:
+        open_store(settings).count("*")
+    except Exception as error:
+        problems.append(f"store: {error}")
+    if problems:
+        print("unhealthy: " + "; ".join(problems), file=sys.stderr)
+        return 1
+    print("healthy")
     return 0
 
 

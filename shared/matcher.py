@@ -2,7 +2,7 @@
 
 The semantics are those of the SQLite store's translation of the same tree (shared
 analyzer, phrases on consecutive tokens, `~N` as a window, keyword fields compared
-case-insensitively), so a subscription fires exactly on the articles a search would find.
+exactly), so a subscription fires exactly on the articles a search would find.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from shared.analysis import analyze
 from shared.article import Article
 from shared.query import (
     LIST_FIELDS,
+    SCALAR_FIELDS,
     And,
     Empty,
     MatchAll,
@@ -45,10 +46,10 @@ class AnalyzedArticle:
                 if token is not None:
                     index[token].append(position)
             positions[name] = dict(index)
-        keywords = {name: {value.casefold() for value in getattr(article, name)} for name in LIST_FIELDS}
-        for name in ("source", "lang", "url", "cluster_id", "duplicate_of", "id"):
+        keywords = {name: set(getattr(article, name)) for name in LIST_FIELDS}
+        for name in SCALAR_FIELDS:
             value = getattr(article, name)
-            keywords[name] = {value.casefold()} if value else set()
+            keywords[name] = {value} if value else set()
         dates = {
             "published_at": format_datetime(article.published_at) if article.published_at else None,
             "ingested_at": format_datetime(article.ingested_at),

@@ -26,6 +26,15 @@ DATE_FIELDS = ("published_at", "ingested_at")
 KNOWN_FIELDS = TEXT_FIELDS + KEYWORD_FIELDS + DATE_FIELDS
 
 
+# Keyword values with one canonical case, so `countries:kp` finds KP in every store. Other
+# keyword fields (people, organizations, source, …) compare exactly, as Elasticsearch does.
+CANONICAL_CASE = {"countries": str.upper, "tags": str.lower, "lang": str.lower}
+
+
+def _keyword_value(field: str, value: str) -> str:
+    return CANONICAL_CASE.get(field, str)(value)
+
+
 class QueryError(ValueError):
     """A query that cannot be parsed or names an unknown field; the message says which."""
 
@@ -184,7 +193,7 @@ def _word(field: str | None, raw: str) -> Node:
     if prefix and field not in KEYWORD_FIELDS and not _ONE_WORD.fullmatch(value):
         raise QueryError(f"a wildcard needs a single word before it: {raw!r}")
     if field in KEYWORD_FIELDS:
-        return Term(field, value.casefold(), prefix)
+        return Term(field, _keyword_value(field, value), prefix)
     if prefix:
         return Term(field, value.lower(), True)
     return _analyzed(field, value)
@@ -201,7 +210,7 @@ def _exists(field: str | None) -> Node:
 
 def _phrase(field: str | None, text: str) -> Node:
     if field in KEYWORD_FIELDS:
-        return Term(field, text.casefold())
+        return Term(field, _keyword_value(field, text))
     if field in DATE_FIELDS:
         return _word(field, text)
     return _analyzed(field, text)
@@ -259,3 +268,23 @@ def _date_bound(value: str, *, end: bool = False) -> str:
 def format_datetime(moment: datetime) -> str:
     """The one sortable text form of a time that stores and ranges compare."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def elasticsearch_query_text(text: str) -> str:
+    """The query as Elasticsearch should receive it: keyword values put in their canonical
+    case (`countries:kp` → `countries:KP`), everything else as the user typed it."""
+    try:
+        parsed = parser.parse(text)
+    except (ParseError, TypeError, ValueError):
+        return text
+    _canonicalize(parsed, None)
+    return str(parsed)
+
+
+def _canonicalize(node: tree.Item, field: str | None) -> None:
+    if isinstance(node, tree.SearchField):
+        field = node.name
+    if field in CANONICAL_CASE and isinstance(node, (tree.Word, tree.Phrase)):
+        node.value = _keyword_value(field, node.value)
+    for child in node.children:
+        _canonicalize(child, field)

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
         pattern=r"^[a-z0-9][a-z0-9_-]*$",
         description="Prefix of Elasticsearch index, template and alias names.",
     )
+    index_rollover_max_age: str = Field(
+        default="30d", pattern=r"^\d+[dh]$", description="Roll the articles index over after this age (ILM)."
+    )
+    index_rollover_max_shard_size: str = Field(
+        default="50gb",
+        pattern=r"^\d+(gb|mb)$",
+        description="Roll the articles index over at this primary shard size (ILM).",
+    )
+    index_retention_days: int = Field(
+        default=730, ge=1, description="Delete rolled-over article indices this long after rollover (ILM)."
+    )
 
     data_dir: Path = Field(
         default=Path("wirewatch-data"),

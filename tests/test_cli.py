@@ -88,3 +88,9 @@ def test_subscriptions_can_be_listed_and_removed(home: Path) -> None:
     assert wirewatch(home, "subscriptions", "remove", "a").returncode == 0
     missing = wirewatch(home, "subscriptions", "remove", "a")
     assert missing.returncode == 2 and "no subscription named 'a'" in missing.stderr
+
+
+def test_health_reports_redis_and_store(home: Path) -> None:
+    result = wirewatch(home, "health")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "healthy"

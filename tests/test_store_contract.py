@@ -78,7 +78,9 @@ QUERIES = [
     ("countries:KP", {"launch", "copy"}),
     ("countries:kp AND NOT duplicate_of:*", {"launch"}),
     ('people:"Kim Jong Un"', {"launch"}),
-    ('organizations:"united nations"', {"launch"}),
+    ('organizations:"United Nations"', {"launch"}),
+    ('people:"kim jong un"', set()),  # names compare exactly, as keywords do in Elasticsearch
+    ("tags:SANCTIONS", {"launch"}),  # tags, countries and lang have one canonical case
     ('source:"Example News"', {"launch", "summit"}),
     ("lang:en AND tags:diplomacy", {"summit"}),
     ("published_at:[2026-01-01 TO 2026-12-31]", {"launch", "copy"}),

@@ -6,7 +6,7 @@ default. Both take the same Lucene-syntax queries and pass the same contract tes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,11 +37,19 @@ class Store(Protocol):
     def get(self, article_id: str) -> Article | None:
         """One article by id."""
 
-    def search(self, query: str, limit: int = 20) -> list[Article]:
-        """Articles matching a Lucene-syntax query, newest first."""
+    def search(self, query: str, limit: int = 20, sort: str = "date") -> list[Article]:
+        """Articles matching a Lucene-syntax query, newest first (`sort="relevance"`: best first)."""
 
     def count(self, query: str = "*") -> int:
         """How many articles match."""
+
+    def facets(
+        self, query: str = "*", fields: Sequence[str] = ("tags",), size: int = 10
+    ) -> dict[str, list[tuple[str, int]]]:
+        """The most frequent values of keyword fields among matching articles, with counts."""
+
+    def rebuild(self, transform: Callable[[Article], Article], progress: Callable[[int, int], None]) -> int:
+        """Rewrite every stored article through `transform`, all or nothing; returns how many."""
 
     def refresh(self) -> None:
         """Make everything indexed so far searchable now (tests and `run --once`)."""
@@ -53,9 +61,9 @@ class Store(Protocol):
 def open_store(settings: Settings) -> Store:
     """The Elasticsearch store when a URL is configured, else the embedded SQLite store."""
     if settings.elasticsearch_url:
-        from shared.store.elastic import ElasticsearchStore, elasticsearch_client
+        from shared.store.elastic import ElasticsearchStore, elasticsearch_client, lifecycle_from
 
-        return ElasticsearchStore(elasticsearch_client(settings), settings.index_prefix)
+        return ElasticsearchStore(elasticsearch_client(settings), settings.index_prefix, lifecycle_from(settings))
     from shared.store.sqlite import SqliteStore
 
     return SqliteStore(settings.data_dir / "articles.sqlite3")

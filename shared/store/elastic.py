@@ -1,25 +1,32 @@
 """The production store: Elasticsearch through the official client.
 
-Writes go to a write alias (`<prefix>-articles`) over numbered indices created from an index
-template, so indices can be rolled over and rebuilt without clients noticing.
+Writes go through the write alias `<prefix>-articles` over numbered indices
+(`<prefix>-articles-000001`, …) made from one index template, so the index lifecycle policy
+can roll the alias over and `rebuild` can swap in a new index without clients noticing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, helpers
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 from elasticsearch import ConnectionError as EsConnectionError
 
 from shared.article import Article
-from shared.query import parse_query
+from shared.query import elasticsearch_query_text, parse_query
 from shared.settings import Settings
 from shared.store import IndexFailure, TransientStoreError
+from shared.store.lifecycle import Lifecycle
 from shared.store.mapping import ARTICLE_MAPPING, INDEX_SETTINGS, limit_document
 
-_BULK_CHUNK_DOCS = 500
-_BULK_CHUNK_BYTES = 10 * 1024 * 1024
+log = logging.getLogger(__name__)
+
+BULK_CHUNK_DOCS = 500
+BULK_CHUNK_BYTES = 10 * 1024 * 1024
+_GENERATION = re.compile(r"-(\d+)$")
 
 
 def elasticsearch_client(settings: Settings, **options: Any) -> Elasticsearch:
@@ -41,78 +48,133 @@ def elasticsearch_client(settings: Settings, **options: Any) -> Elasticsearch:
     )
 
 
+def lifecycle_from(settings: Settings) -> Lifecycle:
+    return Lifecycle(
+        max_age=settings.index_rollover_max_age,
+        max_primary_shard_size=settings.index_rollover_max_shard_size,
+        retention_days=settings.index_retention_days,
+    )
+
+
 class ElasticsearchStore:
     """Articles in Elasticsearch, written through the `<prefix>-articles` alias."""
 
-    def __init__(self, client: Elasticsearch, prefix: str) -> None:
+    def __init__(self, client: Elasticsearch, prefix: str, lifecycle: Lifecycle | None = None) -> None:
         self.client = client
         self.alias = f"{prefix}-articles"
-        self.template = f"{prefix}-articles"
+        self.template = self.policy = self.alias
+        self.lifecycle = lifecycle or Lifecycle()
+
+    # -- setup -----------------------------------------------------------------------------
 
     def setup(self) -> None:
+        """Create (or update) the lifecycle policy, the index template and, on first run, the
+        first index behind the write alias. Safe to run at every start."""
+        settings = dict(INDEX_SETTINGS)
+        if self._put_lifecycle_policy():
+            settings.update(Lifecycle.index_settings(self.policy, self.alias))
         self.client.indices.put_index_template(
             name=self.template,
             index_patterns=[f"{self.alias}-*"],
-            template={"settings": INDEX_SETTINGS, "mappings": ARTICLE_MAPPING},
+            template={"settings": settings, "mappings": ARTICLE_MAPPING},
             priority=100,
         )
         if not self.client.indices.exists_alias(name=self.alias):
-            self.client.indices.create(
-                index=f"{self.alias}-000001",
-                aliases={self.alias: {"is_write_index": True}},
-            )
+            self.client.indices.create(index=f"{self.alias}-000001", aliases={self.alias: {"is_write_index": True}})
+
+    def _put_lifecycle_policy(self) -> bool:
+        try:
+            self.client.ilm.put_lifecycle(name=self.policy, policy=self.lifecycle.policy())
+        except ApiError as error:
+            if error.status_code in (400, 404, 405) and "no handler" in str(error):
+                log.warning(
+                    "this server has no index lifecycle management; %s will not roll over or expire", self.alias
+                )
+                return False
+            raise
+        return True
+
+    # -- writing ---------------------------------------------------------------------------
 
     def index(self, articles: Sequence[Article]) -> list[IndexFailure]:
-        actions = (
-            {"_op_type": "index", "_index": self.alias, "_id": a.id, "_source": limit_document(a.to_document())}
-            for a in articles
-        )
-        failures: list[IndexFailure] = []
         try:
-            for ok, item in helpers.streaming_bulk(
-                self.client,
-                actions,
-                chunk_size=_BULK_CHUNK_DOCS,
-                max_chunk_bytes=_BULK_CHUNK_BYTES,
-                raise_on_error=False,
-                max_retries=3,  # 429s are retried by the helper with backoff
-                initial_backoff=1,
-            ):
-                if not ok:
-                    result = item.get("index", {})
-                    status = int(result.get("status", 500))
-                    failures.append(
-                        IndexFailure(
-                            str(result.get("_id")), _reason(result.get("error")), status == 429 or status >= 500
-                        )
-                    )
+            located = self._locate([article.id for article in articles])
+            actions = (
+                {
+                    "_op_type": "index",
+                    # An article already stored in a rolled-over index is replaced there, so a
+                    # re-delivery or an update never leaves a second copy in the new write index.
+                    "_index": located.get(article.id, self.alias),
+                    "_id": article.id,
+                    "_source": limit_document(article.to_document()),
+                }
+                for article in articles
+            )
+            return self._bulk(actions)
         except EsConnectionError as error:
             raise TransientStoreError(f"Elasticsearch unreachable: {error}") from error
         except ApiError as error:
             if error.status_code == 429 or error.status_code >= 500:
                 raise TransientStoreError(f"Elasticsearch overloaded: {error}") from error
             raise
+
+    def _locate(self, ids: list[str]) -> dict[str, str]:
+        """The concrete index of each id already stored under the alias."""
+        if not ids:
+            return {}
+        found = self.client.search(index=self.alias, query={"ids": {"values": ids}}, source=False, size=len(ids))
+        return {hit["_id"]: hit["_index"] for hit in found["hits"]["hits"]}
+
+    def _bulk(self, actions: Any) -> list[IndexFailure]:
+        failures: list[IndexFailure] = []
+        for ok, item in helpers.streaming_bulk(
+            self.client,
+            actions,
+            chunk_size=BULK_CHUNK_DOCS,
+            max_chunk_bytes=BULK_CHUNK_BYTES,
+            raise_on_error=False,  # collect per-document errors; one bad article stops nothing
+            max_retries=3,  # documents refused with 429 are retried with backoff
+            initial_backoff=1,
+        ):
+            if not ok:
+                result = item.get("index", {})
+                status = int(result.get("status", 500))
+                failures.append(
+                    IndexFailure(str(result.get("_id")), _reason(result.get("error")), status == 429 or status >= 500)
+                )
         return failures
+
+    # -- reading ---------------------------------------------------------------------------
 
     def get(self, article_id: str) -> Article | None:
         found = self.client.search(index=self.alias, query={"ids": {"values": [article_id]}}, size=1)
         hits = found["hits"]["hits"]
         return Article.model_validate(hits[0]["_source"]) if hits else None
 
-    def search(self, query: str, limit: int = 20) -> list[Article]:
-        found = self.client.search(
-            index=self.alias,
-            query=self._query(query),
-            size=limit,
-            sort=[
-                {"published_at": {"order": "desc", "missing": "_last"}},
-                {"ingested_at": {"order": "desc"}},
-            ],
-        )
+    def search(self, query: str, limit: int = 20, sort: str = "date") -> list[Article]:
+        order: list[Any] = [
+            {"published_at": {"order": "desc", "missing": "_last"}},
+            {"ingested_at": {"order": "desc"}},
+        ]
+        if sort == "relevance":
+            order = ["_score", *order]
+        found = self.client.search(index=self.alias, query=self._query(query), size=limit, sort=order)
         return [Article.model_validate(hit["_source"]) for hit in found["hits"]["hits"]]
 
     def count(self, query: str = "*") -> int:
         return int(self.client.count(index=self.alias, query=self._query(query))["count"])
+
+    def facets(
+        self, query: str = "*", fields: Sequence[str] = ("tags",), size: int = 10
+    ) -> dict[str, list[tuple[str, int]]]:
+        aggregations = {field: {"terms": {"field": field, "size": size}} for field in fields}
+        found = self.client.search(index=self.alias, query=self._query(query), size=0, aggregations=aggregations)
+        return {
+            field: [
+                (str(bucket["key"]), int(bucket["doc_count"])) for bucket in found["aggregations"][field]["buckets"]
+            ]
+            for field in fields
+        }
 
     def refresh(self) -> None:
         self.client.indices.refresh(index=self.alias)
@@ -127,11 +189,84 @@ class ElasticsearchStore:
             return {"match_all": {}}
         return {
             "query_string": {
-                "query": text,
+                "query": elasticsearch_query_text(text),
                 "fields": ["title", "text"],
                 "default_operator": "AND",
             }
         }
+
+    # -- rebuilding ------------------------------------------------------------------------
+
+    def rebuild(self, transform: Callable[[Article], Article], progress: Callable[[int, int], None]) -> int:
+        """Copy every article into a new index through `transform`, then swap the alias to it in
+        one step and delete the old indices. On any failure the new index is deleted and the
+        live one is left as it was. Returns the number of articles copied."""
+        old = list(self.client.indices.get_alias(name=self.alias))
+        new = f"{self.alias}-{self._next_generation(old):06d}"
+        self.client.indices.create(index=new)  # mapping and settings come from the template
+        try:
+            total = self.count("*")
+            copied = 0
+            for chunk in _chunks(self._scan(), BULK_CHUNK_DOCS):
+                actions = [
+                    {
+                        "_op_type": "index",
+                        "_index": new,
+                        "_id": a.id,
+                        "_source": limit_document(transform(a).to_document()),
+                    }
+                    for a in chunk
+                ]
+                failures = self._bulk(actions)
+                if failures:
+                    raise RuntimeError(f"{len(failures)} articles refused by the new index: {failures[0].reason}")
+                copied += len(chunk)
+                progress(copied, total)
+            swap: list[dict[str, Any]] = [{"remove": {"index": index, "alias": self.alias}} for index in old]
+            swap.append({"add": {"index": new, "alias": self.alias, "is_write_index": True}})
+            self.client.indices.update_aliases(actions=swap)  # one request: searches never see a gap
+        except BaseException:
+            self.client.indices.delete(index=new, ignore_unavailable=True)
+            raise
+        for index in old:
+            self.client.indices.delete(index=index, ignore_unavailable=True)
+        return copied
+
+    def _scan(self) -> Iterator[Article]:
+        after: list[Any] | None = None
+        while True:
+            page = self.client.search(
+                index=self.alias,
+                query={"match_all": {}},
+                sort=[{"id": "asc"}],
+                size=BULK_CHUNK_DOCS,
+                search_after=after,
+            )
+            hits = page["hits"]["hits"]
+            if not hits:
+                return
+            for hit in hits:
+                yield Article.model_validate(hit["_source"])
+            after = hits[-1]["sort"]
+
+    def _next_generation(self, indices: list[str]) -> int:
+        try:
+            existing = list(self.client.indices.get(index=f"{self.alias}-*"))
+        except NotFoundError:
+            existing = []
+        numbers = [int(match.group(1)) for name in existing + indices if (match := _GENERATION.search(name))]
+        return max(numbers, default=0) + 1
+
+
+def _chunks(articles: Iterator[Article], size: int) -> Iterator[list[Article]]:
+    chunk: list[Article] = []
+    for article in articles:
+        chunk.append(article)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _reason(error: Any) -> str:

@@ -11,8 +11,9 @@ MAX_KEYWORD_CHARS = 1024
 MAX_LIST_ITEMS = 200
 """At most this many tags, countries, people or organizations per article."""
 
-_KEYWORD = {"type": "keyword", "normalizer": "folded", "ignore_above": MAX_KEYWORD_CHARS}
-_TEXT = {"type": "text", "analyzer": "english"}
+_KEYWORD = {"type": "keyword", "ignore_above": MAX_KEYWORD_CHARS}
+# Stemmed for search; `.exact` keeps every word as written, for exact phrases in Kibana.
+_TEXT = {"type": "text", "analyzer": "english", "fields": {"exact": {"type": "text", "analyzer": "standard"}}}
 _DATE = {"type": "date", "ignore_malformed": True}
 
 ARTICLE_MAPPING: dict[str, Any] = {
@@ -42,11 +43,8 @@ ARTICLE_MAPPING: dict[str, Any] = {
 
 INDEX_SETTINGS: dict[str, Any] = {
     "number_of_shards": 1,
+    # A new article is searchable within a second; no request ever forces a refresh.
     "refresh_interval": "1s",
-    "analysis": {
-        # Keyword values compare case-insensitively, as `countries:kp` should find KP.
-        "normalizer": {"folded": {"type": "custom", "filter": ["lowercase"]}},
-    },
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,18 +109,73 @@ class SqliteStore:
         row = self._db.execute("SELECT doc FROM articles WHERE id = ?", (article_id,)).fetchone()
         return Article.model_validate_json(row[0]) if row else None
 
-    def search(self, query: str, limit: int = 20) -> list[Article]:
+    def search(self, query: str, limit: int = 20, sort: str = "date") -> list[Article]:
+        node = parse_query(query)
+        where, params = to_sql(node)
+        by_date = "a.published_at IS NULL, a.published_at DESC, a.ingested_at DESC"
+        ranking = _ranking_expression(node) if sort == "relevance" else None
+        if ranking is None:
+            sql = f"SELECT a.doc FROM articles a WHERE {where} ORDER BY {by_date} LIMIT ?"
+            arguments: tuple[Any, ...] = (*params, limit)
+        else:
+            # bm25() is lower for better matches; articles matching only non-text clauses sort last.
+            sql = (
+                "SELECT a.doc FROM articles a LEFT JOIN (SELECT rowid, bm25(articles_fts) AS rank "
+                "FROM articles_fts WHERE articles_fts MATCH ?) r ON r.rowid = a.rowid "
+                f"WHERE {where} ORDER BY r.rank IS NULL, r.rank, {by_date} LIMIT ?"
+            )
+            arguments = (ranking, *params, limit)
+        return [Article.model_validate_json(row[0]) for row in self._db.execute(sql, arguments).fetchall()]
+
+    def facets(
+        self, query: str = "*", fields: Sequence[str] = ("tags",), size: int = 10
+    ) -> dict[str, list[tuple[str, int]]]:
         where, params = to_sql(parse_query(query))
-        rows = self._db.execute(
-            f"SELECT a.doc FROM articles a WHERE {where} "
-            "ORDER BY a.published_at IS NULL, a.published_at DESC, a.ingested_at DESC LIMIT ?",
-            (*params, limit),
-        ).fetchall()
-        return [Article.model_validate_json(row[0]) for row in rows]
+        result = {}
+        for field in fields:
+            if field in LIST_FIELDS:
+                source = f"articles a, json_each(a.doc, '$.{field}') v WHERE {where}"
+                value = "v.value"
+            else:
+                source = f"articles a WHERE {where} AND json_extract(a.doc, '$.{field}') IS NOT NULL"
+                value = f"json_extract(a.doc, '$.{field}')"
+            rows = self._db.execute(
+                f"SELECT {value} AS k, count(*) AS n FROM {source} GROUP BY k ORDER BY n DESC, k LIMIT ?",
+                (*params, size),
+            ).fetchall()
+            result[field] = [(str(key), int(count)) for key, count in rows]
+        return result
 
     def count(self, query: str = "*") -> int:
         where, params = to_sql(parse_query(query))
         return int(self._db.execute(f"SELECT count(*) FROM articles a WHERE {where}", params).fetchone()[0])
+
+    def rebuild(self, transform: Callable[[Article], Article], progress: Callable[[int, int], None]) -> int:
+        """Rewrite every article through `transform` in one transaction: all or nothing."""
+        db = self._db
+        total = int(db.execute("SELECT count(*) FROM articles").fetchone()[0])
+        ids = [row[0] for row in db.execute("SELECT id FROM articles ORDER BY rowid")]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for done, article_id in enumerate(ids, 1):
+                row = db.execute("SELECT rowid, doc FROM articles WHERE id = ?", (article_id,)).fetchone()
+                article = transform(Article.model_validate_json(row[1]))
+                db.execute(
+                    "UPDATE articles SET doc = ? WHERE rowid = ?",
+                    (json.dumps(article.to_document(), ensure_ascii=False), row[0]),
+                )
+                db.execute("DELETE FROM articles_fts WHERE rowid = ?", (row[0],))
+                db.execute(
+                    "INSERT INTO articles_fts (rowid, title, text) VALUES (?, ?, ?)",
+                    (row[0], _fts_text(article.title), _fts_text(article.text)),
+                )
+                if done % 500 == 0 or done == total:
+                    progress(done, total)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return total
 
     def refresh(self) -> None:
         """Nothing to do: a committed row is searchable at once."""
@@ -178,13 +233,28 @@ def _fts_expression(node: Term | Phrase) -> str:
 
 
 def _keyword_sql(node: Term) -> tuple[str, list[Any]]:
-    comparison = "lower(value) GLOB ?" if node.prefix else "lower(value) = ?"
+    comparison = "value GLOB ?" if node.prefix else "value = ?"
     value = _glob_escape(node.value) + "*" if node.prefix else node.value
     if node.field in LIST_FIELDS:
         return f"EXISTS (SELECT 1 FROM json_each(a.doc, '$.{node.field}') WHERE {comparison})", [value]
     # coalesce: a missing value is "no match", never SQL's NULL, which NOT would keep NULL.
     column = f"json_extract(a.doc, '$.{node.field}')"
     return f"coalesce({comparison.replace('value', column)}, 0)", [value]
+
+
+def _ranking_expression(node: Node) -> str | None:
+    """An FTS5 expression OR-ing the query's positive text clauses, for bm25 ranking."""
+    leaves: list[str] = []
+
+    def collect(item: Node) -> None:
+        if isinstance(item, (And, Or)):
+            for child in item.items:
+                collect(child)
+        elif isinstance(item, Phrase) or (isinstance(item, Term) and item.field in (None, "title", "text")):
+            leaves.append(_fts_expression(item))
+
+    collect(node)
+    return " OR ".join(f"({leaf})" for leaf in leaves) if leaves else None
 
 
 def _glob_escape(value: str) -> str:
