@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=20)
     search.add_argument("--json", action="store_true", help="one JSON object per line")
+    search.add_argument("--sort", choices=["date", "relevance"], default="date")
     search.set_defaults(handler=cmd_search)
 
     subs = commands.add_parser("subscriptions", help="keyword alert subscriptions")
@@ -82,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
     remove = actions.add_parser("remove", help="remove a subscription")
     remove.add_argument("name")
     remove.set_defaults(handler=cmd_subscriptions_remove)
+
+    stats = commands.add_parser("stats", help="counts of stored articles by tag, country, source and language")
+    stats.add_argument("query", nargs="?", default="*", help="only articles matching this query")
+    stats.add_argument("--top", type=int, default=10, help="values shown per field")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(handler=cmd_stats)
+
+    reindex = commands.add_parser(
+        "reindex", help="rebuild the store; --retag re-runs clean and tag with the current taxonomy"
+    )
+    reindex.add_argument("--retag", action="store_true")
+    reindex.set_defaults(handler=cmd_reindex)
 
     health = commands.add_parser("health", help="exit 0 when Redis and the store answer (for health checks)")
     health.set_defaults(handler=cmd_health)
@@ -210,7 +223,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from shared.store import open_store
 
     try:
-        articles = open_store(settings).search(args.query, limit=args.limit)
+        articles = open_store(settings).search(args.query, limit=args.limit, sort=args.sort)
     except QueryError as error:
         raise UserError(str(error)) from None
     for article in articles:
@@ -259,6 +272,44 @@ def cmd_subscriptions_remove(args: argparse.Namespace, settings: Settings) -> in
     if not remove_subscription(_redis(settings), args.name):
         raise UserError(f"no subscription named {args.name!r}")
     print(f"subscription {args.name!r} removed")
+    return 0
+
+
+STATS_FIELDS = ("tags", "countries", "people", "organizations", "source", "lang")
+
+
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.query import QueryError
+    from shared.store import open_store
+
+    store = open_store(settings)
+    try:
+        total = store.count(args.query)
+        facets = store.facets(args.query, STATS_FIELDS, size=args.top)
+    except QueryError as error:
+        raise UserError(str(error)) from None
+    if args.json:
+        print(json.dumps({"articles": total, **{field: dict(values) for field, values in facets.items()}}))
+        return 0
+    print(f"articles  {total}")
+    for field, values in facets.items():
+        print(f"\n{field}")
+        for value, count in values:
+            print(f"  {count:>8}  {value}")
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from services.worker.reindex import ReindexBusy, reindex
+
+    def show(done: int, total: int) -> None:
+        print(f"\rreindex: {done}/{total} articles", end="", file=sys.stderr, flush=True)
+
+    try:
+        copied = reindex(settings, retag=args.retag, progress=show)
+    except ReindexBusy as error:
+        raise UserError(str(error)) from None
+    print(f"\nreindexed {copied} articles" + (" with the current taxonomy" if args.retag else ""), file=sys.stderr)
     return 0
 
 

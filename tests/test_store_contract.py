@@ -141,3 +141,43 @@ def test_get_returns_the_whole_article(loaded):
 def test_bad_queries_raise_a_readable_error(loaded, bad):
     with pytest.raises(QueryError):
         loaded.search(bad)
+
+
+def test_facets_count_keyword_values_among_matching_articles(loaded):
+    facets = loaded.facets("*", ("countries", "tags", "source"), size=5)
+    assert facets["countries"][:2] == [("KP", 2), ("KR", 2)]
+    assert dict(facets["tags"]) == {"missile-test": 1, "military": 2, "sanctions": 1, "diplomacy": 1}
+    assert facets["source"][0] == ("Example News", 2)
+    assert loaded.facets("title:summit", ("countries",))["countries"] == [("ES", 1), ("UA", 1)]
+
+
+def test_relevance_puts_the_best_match_first(loaded):
+    ranked = loaded.search("missile OR intercontinental OR ballistic", sort="relevance", limit=10)
+    assert names(ranked[:1]) <= {"launch", "copy"}
+    assert names(ranked[-1:]) == {"undated"}
+
+
+def test_rebuild_rewrites_every_article_through_the_transform(loaded):
+    progress = []
+    assert (
+        loaded.rebuild(
+            lambda a: a.model_copy(update={"tags": [*a.tags, "reviewed"]}), lambda d, t: progress.append((d, t))
+        )
+        == 5
+    )
+    loaded.refresh()
+    assert progress[-1] == (5, 5)
+    assert loaded.count("tags:reviewed") == 5
+    assert loaded.count("missile") == 3  # the text index was rebuilt too
+
+
+def test_a_failed_rebuild_changes_nothing(loaded):
+    def fail_on_summit(article):
+        if "summit" in article.title.lower():
+            raise RuntimeError("bad rule")
+        return article.model_copy(update={"tags": ["changed"]})
+
+    with pytest.raises(RuntimeError):
+        loaded.rebuild(fail_on_summit, lambda d, t: None)
+    loaded.refresh()
+    assert loaded.count("tags:changed") == 0 and loaded.count("*") == 5
