@@ -15,7 +15,9 @@ FRENCH = "Les élèves du lycée ont été reçus à l'hôtel de ville mercredi 
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        pytest.param(b"Port workers end strike after three days\n", "Port workers end strike after three days\n", id="ascii"),
+        pytest.param(
+            b"Port workers end strike after three days\n", "Port workers end strike after three days\n", id="ascii"
+        ),
         pytest.param(
             "Café owners in Zürich protest the new terrace tax".encode(),
             "Café owners in Zürich protest the new terrace tax",
@@ -55,22 +57,13 @@ def test_common_encodings_decode_to_the_original_text(data: bytes, expected: str
     [
         pytest.param(
             "Grève générale à Genève",
-            marks=pytest.mark.xfail(
-                reason="bug: short Latin-1 text with >15% accented bytes goes to charset_normalizer, "
-                "which picks a Central-European code page ('Grčve générale ŕ Genčve')",
-                strict=True,
-            ),
             id="greve-generale",
         ),
         pytest.param(
             "Déjà vu à Besançon",
-            marks=pytest.mark.xfail(
-                reason="bug: short Latin-1 text with >15% accented bytes is misdecoded ('Déjŕ vu ŕ Besançon')",
-                strict=True,
-            ),
             id="deja-vu",
         ),
-        pytest.param("Hausse des prix à l'été", id="under-threshold"),  # just under 15% accented bytes
+        pytest.param("Hausse des prix à l'été", id="few-accents"),
     ],
 )
 def test_a_short_latin_1_french_headline_keeps_its_accents(headline: str) -> None:
@@ -80,7 +73,9 @@ def test_a_short_latin_1_french_headline_keeps_its_accents(headline: str) -> Non
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        pytest.param(b"Bridge reopens\r\nTraffic flows again.\r\n", "Bridge reopens\nTraffic flows again.\n", id="crlf"),
+        pytest.param(
+            b"Bridge reopens\r\nTraffic flows again.\r\n", "Bridge reopens\nTraffic flows again.\n", id="crlf"
+        ),
         pytest.param(b"Bridge reopens\rTraffic flows again.\r", "Bridge reopens\nTraffic flows again.\n", id="lone-cr"),
         pytest.param(b"One\r\nTwo\rThree\nFour", "One\nTwo\nThree\nFour", id="mixed"),
         pytest.param(b"Blank lines\r\n\r\nstay", "Blank lines\n\nstay", id="crlf-blank-line"),
@@ -102,26 +97,14 @@ def test_line_ends_become_newlines(data: bytes, expected: str) -> None:
         pytest.param(b"\r\n\t \n\x0c", id="whitespace-and-line-ends"),
         pytest.param(
             codecs.BOM_UTF8,
-            marks=pytest.mark.xfail(
-                reason="bug: a file holding only a UTF-8 BOM passes the raw-bytes emptiness check and decodes to ''",
-                strict=True,
-            ),
             id="utf-8-bom-only",
         ),
         pytest.param(
             codecs.BOM_UTF8 + b" \r\n",
-            marks=pytest.mark.xfail(
-                reason="bug: BOM + whitespace is not rejected as empty (emptiness is checked before decoding)",
-                strict=True,
-            ),
             id="utf-8-bom-and-whitespace",
         ),
         pytest.param(
             "  \n".encode("utf-16"),
-            marks=pytest.mark.xfail(
-                reason="bug: whitespace-only UTF-16 is not rejected as empty (emptiness is checked before decoding)",
-                strict=True,
-            ),
             id="utf-16-whitespace",
         ),
     ],
@@ -148,3 +131,14 @@ def test_binary_content_is_unreadable(data: bytes) -> None:
 def test_a_few_tabs_and_form_feeds_are_still_text() -> None:
     text = "Budget vote\tpostponed\fagain after a late amendment from the opposition benches."
     assert decode_text(text.encode()) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Северная Корея провела испытание баллистической ракеты в пятницу утром.", "cp1251"),
+        ("Η Βόρεια Κορέα εκτόξευσε πύραυλο σήμερα το πρωί.", "cp1253"),
+    ],
+)
+def test_legacy_non_latin_code_pages_are_detected(text: str, encoding: str) -> None:
+    assert decode_text(text.encode(encoding)) == text

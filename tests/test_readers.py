@@ -63,10 +63,6 @@ def test_an_empty_text_file_is_unreadable(tmp_path: Path) -> None:
         read_file(drop(tmp_path, "empty.txt", b" \n\n"))
 
 
-@pytest.mark.xfail(
-    reason="bug: decode_text checks emptiness on the raw bytes, so a BOM-only file becomes an empty article",
-    strict=True,
-)
 def test_a_text_file_holding_only_a_byte_order_mark_is_unreadable(tmp_path: Path) -> None:
     with pytest.raises(UnreadableFile):
         read_file(drop(tmp_path, "notepad.txt", codecs.BOM_UTF8 + b"\r\n"))
@@ -171,7 +167,11 @@ def test_a_json_list_becomes_one_article_per_item_in_order(tmp_path: Path) -> No
 
     first, second = read_file(drop(tmp_path, "batch.json", json.dumps(items)), source="desk")
 
-    assert (first.title, first.text, first.source) == ("Library extends opening hours", "Open until nine on weekdays.", "desk")
+    assert (first.title, first.text, first.source) == (
+        "Library extends opening hours",
+        "Open until nine on weekdays.",
+        "desk",
+    )
     assert second.html == "<p>New cycle lane opens on Mill Road.</p>"
     assert second.published_at == datetime(2025, 6, 3, 8, 15, tzinfo=UTC)
 

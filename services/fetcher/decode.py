@@ -26,6 +26,8 @@ def decode_text(data: bytes) -> str:
     if not data.strip():
         raise UnreadableFile("empty file")
     text = _decode(data)
+    if not text.strip():  # a byte-order mark and white space only
+        raise UnreadableFile("empty file")
     if _looks_binary(text):
         raise UnreadableFile("binary content, not text")
     return text.replace("\r\n", "\n").replace("\r", "\n")
@@ -45,9 +47,11 @@ def _decode(data: bytes) -> str:
     except UnicodeDecodeError:
         pass
     high = sum(byte >= 0x80 for byte in data) / len(data)
-    if high < 0.15:
-        # Western text: a few accented letters and typographic quotes. cp1252 is what
-        # "Latin-1" files really are; it leaves five bytes undefined, which Latin-1 takes.
+    if high < 0.4:
+        # Western text: accented letters and typographic quotes among mostly ASCII (even a
+        # short French headline stays under 40 %; Cyrillic, Greek or CJK legacy text is far
+        # above). cp1252 is what "Latin-1" files really are; it leaves five bytes undefined,
+        # which Latin-1 takes.
         try:
             return data.decode("cp1252")
         except UnicodeDecodeError:

@@ -56,7 +56,9 @@ def load_feeds(path: Path) -> list[Feed]:
         try:
             feed = Feed.model_validate(entry)
         except ValidationError as error:
-            raise FeedsFileError(f"{path}: feed {number}: {error.errors()[0]['msg']}") from None
+            problem = error.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "entry"
+            raise FeedsFileError(f"{path}: feed {number}: {where}: {problem['msg']}") from None
         if "://" not in feed.url and not Path(feed.url).is_absolute():
             feed.url = str((path.parent / feed.url).resolve())  # local feed files sit beside the list
         feeds.append(feed)

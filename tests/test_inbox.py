@@ -1,0 +1,342 @@
+"""The drop folder (InboxSource) and the Batcher that puts its deliveries on the chain."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import redis
+
+from services.fetcher.inbox import InboxSource
+from services.fetcher.service import Batcher, Enqueue
+from services.fetcher.sources import Delivery
+from shared import runs
+from shared.article import Article
+from shared.settings import Settings
+
+STORY = "Night buses return to the city centre\nThe operator restored six routes after the strike.\n"
+
+
+@pytest.fixture
+def source(settings: Settings) -> InboxSource:
+    return InboxSource(settings.inbox_dir, settings.processed_dir, settings.rejected_dir)
+
+
+def drop(path: Path, content: str | bytes, *, age: float = 600.0) -> Path:
+    """Write a file into the inbox, `age` seconds old (settled unless age is ~0)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content, "utf-8")
+    else:
+        path.write_bytes(content)
+    if age:
+        stamp = time.time() - age
+        os.utime(path, (stamp, stamp))
+    return path
+
+
+def files_under(folder: Path) -> set[str]:
+    return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
+
+
+# --- InboxSource ------------------------------------------------------------------------------
+
+
+def test_a_file_in_a_subfolder_moves_to_processed_only_after_on_enqueued(
+    source: InboxSource, settings: Settings
+) -> None:
+    dropped = drop(settings.inbox_dir / "agency" / "2025" / "buses.txt", STORY)
+
+    [delivery] = list(source.poll())
+
+    assert [article.title for article in delivery.articles] == ["Night buses return to the city centre"]
+    assert delivery.rejected == 0
+    assert dropped.exists(), "read but not yet queued: the file must stay in the inbox"
+    assert not settings.processed_dir.exists()
+
+    delivery.on_enqueued()
+
+    assert not dropped.exists()
+    moved = settings.processed_dir / "agency" / "2025" / "buses.txt"
+    assert moved.read_text("utf-8") == STORY
+    assert files_under(settings.processed_dir) == {"agency/2025/buses.txt"}
+
+
+def test_files_are_read_oldest_first(source: InboxSource, settings: Settings) -> None:
+    drop(settings.inbox_dir / "a.txt", "Newest story\nbody", age=100)
+    drop(settings.inbox_dir / "sub" / "b.txt", "Oldest story\nbody", age=300)
+    drop(settings.inbox_dir / "c.txt", "Middle story\nbody", age=200)
+
+    titles = [delivery.articles[0].title for delivery in source.poll()]
+
+    assert titles == ["Oldest story", "Middle story", "Newest story"]
+
+
+def test_an_unread_delivery_leaves_the_file_for_the_next_poll(source: InboxSource, settings: Settings) -> None:
+    drop(settings.inbox_dir / "buses.txt", STORY)
+
+    first = list(source.poll())
+    second = list(source.poll())
+
+    assert len(first) == len(second) == 1
+    assert first[0].articles[0].id == second[0].articles[0].id
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("feeds/broken.json", '{"title": "Pier closed", ', "malformed JSON"),
+        ("empty.txt", "   \n", "empty file"),
+        ("scan.pdf", b"%PDF-1.7 not really", "unsupported file type '.pdf'"),
+    ],
+)
+def test_an_unreadable_file_moves_to_rejected_with_a_reason_file(
+    source: InboxSource, settings: Settings, name: str, content: str | bytes, reason: str
+) -> None:
+    dropped = drop(settings.inbox_dir / name, content)
+
+    [delivery] = list(source.poll())
+
+    assert delivery.articles == [] and delivery.rejected == 1
+    assert not dropped.exists()
+    rejected = settings.rejected_dir / name
+    assert rejected.read_bytes() == (content.encode() if isinstance(content, str) else content)
+    note = rejected.with_name(rejected.name + ".reason").read_text("utf-8")
+    assert note.startswith(reason)
+    assert f"file: {dropped}" in note
+    assert "rejected at: " in note
+    assert files_under(settings.rejected_dir) == {name, name + ".reason"}
+    assert not settings.processed_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["buses.txt.part", "buses.tmp", "buses.TMP", "buses.json.crdownload", "buses.partial", ".DS_Store", ".buses.txt"],
+)
+def test_partial_and_hidden_files_are_left_alone(source: InboxSource, settings: Settings, name: str) -> None:
+    dropped = drop(settings.inbox_dir / "sub" / name, STORY)
+
+    assert list(source.poll()) == []
+    assert list(source.poll(settle=False)) == []
+    assert dropped.read_text("utf-8") == STORY
+    assert not settings.processed_dir.exists() and not settings.rejected_dir.exists()
+
+
+def test_a_just_written_file_waits_to_settle_unless_settle_is_off(source: InboxSource, settings: Settings) -> None:
+    fresh = drop(settings.inbox_dir / "fresh.txt", STORY, age=0)
+    drop(settings.inbox_dir / "old.txt", "Older story\nbody")
+
+    settled = list(source.poll())
+    taken = list(source.poll(settle=False))
+
+    assert [delivery.articles[0].title for delivery in settled] == ["Older story"]
+    assert sorted(delivery.articles[0].title for delivery in taken) == [
+        "Night buses return to the city centre",
+        "Older story",
+    ]
+    assert fresh.exists()
+
+
+def test_a_name_collision_in_processed_keeps_both_files(source: InboxSource, settings: Settings) -> None:
+    earlier = settings.processed_dir / "desk" / "buses.txt"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("Yesterday's version\nbody", "utf-8")
+    drop(settings.inbox_dir / "desk" / "buses.txt", STORY)
+
+    [delivery] = list(source.poll())
+    delivery.on_enqueued()
+
+    assert earlier.read_text("utf-8") == "Yesterday's version\nbody"
+    kept = sorted(settings.processed_dir.joinpath("desk").iterdir())
+    assert len(kept) == 2
+    [renamed] = [path for path in kept if path != earlier]
+    assert renamed.name.startswith("buses.") and renamed.suffix == ".txt"
+    assert renamed.read_text("utf-8") == STORY
+    assert files_under(settings.inbox_dir) == set()
+
+
+def test_a_name_collision_in_rejected_keeps_both_files_and_both_reasons(
+    source: InboxSource, settings: Settings
+) -> None:
+    drop(settings.inbox_dir / "bad.json", "{oops")
+    list(source.poll())
+    drop(settings.inbox_dir / "bad.json", "[]")
+    list(source.poll())
+
+    names = files_under(settings.rejected_dir)
+    assert len(names) == 4
+    reasons = sorted(
+        (settings.rejected_dir / name).read_text("utf-8").splitlines()[0] for name in names if name.endswith(".reason")
+    )
+    assert reasons[0].startswith("malformed JSON") and reasons[1] == "no article found in the file"
+
+
+# --- Batcher ----------------------------------------------------------------------------------
+
+Event = tuple[str, object]
+
+
+def recording_enqueue(events: list[Event]) -> Enqueue:
+    """A plain enqueue function that records each batch's titles and run id."""
+
+    def enqueue(batch: Sequence[Article], run_id: str | None) -> None:
+        events.append(("batch", [article.title for article in batch]))
+        events.append(("run", run_id))
+
+    return enqueue
+
+
+def delivery(name: str, count: int, events: list[Event]) -> Delivery:
+    articles = [Article.create(title=f"{name}{n}", text=f"Story {name}{n} about the harbour.") for n in range(count)]
+    return Delivery(articles, on_enqueued=lambda: events.append(("done", name)))
+
+
+def batches(events: list[Event]) -> list[object]:
+    return [value for kind, value in events if kind == "batch"]
+
+
+def test_batches_hold_at_most_size_articles_in_order(redis_client: redis.Redis) -> None:
+    events: list[Event] = []
+    batcher = Batcher(3, recording_enqueue(events), redis_client, None)
+
+    for name, count in (("a", 2), ("b", 4), ("c", 1)):
+        batcher.add(delivery(name, count, events))
+    batcher.flush()
+
+    assert batches(events) == [["a0", "a1", "b0"], ["b1", "b2", "b3"], ["c0"]]
+
+
+def test_on_enqueued_runs_only_once_all_of_the_delivery_was_sent(redis_client: redis.Redis) -> None:
+    events: list[Event] = []
+    batcher = Batcher(3, recording_enqueue(events), redis_client, "run-1")
+
+    batcher.add(delivery("a", 5, events))
+    assert [kind for kind, _ in events] == ["batch", "run"], "a0-a2 sent, a3-a4 still held: a is not done"
+
+    batcher.add(delivery("b", 1, events))
+    assert [kind for kind, _ in events] == ["batch", "run", "batch", "run", "done", "done"]
+    assert events[2] == ("batch", ["a3", "a4", "b0"])
+    assert {value for kind, value in events if kind == "done"} == {"a", "b"}
+    assert {value for kind, value in events if kind == "run"} == {"run-1"}
+
+
+def test_a_delivery_spanning_many_batches_finishes_after_the_last(redis_client: redis.Redis) -> None:
+    events: list[Event] = []
+    batcher = Batcher(2, recording_enqueue(events), redis_client, None)
+
+    batcher.add(delivery("a", 7, events))
+    assert ("done", "a") not in events
+    batcher.flush()
+
+    assert batches(events) == [["a0", "a1"], ["a2", "a3"], ["a4", "a5"], ["a6"]]
+    assert events[-1] == ("done", "a")
+    assert events.count(("done", "a")) == 1
+
+
+def test_flush_sends_the_remainder_and_nothing_twice(redis_client: redis.Redis) -> None:
+    events: list[Event] = []
+    batcher = Batcher(100, recording_enqueue(events), redis_client, None)
+
+    batcher.add(delivery("lone", 1, events))
+    assert events == []
+    batcher.flush()
+    batcher.flush()
+
+    assert events == [("batch", ["lone0"]), ("run", None), ("done", "lone")]
+
+
+def test_a_rejected_or_empty_delivery_is_finished_at_once(redis_client: redis.Redis) -> None:
+    events: list[Event] = []
+    batcher = Batcher(10, recording_enqueue(events), redis_client, None)
+
+    batcher.add(Delivery([], on_enqueued=lambda: events.append(("done", "rejected")), rejected=1))
+    batcher.add(Delivery([], on_enqueued=lambda: events.append(("done", "unchanged"))))
+
+    assert events == [("done", "rejected"), ("done", "unchanged")]
+
+
+def test_a_failed_enqueue_does_not_finish_the_delivery(redis_client: redis.Redis) -> None:
+    events: list[Event] = []
+
+    def broken(batch: Sequence[Article], run_id: str | None) -> None:
+        raise ConnectionError("broker down")
+
+    batcher = Batcher(2, broken, redis_client, None)
+    with pytest.raises(ConnectionError):
+        batcher.add(delivery("a", 2, events))
+
+    assert events == []
+
+
+def test_run_counters_count_seen_and_rejected(redis_client: redis.Redis) -> None:
+    events: list[Event] = []
+    batcher = Batcher(2, recording_enqueue(events), redis_client, "run-42")
+
+    batcher.add(delivery("a", 3, events))
+    batcher.add(Delivery([], rejected=1))
+    batcher.add(delivery("b", 2, events))
+    batcher.add(Delivery([], rejected=1))
+    batcher.flush()
+
+    counts = runs.read(redis_client, "run-42")
+    assert (counts["seen"], counts["rejected"]) == (5, 2)
+    assert runs.read(redis_client)["seen"] == 5  # totals too
+    assert batcher.counts == {"seen": 5, "rejected": 2}
+    assert runs.read(redis_client, "another-run")["seen"] == 0
+
+
+def test_without_a_run_only_the_totals_count(redis_client: redis.Redis) -> None:
+    events: list[Event] = []
+    batcher = Batcher(5, recording_enqueue(events), redis_client, None)
+
+    batcher.add(delivery("a", 2, events))
+    batcher.add(Delivery([], rejected=1))
+    batcher.flush()
+
+    totals = runs.read(redis_client)
+    assert (totals["seen"], totals["rejected"]) == (2, 1)
+    assert not list(redis_client.scan_iter("ww:run:*"))
+
+
+# --- the two together -------------------------------------------------------------------------
+
+
+def test_a_dropped_file_moves_to_processed_only_after_its_batch_was_enqueued(
+    source: InboxSource, settings: Settings, redis_client: redis.Redis
+) -> None:
+    dropped = drop(settings.inbox_dir / "buses.txt", STORY)
+    still_in_inbox_when_sent: list[bool] = []
+
+    def enqueue(batch: Sequence[Article], run_id: str | None) -> None:
+        still_in_inbox_when_sent.append(dropped.exists())
+
+    batcher = Batcher(10, enqueue, redis_client, "run-7")
+    for found in source.poll():
+        batcher.add(found)
+    assert dropped.exists(), "held in the batcher, not yet sent"
+    batcher.flush()
+
+    assert still_in_inbox_when_sent == [True]
+    assert not dropped.exists()
+    assert (settings.processed_dir / "buses.txt").exists()
+    assert runs.read(redis_client, "run-7")["seen"] == 1
+
+
+def test_a_failed_enqueue_leaves_the_file_in_the_inbox(
+    source: InboxSource, settings: Settings, redis_client: redis.Redis
+) -> None:
+    dropped = drop(settings.inbox_dir / "buses.txt", STORY)
+
+    def broken(batch: Sequence[Article], run_id: str | None) -> None:
+        raise ConnectionError("broker down")
+
+    batcher = Batcher(1, broken, redis_client, None)
+    with pytest.raises(ConnectionError):
+        for found in source.poll():
+            batcher.add(found)
+
+    assert dropped.exists()
+    assert not settings.processed_dir.exists()
