@@ -94,14 +94,17 @@ def worker(settings: Settings, redis_client: redis.Redis, store: Any) -> Iterato
 
     from services.worker.context import build_context, use_context
     from shared.celery_app import ALERTS_QUEUE, PIPELINE_QUEUE, configure
+    from shared.store import use_store
 
     app = configure(settings)
+    use_store(store)
     use_context(build_context(settings, store=store))
     with start_worker(
         app, pool="threads", concurrency=2, perform_ping_check=False, queues=[PIPELINE_QUEUE, ALERTS_QUEUE]
     ) as running:
         yield running
     use_context(None)
+    use_store(None)
 
 
 @dataclass

@@ -3,6 +3,7 @@ alerts at a real HTTP receiver. Runs once per store (SQLite and Elasticsearch)."
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -21,6 +22,17 @@ def run_inbox_once(settings: Any, timeout: float = 60) -> dict[str, int]:
     run_id = uuid.uuid4().hex
     Fetcher(settings, client, enqueue_batch).run_once(run_id)
     return runs.wait_until_done(client, run_id, timeout)
+
+
+def history_when(store: Any, condition: Any, timeout: float = 10) -> list[dict[str, Any]]:
+    """The alert history once `condition` holds (the alerter writes it just after delivering)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        store.refresh()
+        entries = store.alert_history()
+        if condition(entries) or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.05)
 
 
 def by_title(store: Any) -> dict[str, Any]:
@@ -104,6 +116,11 @@ def test_dropped_files_become_tagged_deduplicated_searchable_articles(settings, 
         ("oil", "UN panel urges tighter sanctions enforcement on Pyongyang"),
         ("sanctions-tag", "UN panel urges tighter sanctions enforcement on Pyongyang"),
     ]
+    store.refresh()
+    history = store.alert_history()
+    assert sorted((entry["subscription"], entry["status"], entry["attempts"]) for entry in history) == [
+        ("launches", "delivered", 1), ("oil", "delivered", 1), ("sanctions-tag", "delivered", 1)
+    ]
     launch_alert = next(alert for alert in alerts if alert["subscription"] == "launches")
     assert set(launch_alert["matched_terms"]) >= {"missil", "launch"}
     assert launch_alert["article"]["id"] == launch.id
@@ -135,6 +152,8 @@ def test_alerts_reach_a_receiver_that_was_down_at_first(settings, worker, store,
     alerts = receiver.wait_for(1)
     assert [alert["subscription"] for alert in alerts] == ["nk"]
     assert receiver.attempts == 3
+    (entry,) = history_when(store, lambda entries: entries and entries[0]["status"] == "delivered")
+    assert (entry["subscription"], entry["status"], entry["attempts"]) == ("nk", "delivered", 3)
 
 
 def test_an_article_that_fails_a_step_is_quarantined_and_the_batch_goes_on(settings, worker, store, monkeypatch):

@@ -12,7 +12,7 @@ from services.worker.match import SubscriptionMatcher
 from services.worker.tag import Taxonomy
 from shared.redis_client import get_redis
 from shared.settings import Settings, get_settings
-from shared.store import Store, open_store
+from shared.store import Store, process_store
 
 
 @dataclass
@@ -32,7 +32,7 @@ def build_context(settings: Settings, store: Store | None = None) -> WorkerConte
     return WorkerContext(
         settings=settings,
         redis=client,
-        store=store if store is not None else open_store(settings),
+        store=store if store is not None else process_store(settings),
         deduper=Deduper(client, settings.dedupe_window_seconds, settings.near_duplicate_threshold),
         boilerplate=BoilerplateRules.load(),
         taxonomy=Taxonomy.load(settings.taxonomy),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.article import Article
 from shared.settings import Settings
@@ -51,11 +51,34 @@ class Store(Protocol):
     def rebuild(self, transform: Callable[[Article], Article], progress: Callable[[int, int], None]) -> int:
         """Rewrite every stored article through `transform`, all or nothing; returns how many."""
 
+    def record_alert(self, record: dict[str, Any]) -> None:
+        """Keep one alert's outcome in the alert history (one entry per subscription and article)."""
+
+    def alert_history(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The most recent alert outcomes, newest first."""
+
     def refresh(self) -> None:
         """Make everything indexed so far searchable now (tests and `run --once`)."""
 
     def close(self) -> None:
         """Release connections."""
+
+
+_process_store: Store | None = None
+
+
+def process_store(settings: Settings) -> Store:
+    """The store this process uses, opened once."""
+    global _process_store
+    if _process_store is None:
+        _process_store = open_store(settings)
+    return _process_store
+
+
+def use_store(store: Store | None) -> None:
+    """Make `process_store` return `store` (tests running services in-process)."""
+    global _process_store
+    _process_store = store
 
 
 def open_store(settings: Settings) -> Store:

@@ -20,7 +20,7 @@ from shared.query import elasticsearch_query_text, parse_query
 from shared.settings import Settings
 from shared.store import IndexFailure, TransientStoreError
 from shared.store.lifecycle import Lifecycle
-from shared.store.mapping import ARTICLE_MAPPING, INDEX_SETTINGS, limit_document
+from shared.store.mapping import ALERT_MAPPING, ARTICLE_MAPPING, INDEX_SETTINGS, limit_document
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class ElasticsearchStore:
         self.client = client
         self.alias = f"{prefix}-articles"
         self.template = self.policy = self.alias
+        self.alerts = f"{prefix}-alerts"
         self.lifecycle = lifecycle or Lifecycle()
 
     # -- setup -----------------------------------------------------------------------------
@@ -81,6 +82,8 @@ class ElasticsearchStore:
         )
         if not self.client.indices.exists_alias(name=self.alias):
             self.client.indices.create(index=f"{self.alias}-000001", aliases={self.alias: {"is_write_index": True}})
+        if not self.client.indices.exists(index=self.alerts):
+            self.client.indices.create(index=self.alerts, mappings=ALERT_MAPPING, settings={"number_of_shards": 1})
 
     def _put_lifecycle_policy(self) -> bool:
         try:
@@ -176,8 +179,18 @@ class ElasticsearchStore:
             for field in fields
         }
 
+    def record_alert(self, record: dict[str, Any]) -> None:
+        try:
+            self.client.index(index=self.alerts, id=record["id"], document=record)
+        except EsConnectionError as error:
+            raise TransientStoreError(f"Elasticsearch unreachable: {error}") from error
+
+    def alert_history(self, limit: int = 50) -> list[dict[str, Any]]:
+        found = self.client.search(index=self.alerts, sort=[{"at": {"order": "desc"}}], size=limit)
+        return [hit["_source"] for hit in found["hits"]["hits"]]
+
     def refresh(self) -> None:
-        self.client.indices.refresh(index=self.alias)
+        self.client.indices.refresh(index=f"{self.alias},{self.alerts}")
 
     def close(self) -> None:
         self.client.close()

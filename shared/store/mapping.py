@@ -56,3 +56,21 @@ def limit_document(doc: dict[str, Any]) -> dict[str, Any]:
         if len(doc.get(name) or []) > MAX_LIST_ITEMS:
             doc[name] = doc[name][:MAX_LIST_ITEMS]
     return doc
+
+
+ALERT_MAPPING: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "at": {"type": "date"},
+        "subscription": {"type": "keyword"},
+        "query": {"type": "keyword", "index": False},
+        "article_id": {"type": "keyword"},
+        "title": {"type": "text", "analyzer": "english"},
+        "url": {"type": "keyword", "ignore_above": MAX_KEYWORD_CHARS},
+        "status": {"type": "keyword"},
+        "attempts": {"type": "integer"},
+        "matched_terms": {"type": "keyword"},
+        "error": {"type": "text", "index": False},
+    },
+}
+"""The alert history: one document per (subscription, article), with its delivery outcome."""

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS articles (
     ingested_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
     title, text, tokenize = 'unicode61 remove_diacritics 0'
 );
@@ -176,6 +181,16 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
         return total
+
+    def record_alert(self, record: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO alerts (id, at, doc) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at, doc = excluded.doc",
+            (record["id"], record["at"], json.dumps(record, ensure_ascii=False)),
+        )
+
+    def alert_history(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT doc FROM alerts ORDER BY at DESC LIMIT ?", (limit,)).fetchall()
+        return [json.loads(row[0]) for row in rows]
 
     def refresh(self) -> None:
         """Nothing to do: a committed row is searchable at once."""
