@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
         service.set_defaults(handler=cmd_service, service=name)
 
     setup = commands.add_parser("setup", help="create the store's tables, or index template and alias")
+    setup.add_argument(
+        "--kibana", metavar="URL", help="also import the saved objects (data views, dashboard) into Kibana"
+    )
+    setup.add_argument("--export-kibana", action="store_true", help="print the Kibana saved objects as NDJSON and exit")
     setup.set_defaults(handler=cmd_setup)
 
     search = commands.add_parser("search", help="search stored articles (Lucene syntax, as in Kibana)")
@@ -211,10 +215,20 @@ def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.kibana import export_ndjson, import_saved_objects
     from shared.store import open_store
 
+    if args.export_kibana:
+        sys.stdout.write(export_ndjson(settings.index_prefix))
+        return 0
     open_store(settings).setup()
     print("store ready" + (f" (alias {settings.index_prefix}-articles)" if settings.elasticsearch_url else ""))
+    if args.kibana:
+        try:
+            result = import_saved_objects(args.kibana, settings)
+        except Exception as error:  # network, HTTP or refusal: one clear line, not a traceback
+            raise UserError(f"Kibana import failed: {error}") from None
+        print(f"kibana: {result.get('successCount', 0)} saved objects imported")
     return 0
 
 
