@@ -196,6 +196,9 @@ def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     app = configure(settings)
     if args.service == "worker":
+        from services.worker.service import run_indexer_with_worker
+
+        run_indexer_with_worker(settings)
         options = ["-Q", PIPELINE_QUEUE, "-c", str(args.concurrency or settings.worker_concurrency)]
     else:  # deliveries wait on the network: threads, not processes
         options = ["-Q", ALERTS_QUEUE, "-P", "threads", "-c", str(args.concurrency or 8)]

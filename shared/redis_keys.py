@@ -13,6 +13,9 @@ SUBSCRIPTIONS = f"{PREFIX}:subscriptions"
 SUBSCRIPTIONS_VERSION = f"{PREFIX}:subscriptions:version"
 """Counter bumped on every subscription change, so matchers reload within one batch."""
 
+INDEX_STREAM = f"{PREFIX}:index-stream"
+"""Stream of batches waiting for the bulk indexer (consumer group `indexers`)."""
+
 TOTALS = f"{PREFIX}:totals"
 """Hash of counters since the data dir (or Redis) was created."""
 

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     taxonomy: Path | None = Field(default=None, description="Taxonomy YAML for tagging. Default: the shipped taxonomy.")
 
     batch_size: int = Field(default=100, ge=1, le=1000, description="Articles a source puts in one chain message.")
+    bulk_max_docs: int = Field(
+        default=500, ge=1, le=10_000, description="Articles the bulk indexer gathers into one bulk request at most."
+    )
+    bulk_max_wait_seconds: float = Field(
+        default=1.0, gt=0, description="Longest wait for more articles before a bulk request goes out."
+    )
     dedupe_window_days: float = Field(
         default=30.0, gt=0, description="How long an article is remembered for duplicate detection."
     )

@@ -93,16 +93,21 @@ def worker(settings: Settings, redis_client: redis.Redis, store: Any) -> Iterato
     from celery.contrib.testing.worker import start_worker
 
     from services.worker.context import build_context, use_context
+    from services.worker.indexer import start_indexer_thread
+    from services.worker.service import bulk_indexer
     from shared.celery_app import ALERTS_QUEUE, PIPELINE_QUEUE, configure
     from shared.store import use_store
 
     app = configure(settings)
     use_store(store)
     use_context(build_context(settings, store=store))
+    thread, stop = start_indexer_thread(bulk_indexer(settings))
     with start_worker(
         app, pool="threads", concurrency=2, perform_ping_check=False, queues=[PIPELINE_QUEUE, ALERTS_QUEUE]
     ) as running:
         yield running
+    stop.set()
+    thread.join(timeout=5)
     use_context(None)
     use_store(None)
 

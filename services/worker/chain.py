@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from celery import chain
 
+from services.worker.steps import STEPS
 from services.worker.tasks import CHAIN_TASKS
 from shared.article import Article
 
@@ -19,6 +20,10 @@ def enqueue_batch(articles: Sequence[Article], run_id: str | None = None) -> Non
     """
     batch = {"run": run_id, "articles": [article.to_message() for article in articles]}
     last = len(CHAIN_TASKS) - 1
-    signatures = [task.s().set(priority=last - position) for position, task in enumerate(CHAIN_TASKS)]
-    signatures[0] = CHAIN_TASKS[0].s(batch).set(priority=last)
+    chained = CHAIN_TASKS[: _INDEX + 1]  # the bulk indexer sends the rest on (see steps.STEPS)
+    signatures = [task.s().set(priority=last - position) for position, task in enumerate(chained)]
+    signatures[0] = chained[0].s(batch).set(priority=last)
     chain(*signatures).apply_async()
+
+
+_INDEX = [step.name for step in STEPS].index("index")

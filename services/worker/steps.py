@@ -19,13 +19,13 @@ from services.alerter.tasks import deliver_alert
 from services.worker.clean import clean, extract_text
 from services.worker.context import WorkerContext
 from services.worker.dedupe import Verdict
+from services.worker.indexer import submit
 from services.worker.match import match_alerts
 from services.worker.tag import tag
 from shared import runs
 from shared.article import Article
 from shared.celery_app import TRANSIENT_ERRORS
 from shared.deadletters import quarantine
-from shared.store import TransientStoreError
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +62,10 @@ def tag_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article
 
 
 def index_step(articles: list[Article], ctx: WorkerContext, state: BatchState) -> list[Article]:
-    failures = ctx.store.index(articles)
-    if any(failure.transient for failure in failures):
-        raise TransientStoreError(f"store refused {len(failures)} articles for now: {failures[0].reason}")
-    refused = {failure.article_id: failure.reason for failure in failures}
-    kept = []
-    for article in articles:
-        if article.id in refused:
-            _quarantine(ctx, state, "index", refused[article.id], article.to_message())
-        else:
-            kept.append(article)
-    state.counts["indexed"] += len(kept)
-    return kept
+    # The bulk indexer writes this batch together with others and then sends it on to
+    # match_alerts; the chain itself ends here.
+    submit(ctx.redis, articles, state.run_id)
+    return []
 
 
 def match_alerts_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:
@@ -91,7 +83,8 @@ class Step:
 
 
 # The order of the chain. Dedupe is the gate: what it drops costs nothing further.
-# Index comes before matching so that an alert never points at an article not yet stored.
+# Index comes before matching so that an alert never points at an article not yet stored:
+# the bulk indexer (services/worker/indexer.py) sends match_alerts once a batch is written.
 STEPS = (
     Step("dedupe", dedupe_step),
     Step("clean", clean_step),

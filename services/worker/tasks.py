@@ -41,3 +41,9 @@ def _register(step: Step) -> PipelineTask:
 
 CHAIN_TASKS: tuple[PipelineTask, ...] = tuple(_register(step) for step in STEPS)
 """One task per step, in the order of `STEPS`."""
+
+
+def send_matches(batch: dict[str, Any]) -> None:
+    """Send an indexed batch to alert matching (called by the bulk indexer)."""
+    match_task = CHAIN_TASKS[-1]
+    match_task.s(batch).set(priority=0).apply_async()

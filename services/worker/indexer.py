@@ -1,0 +1,147 @@
+"""The bulk indexer: articles from many chain tasks are written to the store together.
+
+The chain's index step adds its batch to a Redis stream and returns at once. Indexer
+threads (one in every worker service, in a consumer group) read the stream, gather up to
+`bulk_max_docs` articles or `bulk_max_wait_seconds` — whichever comes first, and no wait at
+all when nothing else is queued — write them in one bulk request, then send each batch on to
+alert matching and acknowledge its entry. An entry is acknowledged only after that, so a
+crash loses nothing: entries a dead consumer held are claimed by another after a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+
+from shared import redis_keys, runs
+from shared.article import Article
+from shared.deadletters import quarantine
+from shared.store import Store, TransientStoreError
+
+log = logging.getLogger(__name__)
+
+GROUP = "indexers"
+CLAIM_IDLE_MS = 60_000  # an entry unacknowledged this long belongs to a consumer that died
+READ_BLOCK_MS = 500
+
+
+def submit(client: redis.Redis, articles: Sequence[Article], run_id: str | None) -> None:
+    """Queue a batch for the bulk indexer."""
+    batch = {"run": run_id, "articles": [article.to_message() for article in articles]}
+    client.xadd(redis_keys.INDEX_STREAM, {"batch": json.dumps(batch, ensure_ascii=False)})
+
+
+class BulkIndexer:
+    """One consumer of the index stream."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        store: Store,
+        send_matches: Callable[[dict[str, Any]], None],
+        *,
+        max_docs: int = 500,
+        max_wait: float = 1.0,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+    ) -> None:
+        self.client, self.store, self.send_matches = client, store, send_matches
+        self.max_docs, self.max_wait, self.claim_idle_ms = max_docs, max_wait, claim_idle_ms
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
+        try:
+            self.client.xgroup_create(redis_keys.INDEX_STREAM, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    def run(self, stop: threading.Event) -> None:
+        """Index until `stop` is set; Redis or store outages are waited out with backoff."""
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                self.flush_once()
+                delay = 0.5
+            except (redis.ConnectionError, redis.TimeoutError, TransientStoreError) as error:
+                log.warning("bulk indexer waiting %.1f s: %s", delay, error)
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+
+    def flush_once(self, block_ms: int = READ_BLOCK_MS) -> int:
+        """Gather one bulk of entries, index it, and pass it on; returns the articles written."""
+        entries = self._claim_stale() or self._read(block_ms)
+        if not entries:
+            return 0
+        deadline = time.monotonic() + self.max_wait
+        while _size(entries) < self.max_docs and time.monotonic() < deadline:
+            more = self._read(10)
+            if not more:
+                break  # nothing else queued: a lone batch is not held back waiting for company
+            entries.extend(more)
+        return self._write(entries)
+
+    def _read(self, block_ms: int) -> list[tuple[str, dict[str, Any]]]:
+        # One entry at a time, so a bulk request stops growing once it reaches max_docs.
+        reply: Any = self.client.xreadgroup(
+            GROUP, self.consumer, {redis_keys.INDEX_STREAM: ">"}, count=1, block=block_ms
+        )
+        return [
+            (_text(entry_id), json.loads(fields[b"batch"])) for _, items in reply or [] for entry_id, fields in items
+        ]
+
+    def _claim_stale(self) -> list[tuple[str, dict[str, Any]]]:
+        reply: Any = self.client.xautoclaim(
+            redis_keys.INDEX_STREAM, GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=1
+        )
+        claimed = reply[1]
+        return [(_text(entry_id), json.loads(fields[b"batch"])) for entry_id, fields in claimed if fields]
+
+    def _write(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
+        articles = [Article.model_validate(raw) for _, batch in entries for raw in batch["articles"]]
+        failures = self.store.index(articles) if articles else []
+        if any(failure.transient for failure in failures):
+            raise TransientStoreError(f"store refused {len(failures)} articles for now: {failures[0].reason}")
+        refused = {failure.article_id: failure.reason for failure in failures}
+        written = 0
+        for entry_id, batch in entries:
+            counts: Counter[str] = Counter()
+            kept = []
+            for raw in batch["articles"]:
+                if raw["id"] in refused:
+                    quarantine(self.client, stage="index", reason=refused[raw["id"]], item=raw)
+                    counts.update(rejected=1, done=1)
+                else:
+                    kept.append(raw)
+            counts["indexed"] += len(kept)
+            written += len(kept)
+            if kept:
+                self.send_matches({"run": batch.get("run"), "articles": kept})
+            runs.record(self.client, batch.get("run"), counts)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xack(redis_keys.INDEX_STREAM, GROUP, entry_id)
+            pipe.xdel(redis_keys.INDEX_STREAM, entry_id)
+            pipe.execute()
+        return written
+
+
+def start_indexer_thread(indexer: BulkIndexer) -> tuple[threading.Thread, threading.Event]:
+    """Run an indexer in a daemon thread; set the event to stop it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=indexer.run, args=(stop,), name="bulk-indexer", daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def _size(entries: list[tuple[str, dict[str, Any]]]) -> int:
+    return sum(len(batch["articles"]) for _, batch in entries)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,113 @@
+"""The bulk indexer on a real Redis stream and the SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.worker.indexer import BulkIndexer, submit
+from shared import runs
+from shared.deadletters import read_dead_letters
+from shared.store import IndexFailure, TransientStoreError
+from shared.store.sqlite import SqliteStore
+from tests.factories import make_article
+
+
+class CountingStore(SqliteStore):
+    """The real SQLite store, noting the size of every write, and refusing what it is told to."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.writes: list[int] = []
+        self.refuse: set[str] = set()
+        self.outages = 0
+
+    def index(self, articles):
+        if self.outages:
+            self.outages -= 1
+            raise TransientStoreError("store restarting")
+        self.writes.append(len(articles))
+        kept = [article for article in articles if article.id not in self.refuse]
+        super().index(kept)
+        return [IndexFailure(a.id, "mapper_parsing_exception: bad field") for a in articles if a.id in self.refuse]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> CountingStore:
+    return CountingStore(tmp_path / "store.sqlite3")
+
+
+@pytest.fixture
+def matched() -> list[dict[str, Any]]:
+    return []
+
+
+def indexer(redis_client, store, matched, **options) -> BulkIndexer:
+    return BulkIndexer(redis_client, store, matched.append, **options)
+
+
+def batch(start: int, size: int) -> list:
+    return [
+        make_article(f"Story {n}", f"Text of story number {n}.", url=f"https://example.org/{n}")
+        for n in range(start, start + size)
+    ]
+
+
+def test_many_small_batches_are_written_in_one_bulk_request(redis_client, store, matched):
+    consumer = indexer(redis_client, store, matched)
+    for start in range(0, 30, 3):
+        submit(redis_client, batch(start, 3), "run-1")
+    assert consumer.flush_once() == 30
+    assert store.writes == [30]
+    assert [len(item["articles"]) for item in matched] == [3] * 10  # each batch goes on to matching
+    assert store.count("*") == 30
+    assert runs.read(redis_client, "run-1")["indexed"] == 30
+
+
+def test_a_bulk_request_stops_growing_at_max_docs(redis_client, store, matched):
+    consumer = indexer(redis_client, store, matched, max_docs=10)
+    for start in range(0, 40, 5):
+        submit(redis_client, batch(start, 5), None)
+    while consumer.flush_once(block_ms=10):
+        pass
+    assert store.writes == [10, 10, 10, 10]
+
+
+def test_a_lone_batch_is_written_without_waiting_for_more(redis_client, store, matched):
+    consumer = indexer(redis_client, store, matched, max_wait=600)  # a wait would hit the test timeout
+    submit(redis_client, batch(0, 1), None)
+    assert consumer.flush_once() == 1
+
+
+def test_a_refused_article_is_quarantined_and_the_rest_go_on(redis_client, store, matched):
+    articles = batch(0, 4)
+    store.refuse = {articles[1].id}
+    submit(redis_client, articles, "run-2")
+    indexer(redis_client, store, matched).flush_once()
+    assert [raw["id"] for raw in matched[0]["articles"]] == [a.id for a in articles if a.id != articles[1].id]
+    (letter,) = read_dead_letters(redis_client)
+    assert letter["stage"] == "index" and letter["item"]["id"] == articles[1].id
+    counts = runs.read(redis_client, "run-2")
+    assert (counts["indexed"], counts["rejected"], counts["done"]) == (3, 1, 1)
+
+
+def test_an_outage_keeps_the_batch_until_the_store_is_back(redis_client, store, matched):
+    consumer = indexer(redis_client, store, matched, claim_idle_ms=0)
+    submit(redis_client, batch(0, 2), None)
+    store.outages = 1
+    with pytest.raises(TransientStoreError):
+        consumer.flush_once()
+    assert store.count("*") == 0
+    assert consumer.flush_once() == 2  # reclaimed from the pending list, not lost
+    assert store.count("*") == 2
+
+
+def test_batches_held_by_a_consumer_that_died_are_taken_over(redis_client, store, matched):
+    submit(redis_client, batch(0, 3), None)
+    doomed = indexer(redis_client, store, matched)
+    assert len(doomed._read(100)) == 1  # read, never written: its process died here
+    survivor = indexer(redis_client, store, matched, claim_idle_ms=0)
+    assert survivor.flush_once(block_ms=10) == 3
+    assert redis_client.xpending("ww:index-stream", "indexers")["pending"] == 0

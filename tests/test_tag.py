@@ -1,0 +1,290 @@
+"""tag: topic tags with their evidence, and countries, people and organizations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.worker.tag import MAX_EVIDENCE, Taxonomy, tag
+from shared.article import Article
+from tests.factories import make_article
+
+
+@pytest.fixture(scope="module")
+def taxonomy() -> Taxonomy:
+    return Taxonomy.load()
+
+
+def tagged(taxonomy: Taxonomy, text: str, title: str = "Wire report") -> Article:
+    return tag(make_article(title, text), taxonomy)
+
+
+# --- topics ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Pyongyang test-fired a new solid-fuel rocket on Tuesday.", {"missile-test"}),
+        ("The North launched an ICBM that flew for 70 minutes.", {"missile-test"}),
+        ("The army carried out a cruise missile test over the Yellow Sea.", {"missile-test", "military"}),
+        ("It was the third missile launch this year.", {"missile-test"}),
+        ("Test-firing of the new engine continued overnight.", {"missile-test"}),
+        ("Inspectors say uranium enrichment has resumed at Yongbyon.", {"nuclear"}),
+        ("The regime is expanding its nuclear arsenal.", {"nuclear"}),
+        ("The EU imposed an arms embargo and an asset freeze.", {"sanctions"}),
+        ("Washington blacklisted three shipping firms.", {"sanctions"}),
+        ("Troops and warships took part in joint drills.", {"military"}),
+        ("The foreign minister arrived for a state visit.", {"diplomacy"}),
+        ("Envoys resumed negotiations on a peace treaty.", {"diplomacy"}),
+        ("The bakery on the corner sold out of bread before noon.", set()),
+    ],
+)
+def test_topic_tags_from_taxonomy_phrases(taxonomy: Taxonomy, sentence: str, expected: set[str]) -> None:
+    assert set(tagged(taxonomy, sentence).tags) == expected
+
+
+def test_tags_are_sorted(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "Troops watched a missile test before the summit on sanctions.")
+    assert article.tags == sorted(article.tags)
+    assert article.tags == ["diplomacy", "military", "missile-test", "sanctions"]
+
+
+def test_topic_phrases_match_whatever_their_case(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "THE NORTH LAUNCHED AN ICBM.")
+    assert article.tags == ["missile-test"]
+    assert article.tag_evidence == {"missile-test": ["LAUNCHED AN ICBM"]}
+
+
+def test_longer_topic_phrase_wins_over_the_word_inside_it(taxonomy: Taxonomy) -> None:
+    # "missile test" (missile-test) covers "missile" (military)
+    article = tagged(taxonomy, "Officials confirmed the missile test.")
+    assert article.tags == ["missile-test"]
+    assert article.tag_evidence == {"missile-test": ["missile test"]}
+
+
+def test_evidence_lists_the_phrases_as_written(taxonomy: Taxonomy) -> None:
+    article = tagged(
+        taxonomy,
+        "The North test-fired two rockets. Seoul said it was a hypersonic missile test. "
+        "The UN imposed new sanctions, and Washington blacklisted a bank.",
+        title="Weapons test condemned",
+    )
+    assert article.tag_evidence["missile-test"] == ["Weapons test", "test-fired", "hypersonic missile test"]
+    assert article.tag_evidence["sanctions"] == ["sanctions", "blacklisted"]
+    assert set(article.tag_evidence) == set(article.tags)
+
+
+def test_evidence_keeps_each_phrase_once_whatever_its_case(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "Sanctions were widened. The sanctions hit banks. More sanctions follow.")
+    assert article.tag_evidence == {"sanctions": ["Sanctions"]}
+
+
+def test_evidence_is_capped(taxonomy: Taxonomy) -> None:
+    phrases = ["missile test", "missile tests", "missile launch", "fired missiles", "missile firing", "weapons test"]
+    article = tagged(taxonomy, ". ".join(phrases) + ".")
+    assert article.tag_evidence["missile-test"] == phrases[:MAX_EVIDENCE]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "absent"),
+    [
+        ("The league sanctioned the club for crowd trouble.", "sanctions"),
+        ("The referee was sanctioned after the match.", "sanctions"),
+        ("A new film shows a missile test from the 1960s.", "missile-test"),
+        ("The nuclear family is changing, a survey found.", "nuclear"),
+        ("Union leaders walked out of pay talks.", "diplomacy"),
+    ],
+)
+def test_unless_phrase_in_the_same_sentence_suppresses_the_tag(taxonomy: Taxonomy, sentence: str, absent: str) -> None:
+    article = tagged(taxonomy, sentence)
+    assert absent not in article.tags
+    assert absent not in article.tag_evidence
+
+
+def test_sanctions_by_a_government_are_tagged(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "The UN imposed sanctions on Pyongyang.")
+    assert article.tags == ["sanctions"]
+    assert article.tag_evidence == {"sanctions": ["sanctions"]}
+
+
+def test_unless_phrase_only_affects_its_own_sentence(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "The league sanctioned the club. Separately, the UN imposed sanctions on Pyongyang.")
+    assert article.tags == ["sanctions"]
+    assert article.tag_evidence == {"sanctions": ["sanctions"]}
+
+
+def test_unless_phrase_in_the_title_does_not_reach_the_body(taxonomy: Taxonomy) -> None:
+    article = tag(make_article("Club news", "The UN sanctioned the shipping company."), taxonomy)
+    assert article.tags == ["sanctions"]
+
+
+def test_unless_phrase_only_counts_as_a_whole_word(taxonomy: Taxonomy) -> None:
+    # "matches" is not the excluding word "match", and "filmed" is not "film"
+    article = tagged(taxonomy, "The sanctions matched earlier ones. The weapons test was filmed.")
+    assert set(article.tags) == {"sanctions", "missile-test"}
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The pretest-fired samples were discarded.",  # test-fired inside a longer word
+        "Sanctionable conduct was alleged.",  # sanction as the start of a longer word
+        "The Unsanctioned rally went ahead.",
+        "Nuclearisation was not on the agenda.",
+    ],
+)
+def test_topic_phrases_match_only_on_word_boundaries(taxonomy: Taxonomy, sentence: str) -> None:
+    assert tagged(taxonomy, sentence).tags == []
+
+
+# --- entities --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sentence", "countries"),
+    [
+        ("North Korean troops were seen near the border.", ["KP"]),
+        ("Officials in Pyongyang did not comment.", ["KP"]),
+        ("The D.P.R.K. issued a statement.", ["KP"]),
+        ("The Democratic People's Republic of Korea rejected the report.", ["KP"]),
+        ("South Korean officials met in Seoul.", ["KR"]),
+        ("The Republic of Korea protested.", ["KR"]),
+        ("Turkey hosted the meeting.", ["TR"]),
+        ("We ate roast turkey for dinner.", []),
+        ("Ministers from China and Japan met in Tokyo.", ["CN", "JP"]),
+        ("A U.S. envoy arrived in Beijing.", ["US", "CN"]),
+        ("Pyongyang's envoy left Moscow.", ["KP", "RU"]),
+    ],
+)
+def test_countries(taxonomy: Taxonomy, sentence: str, countries: list[str]) -> None:
+    assert tagged(taxonomy, sentence).countries == countries
+
+
+def test_south_korean_is_kr_and_never_kp(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "South Korean and North Korean delegations met.")
+    assert sorted(article.countries) == ["KP", "KR"]
+    article = tagged(taxonomy, "The South Korean military said so.")
+    assert article.countries == ["KR"]
+
+
+def test_longest_country_name_wins(taxonomy: Taxonomy) -> None:
+    # "Republic of Korea" (KR) lies inside the North's official name
+    article = tagged(taxonomy, "The Democratic People's Republic of Korea said.")
+    assert article.countries == ["KP"]
+
+
+def test_entity_names_match_case_sensitively(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "china plates and a japan lacquer box were sold with a turkey.")
+    assert article.countries == []
+
+
+def test_countries_are_listed_once_in_order_of_first_mention(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "Seoul and Tokyo protested; South Korea and Japan called envoys home.")
+    assert article.countries == ["KR", "JP"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Kim Jong-un watched the launch. Kim Jong Un later praised the scientists.",
+        "Kim Jong Un inspected a factory.",
+        "Kim Jong-un inspected a factory.",
+        "Kim Jong-Un inspected a factory.",
+    ],
+)
+def test_spellings_of_a_person_become_one_canonical_name(taxonomy: Taxonomy, text: str) -> None:
+    assert tagged(taxonomy, text).people == ["Kim Jong Un"]
+
+
+def test_people_are_distinguished(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "Kim Yo-jong criticised Seoul after Kim Jong Un met Putin.")
+    assert article.people == ["Kim Yo Jong", "Kim Jong Un", "Vladimir Putin"]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "organizations"),
+    [
+        ("KCNA said the test was a success.", ["KCNA"]),
+        ("The Korean Central News Agency said the test was a success.", ["KCNA"]),
+        ("The IAEA sent inspectors.", ["IAEA"]),
+        ("The International Atomic Energy Agency sent inspectors.", ["IAEA"]),
+        ("KCNA said the IAEA was biased.", ["KCNA", "IAEA"]),
+        ("The UN Security Council met.", ["UN Security Council"]),
+        ("The U.N. said it was concerned.", ["United Nations"]),
+        ("UN-backed talks resumed.", ["United Nations"]),
+        ("UNESCO listed the old town as a heritage site.", []),
+        ("The UNICEF office in the capital stayed open.", []),
+        ("Officials from the EU and NATO met.", ["European Union", "NATO"]),
+    ],
+)
+def test_organizations(taxonomy: Taxonomy, sentence: str, organizations: list[str]) -> None:
+    assert tagged(taxonomy, sentence).organizations == organizations
+
+
+def test_short_names_inside_longer_words_are_not_entities(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "UNESCO, Seoulite artists and Pyongyanger poets met APEC and Xiamen traders.")
+    assert article.organizations == []
+    assert article.countries == []
+    assert article.people == []
+
+
+def test_entities_are_found_in_the_title_too(taxonomy: Taxonomy) -> None:
+    article = tag(make_article("Putin hosts Kim", "The two leaders met for talks."), taxonomy)
+    assert article.people == ["Vladimir Putin"]
+
+
+def test_tagging_twice_gives_the_same_result(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "Pyongyang test-fired a missile; the UN weighed sanctions.")
+    first = (list(article.tags), dict(article.tag_evidence), list(article.countries), list(article.organizations))
+    tag(article, taxonomy)
+    assert (article.tags, article.tag_evidence, article.countries, article.organizations) == first
+
+
+@pytest.mark.xfail(
+    reason="topic matching searches text.lower() but slices evidence (and finds sentences) with the offsets "
+    "in the original text; characters whose lower case is longer, such as 'İ' (U+0130 -> 'i̇'), shift every "
+    "later offset, so 'İzmir ... missile test' gives the evidence 'issile test.'",
+    strict=True,
+)
+def test_evidence_is_right_after_a_character_whose_lower_case_is_longer(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "Officials in İzmir watched the missile test.")
+    assert article.tag_evidence == {"missile-test": ["missile test"]}
+
+
+# --- a custom taxonomy -------------------------------------------------------------------------
+
+
+def test_custom_taxonomy_file_replaces_the_topic_tags(tmp_path: Path) -> None:
+    custom = tmp_path / "taxonomy.yml"
+    custom.write_text(
+        "tags:\n"
+        "  weather:\n"
+        "    phrases: [typhoon, heavy rain, flooding]\n"
+        "    unless: [rain check]\n"
+        "  ports:\n"
+        "    phrases: [harbour, container terminal]\n",
+        encoding="utf-8",
+    )
+    taxonomy = Taxonomy.load(custom)
+    article = tag(
+        make_article(
+            "Typhoon closes harbour",
+            "The typhoon forced the container terminal to close while Pyongyang test-fired a missile.",
+        ),
+        taxonomy,
+    )
+    assert article.tags == ["ports", "weather"]
+    assert article.tag_evidence == {"weather": ["Typhoon"], "ports": ["harbour", "container terminal"]}
+    # the shipped tags are gone, the shipped entity lists stay
+    assert "missile-test" not in article.tags and "military" not in article.tags
+    assert article.countries == ["KP"]
+
+
+def test_custom_taxonomy_unless_phrases_apply(tmp_path: Path) -> None:
+    custom = tmp_path / "taxonomy.yml"
+    custom.write_text("tags:\n  weather:\n    phrases: [heavy rain]\n    unless: [rain check]\n", encoding="utf-8")
+    taxonomy = Taxonomy.load(custom)
+    assert tag(make_article("x", "Heavy rain is forecast."), taxonomy).tags == ["weather"]
+    assert tag(make_article("x", "Take a rain check on heavy rain."), taxonomy).tags == []
