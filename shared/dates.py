@@ -18,7 +18,11 @@ def parse_date(value: object) -> datetime | None:
     elif isinstance(value, time.struct_time):
         moment = datetime(*value[:6], tzinfo=UTC)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        moment = datetime.fromtimestamp(value, UTC)
+        seconds = value / 1000 if value > 100_000_000_000 else value  # epoch milliseconds, as JavaScript writes them
+        try:
+            moment = datetime.fromtimestamp(seconds, UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
     elif isinstance(value, str):
         text = value.strip()
         try:

@@ -159,7 +159,7 @@ def _or(children: tuple[tree.Item, ...], field: str | None) -> Node:
     # As in Lucene, a prohibited clause inside OR excludes documents from the whole OR.
     positive: list[Node] = []
     negative: list[Node] = []
-    for child in children:
+    for child in _hoist_prohibited(children):
         if isinstance(child, (tree.Not, tree.Prohibit)):
             inner = _convert(child.a, field)
             if not isinstance(inner, Empty):
@@ -177,6 +177,22 @@ def _or(children: tuple[tree.Item, ...], field: str | None) -> Node:
     else:
         either = positive[0] if len(positive) == 1 else Or(tuple(positive))
     return _and([either, *negative])
+
+
+def _hoist_prohibited(children: tuple[tree.Item, ...]) -> list[tree.Item]:
+    """`a OR b -c`: luqum groups `b -c` first, but Lucene puts every clause in one boolean
+    query, where `-c` excludes documents from the whole OR. Lift such clauses up a level."""
+    flat: list[tree.Item] = []
+    for child in children:
+        if isinstance(child, tree.UnknownOperation):
+            prohibited = [c for c in child.children if isinstance(c, (tree.Not, tree.Prohibit))]
+            rest = [c for c in child.children if not isinstance(c, (tree.Not, tree.Prohibit))]
+            if prohibited and rest:
+                flat.append(rest[0] if len(rest) == 1 else tree.UnknownOperation(*rest))
+                flat.extend(prohibited)
+                continue
+        flat.append(child)
+    return flat
 
 
 def _word(field: str | None, raw: str) -> Node:

@@ -71,12 +71,6 @@ def test_line_starting_with_date_but_no_date_is_story_text(rules: BoilerplateRul
     assert not any("published_at" in note for note in article.notes)
 
 
-@pytest.mark.xfail(
-    reason="_first_sentence splits on sentence punctuation only and its pattern's \\s+ spans newlines, so an "
-    "untitled article whose first paragraph is a headline without a full stop gets a title that runs on "
-    "into the body: 'Ferry link reopens\\n\\nThe ferry link reopened on Monday.'",
-    strict=True,
-)
 def test_untitled_article_with_a_headline_paragraph_gets_that_paragraph_as_title(rules: BoilerplateRules) -> None:
     article = Article.create(text=f"Reservoirs hit a ten-year low\n\n{BODY}")
     clean(article, rules)
@@ -121,12 +115,6 @@ def test_article_with_no_title_gets_its_first_sentence(rules: BoilerplateRules) 
     )
 
 
-@pytest.mark.xfail(
-    reason="_read_metadata_lines treats any first line starting with 'Author ', 'Source ' or 'Lang ' as a "
-    "metadata line without validating the value: the headline 'Author Hilary Mantel ...' loses its first two "
-    "words, 'Source code ...' sets source='code', 'Lang Lang ...' sets lang='lang'",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "headline",
     [
@@ -218,12 +206,6 @@ def test_mojibake_is_repaired(rules: BoilerplateRules) -> None:
     assert article.text.replace("’", "'") == "Farmers say they don't expect rain before July."
 
 
-@pytest.mark.xfail(
-    reason="normalize_text repairs mojibake with ftfy.fix_text's defaults, which include uncurl_quotes=True: "
-    "'donâ€™t' becomes \"don't\" (straight), not the original 'don’t', and every other curly quote in "
-    "the same text is straightened too, while texts without mojibake keep theirs",
-    strict=True,
-)
 def test_mojibake_repair_restores_the_original_characters() -> None:
     repaired = normalize_text("Farmers say they donâ€™t expect rain, the “dry season” says otherwise.")
     assert repaired == "Farmers say they don’t expect rain, the “dry season” says otherwise."

@@ -68,12 +68,6 @@ def test_parse_date_returns_none_for_what_is_not_a_date(value: object) -> None:
     assert parse_date(value) is None
 
 
-@pytest.mark.xfail(
-    reason="parse_date passes any int/float to datetime.fromtimestamp, which raises ValueError/OverflowError "
-    "for out-of-range values (epoch milliseconds, NaN) instead of returning None as documented; a dropped "
-    "JSON file with such a 'published' value makes the inbox poll raise and stays in the inbox",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "value",
     [

@@ -271,13 +271,6 @@ def test_redelivered_near_duplicate_gets_the_same_verdict(deduper: Deduper) -> N
     assert retry.cluster_id == first.id
 
 
-@pytest.mark.xfail(
-    reason="Deduper.check on a redelivered original (same delivery) passes the exact-duplicate gate, then "
-    "_nearest finds the near copy recorded since (whose root is the original itself) and marks the "
-    "original NEAR_DUPLICATE with duplicate_of == its own id; a dedupe task retried after a transient "
-    "error on a batch holding an article and its syndicated copy does exactly this",
-    strict=True,
-)
 def test_redelivered_original_stays_new_after_a_near_copy_was_seen(deduper: Deduper) -> None:
     first = original()
     message = first.to_message()

@@ -119,7 +119,9 @@ def test_dropped_files_become_tagged_deduplicated_searchable_articles(settings, 
     store.refresh()
     history = store.alert_history()
     assert sorted((entry["subscription"], entry["status"], entry["attempts"]) for entry in history) == [
-        ("launches", "delivered", 1), ("oil", "delivered", 1), ("sanctions-tag", "delivered", 1)
+        ("launches", "delivered", 1),
+        ("oil", "delivered", 1),
+        ("sanctions-tag", "delivered", 1),
     ]
     launch_alert = next(alert for alert in alerts if alert["subscription"] == "launches")
     assert set(launch_alert["matched_terms"]) >= {"missil", "launch"}

@@ -150,13 +150,6 @@ def test_parse_query(query: str, expected: object) -> None:
     assert parse_query(query) == expected
 
 
-@pytest.mark.xfail(
-    reason="luqum binds the implicit operator tighter than OR, so 'missile OR rocket -sport' becomes "
-    "Or(missile, And(rocket, Not(sport))) and an article with 'missile' and 'sport' matches; Lucene "
-    "(what Elasticsearch runs on the same text) makes both words optional and excludes 'sport' from the "
-    "whole query, as the comment in _or promises",
-    strict=True,
-)
 def test_prohibited_clause_after_an_or_excludes_from_the_whole_query() -> None:
     assert parse_query("missile OR rocket -sport") == And((Or((MISSILE, ROCKET)), Not(SPORT)))
 

@@ -72,6 +72,7 @@ QUERIES = [
     ("missile -defence", {"launch", "copy"}),
     ("missile AND NOT defence", {"launch", "copy"}),
     ("summit OR football", {"summit", "football"}),
+    ("missile OR summit -defence", {"launch", "copy"}),  # `-defence` applies to the whole OR
     ("title:sanctions", {"football"}),
     ("tags:sanctions", {"launch"}),
     ("tags:missile-test", {"launch"}),

@@ -242,12 +242,6 @@ def test_tagging_twice_gives_the_same_result(taxonomy: Taxonomy) -> None:
     assert (article.tags, article.tag_evidence, article.countries, article.organizations) == first
 
 
-@pytest.mark.xfail(
-    reason="topic matching searches text.lower() but slices evidence (and finds sentences) with the offsets "
-    "in the original text; characters whose lower case is longer, such as 'İ' (U+0130 -> 'i̇'), shift every "
-    "later offset, so 'İzmir ... missile test' gives the evidence 'issile test.'",
-    strict=True,
-)
 def test_evidence_is_right_after_a_character_whose_lower_case_is_longer(taxonomy: Taxonomy) -> None:
     article = tagged(taxonomy, "Officials in İzmir watched the missile test.")
     assert article.tag_evidence == {"missile-test": ["missile test"]}

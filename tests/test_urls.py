@@ -131,10 +131,5 @@ def test_canonical_url_is_idempotent() -> None:
     assert canonical_url(once) == once
 
 
-@pytest.mark.xfail(
-    reason="canonical_url rebuilds the host from urlsplit().hostname, which strips the brackets of an "
-    "IPv6 literal: 'https://[2001:db8::1]:8443/x' becomes 'https://2001:db8::1:8443/x', not a valid URL",
-    strict=True,
-)
 def test_ipv6_host_keeps_its_brackets() -> None:
     assert canonical_url("https://[2001:DB8::1]:8443/feed") == "https://[2001:db8::1]:8443/feed"

@@ -48,6 +48,11 @@ class InboxSource:
             except OSError as error:
                 log.warning("cannot read %s yet: %s", path, error)
                 continue
+            except Exception as error:  # a reader's bug must not stop the inbox: keep the file, say why
+                log.exception("reading %s failed", path)
+                self._reject(path, f"could not be read ({type(error).__name__}: {error})")
+                yield Delivery([], rejected=1)
+                continue
             yield Delivery(articles, on_enqueued=functools.partial(self._processed, path))
 
     def _ready_files(self, settle_seconds: float) -> list[Path]:

@@ -25,7 +25,14 @@ TITLE_MAX_CHARS = 160
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)  # and soft hyphen
 _MOJIBAKE = re.compile("[ÂÃâ][\u0080-\u00bf\u2018-\u203a€™]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
-_METADATA = re.compile(r"^\s*(?P<key>date|published|source|author|url|lang)\s*[:=]?\s+(?P<value>\S+)\s*", re.IGNORECASE)
+# `date 2022-02-26` needs no separator (its value must be a date, and text may follow on the
+# same line). The other keys fill their line: `source: Example Wire`, or a lone `lang fr`;
+# so a headline such as "Source code of voting machines…" is never taken for metadata.
+_DATE_LINE = re.compile(r"^\s*(?P<key>date|published)\s*[:=]?\s*(?P<value>\S+)\s*", re.IGNORECASE)
+_NAMED_LINE = re.compile(
+    r"^\s*(?P<key>source|author|url|lang)(?:\s*[:=]\s*(?P<value>\S.{0,200}?)|\s+(?P<word>\S+))\s*$", re.IGNORECASE
+)
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[a-z]{2})?$", re.IGNORECASE)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’]?\s+(?=[A-Z\"“‘])")
 
@@ -91,7 +98,7 @@ def normalize_text(text: str) -> str:
     """Repair mojibake, NFC-normalise, drop zero-width characters and soft hyphens, and keep
     one space between words and one blank line between paragraphs."""
     if _MOJIBAKE.search(text):
-        text = ftfy.fix_text(text)
+        text = ftfy.fix_text(text, uncurl_quotes=False)  # repair, but keep the writer's quotes
     text = unicodedata.normalize("NFC", text).translate(_ZERO_WIDTH)
     paragraphs = (_SPACES.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n"))
     return "\n\n".join(paragraph for paragraph in paragraphs if paragraph)
@@ -102,8 +109,8 @@ def _read_metadata_lines(article: Article) -> None:
     lines = [article.title, *article.text.split("\n\n")] if article.title else article.text.split("\n\n")
     found = False
     while lines:
-        match = _METADATA.match(lines[0])
-        if not match or not _apply_metadata(article, match["key"].lower(), match["value"]):
+        match = _DATE_LINE.match(lines[0]) or _NAMED_LINE.match(lines[0])
+        if not match or not _apply_metadata(article, match["key"].lower(), match["value"] or match["word"]):
             break
         found = True
         rest = lines[0][match.end() :].strip()
@@ -132,6 +139,8 @@ def _apply_metadata(article: Article, key: str, value: str) -> bool:
     elif key == "source":
         article.source = value
     elif key == "lang":
+        if not _LANGUAGE.match(value):
+            return False
         article.lang = value.lower()
     elif key == "url" and not article.url:
         if not value.startswith(("http://", "https://")):
@@ -141,7 +150,8 @@ def _apply_metadata(article: Article, key: str, value: str) -> bool:
 
 
 def _first_sentence(text: str) -> str:
-    sentence = _SENTENCE_END.split(text.strip(), maxsplit=1)[0] if text else ""
+    paragraph = text.strip().split("\n", 1)[0]
+    sentence = _SENTENCE_END.split(paragraph, maxsplit=1)[0] if paragraph else ""
     if len(sentence) <= TITLE_MAX_CHARS:
         return sentence
     return sentence[:TITLE_MAX_CHARS].rsplit(" ", 1)[0] + "…"

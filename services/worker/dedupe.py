@@ -115,8 +115,8 @@ class Deduper:
             pipe.hmget(redis_keys.signature(candidate), "sig", "root", "cluster")
         best: tuple[float, str, str] | None = None
         for packed, root, cluster in pipe.execute():
-            if packed is None:
-                continue  # expired with the window
+            if packed is None or (root is not None and root.decode() == article_id):
+                continue  # expired with the window, or a copy of this very article (a redelivery)
             similarity = float(np.mean(np.frombuffer(packed, dtype=signature.dtype) == signature))
             if similarity >= self.threshold and (best is None or similarity > best[0]):
                 best = (similarity, root.decode(), cluster.decode())

@@ -52,13 +52,22 @@ class _Automaton:
     def find(self, text: str) -> list[Hit]:
         if not len(self._automaton):
             return []
-        haystack = text.lower() if self.fold_case else text
+        haystack = _lower_keeping_offsets(text) if self.fold_case else text
         hits: list[Hit] = []
         for last, (length, entries) in self._automaton.iter(haystack):
             start = last - length + 1
             if _is_boundary(haystack, start - 1) and _is_boundary(haystack, last + 1):
                 hits.extend(Hit(start, last + 1, kind, value) for kind, value in entries)
         return hits
+
+
+def _lower_keeping_offsets(text: str) -> str:
+    """Lower case with every character staying one character ("İ".lower() is two), so that
+    positions found in the result are positions in `text`."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(low if len(low := char.lower()) == 1 else char for char in text)
 
 
 def _is_boundary(text: str, index: int) -> bool:
