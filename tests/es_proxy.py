@@ -21,6 +21,7 @@ class Recorded:
     method: str
     path: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -42,7 +43,7 @@ class EsProxy:
         class Handler(BaseHTTPRequestHandler):
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                request = Recorded(self.command, self.path, body)
+                request = Recorded(self.command, self.path, body, {k.lower(): v for k, v in self.headers.items()})
                 proxy.requests.append(request)
                 answered = proxy.answer(request)
                 if answered is not None:

@@ -70,6 +70,12 @@ def test_run_once_on_embedded_defaults_then_search_and_alert(home: Path, receive
     assert set(rows[0]) >= SEARCH_FIELDS
     assert (home / "wirewatch-data" / "rejected" / "09_broken.json.reason").exists()
 
+    stats = json.loads(wirewatch(home, "stats", "--json").stdout)
+    assert stats["articles"] == 8
+    assert stats["countries"]["KP"] == 4  # the launch, its syndicated copy, the sanctions page, one feed item
+    assert stats["tags"]["sanctions"] == 1 and "sanctions" in stats["tags"]
+    assert stats["source"]["Example Defence Desk"] == 2
+
     again = wirewatch(home, "run", "--once", "--json")
     assert json.loads(again.stdout)["seen"] == 0
 

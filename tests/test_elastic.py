@@ -211,3 +211,17 @@ def test_secrets_never_show_in_settings_reprs():
     )
     shown = repr(settings) + str(settings.model_dump())
     assert "s3cret-pw" not in shown and "k3y-value" not in shown
+
+
+@pytest.mark.parametrize(
+    ("credentials", "expected"),
+    [
+        ({"elasticsearch_api_key": "a2V5OnNlY3JldA=="}, "ApiKey a2V5OnNlY3JldA=="),
+        ({"elasticsearch_username": "elastic", "elasticsearch_password": "pw"}, "Basic ZWxhc3RpYzpwdw=="),
+    ],
+)
+def test_credentials_go_with_every_request(proxy, credentials, expected):
+    settings = Settings(elasticsearch_url=proxy.url, **credentials)
+    store = ElasticsearchStore(elasticsearch_client(settings, node_class=PlainJsonNode), "news")
+    store.setup()
+    assert proxy.requests and {request.headers.get("authorization") for request in proxy.requests} == {expected}
