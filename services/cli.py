@@ -27,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from shared.redis_client import stop_embedded_redis
+
     try:
         return int(args.handler(args, get_settings()) or 0)
     except KeyboardInterrupt:
@@ -34,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"wirewatch: {error}", file=sys.stderr)
         return 2
+    finally:
+        stop_embedded_redis()
 
 
 class UserError(Exception):

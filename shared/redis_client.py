@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import time
 from pathlib import Path
 
 import redis
@@ -29,7 +29,21 @@ class EmbeddedRedis:
         return f"unix://{self._server.socket_file}"
 
     def close(self) -> None:
-        self._server.shutdown(save=True)
+        """Stop the server if no other process uses it (a `wirewatch search` run beside
+        `wirewatch run` must not take the server away from it); data is saved first."""
+        try:
+            if len(self._server.client_list()) > 1:  # not only this connection
+                return
+            # Sent raw: the server hangs up instead of answering, and the client's retries
+            # would otherwise spend seconds reconnecting to a server that is gone.
+            connection = self._server.connection_pool.get_connection()
+            connection.send_command("SHUTDOWN", "SAVE")
+        except redis.ConnectionError:
+            return
+        socket_file = Path(self._server.socket_file or "")
+        deadline = time.monotonic() + 10
+        while socket_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 _embedded: EmbeddedRedis | None = None
@@ -46,16 +60,23 @@ def resolve_redis_url(settings: Settings) -> str:
 
 
 def stop_embedded_redis() -> None:
-    """Stop the embedded server this process started, if any."""
+    """Close this process's connections and stop the embedded server if nobody else uses it."""
     global _embedded
     if _embedded is not None:
+        for client in _clients.values():
+            client.connection_pool.disconnect()
+        _clients.clear()
         _embedded.close()
         _embedded = None
 
 
-@lru_cache(maxsize=4)
+_clients: dict[str, redis.Redis] = {}
+
+
 def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, health_check_interval=30)
+    if url not in _clients:
+        _clients[url] = redis.Redis.from_url(url, health_check_interval=30)
+    return _clients[url]
 
 
 def get_redis(settings: Settings) -> redis.Redis:
