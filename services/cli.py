@@ -56,9 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     for name, help_text in (
-        ("worker", "run the chain's Celery worker"),
-        ("alerter", "run the alert delivery worker"),
+        ("worker", "run the chain's Celery worker (with its bulk indexer)"),
+        ("alerter", "deliver alerts from the outbox and send digests"),
         ("fetcher", "watch the inbox and poll the feeds"),
+        ("api", "serve the HTTP API (subscriptions, previews, alert history)"),
     ):
         service = commands.add_parser(name, help=help_text)
         service.add_argument("--concurrency", type=int, default=None, help="worker processes or threads")
@@ -83,14 +84,39 @@ def _parser() -> argparse.ArgumentParser:
     add = actions.add_parser("add", help="add or replace a subscription")
     add.add_argument("name")
     add.add_argument("query")
-    add.add_argument("--webhook", required=True, help="URL that receives each alert as a JSON POST")
+    add.add_argument("--owner", default="local", help="whose subscription it is (API token owner)")
+    add.add_argument("--webhook", action="append", default=[], help="URL receiving each alert as a signed JSON POST")
+    add.add_argument("--email", action="append", default=[], help="address receiving alerts by e-mail")
+    add.add_argument("--slack", action="append", default=[], help="Slack-compatible incoming-webhook URL")
+    add.add_argument("--stream", action="append", default=[], help="Redis stream receiving alerts")
+    add.add_argument("--mode", choices=["instant", "hourly", "daily"], default="instant")
+    add.add_argument("--realert", choices=["story", "article"], default="story")
+    add.add_argument("--max-per-hour", type=int, default=None)
+    add.add_argument("--filter", default=None, help="an extra query every alert must match too")
+    add.add_argument("--inactive", action="store_true", help="save it switched off")
     add.set_defaults(handler=cmd_subscriptions_add)
     listing = actions.add_parser("list", help="list subscriptions")
+    listing.add_argument("--owner", default=None, help="only this owner's")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_subscriptions_list)
     remove = actions.add_parser("remove", help="remove a subscription")
     remove.add_argument("name")
+    remove.add_argument("--owner", default="local")
     remove.set_defaults(handler=cmd_subscriptions_remove)
+
+    tokens = commands.add_parser("tokens", help="API bearer tokens")
+    token_actions = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = token_actions.add_parser("create", help="create a token for NAME and print it (shown once)")
+    create.add_argument("name")
+    create.set_defaults(handler=cmd_tokens_create)
+    revoke = token_actions.add_parser("revoke", help="revoke every token of NAME")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=cmd_tokens_revoke)
+
+    alerts = commands.add_parser("alerts", help="alert history: what was sent, to whom, and what failed")
+    alerts.add_argument("--limit", type=int, default=20)
+    alerts.add_argument("--json", action="store_true")
+    alerts.set_defaults(handler=cmd_alerts)
 
     stats = commands.add_parser("stats", help="counts of stored articles by tag, country, source and language")
     stats.add_argument("query", nargs="?", default="*", help="only articles matching this query")
@@ -185,8 +211,26 @@ def _print_counts(counts: dict[str, int], *, as_json: bool) -> None:
 
 
 def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.celery_app import ALERTS_QUEUE, PIPELINE_QUEUE, configure
+    from shared.celery_app import PIPELINE_QUEUE, configure
 
+    if args.service == "api":
+        import uvicorn
+
+        from services.api.app import create_app
+
+        host, _, port = settings.api_bind.rpartition(":")
+        uvicorn.run(create_app(settings), host=host or "127.0.0.1", port=int(port), log_level=args.log_level)
+        return 0
+    if args.service == "alerter":
+        from services.alerter.service import Alerter
+        from shared.redis_client import get_redis
+        from shared.store import process_store
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            Alerter(settings, get_redis(settings), process_store(settings)).run(stop)
+        return 0
     if args.service == "fetcher":
         from services.fetcher.service import Fetcher
         from services.worker.chain import enqueue_batch
@@ -199,13 +243,10 @@ def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
             Fetcher(settings, get_redis(settings), enqueue_batch).run_forever(stop)
         return 0
     app = configure(settings)
-    if args.service == "worker":
-        from services.worker.service import run_indexer_with_worker
+    from services.worker.service import run_indexer_with_worker
 
-        run_indexer_with_worker(settings)
-        options = ["-Q", PIPELINE_QUEUE, "-c", str(args.concurrency or settings.worker_concurrency)]
-    else:  # deliveries wait on the network: threads, not processes
-        options = ["-Q", ALERTS_QUEUE, "-P", "threads", "-c", str(args.concurrency or 8)]
+    run_indexer_with_worker(settings)
+    options = ["-Q", PIPELINE_QUEUE, "-c", str(args.concurrency or settings.worker_concurrency)]
     app.worker_main(
         [
             "worker",
@@ -265,34 +306,93 @@ def _redis(settings: Settings) -> Any:
 
 
 def cmd_subscriptions_add(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.query import QueryError
-    from shared.subscriptions import Subscription, SubscriptionError, add_subscription
+    from pydantic import ValidationError
 
+    from shared.query import QueryError
+    from shared.subscriptions import Channel, SubscriptionError, SubscriptionSpec, find_by_name, save_subscription
+
+    client = _redis(settings)
     try:
-        add_subscription(_redis(settings), Subscription(name=args.name, query=args.query, webhook=args.webhook))
+        channels = (
+            [Channel(type="webhook", url=url) for url in args.webhook]
+            + ([Channel(type="email", to=args.email)] if args.email else [])
+            + [Channel(type="slack", url=url) for url in args.slack]
+            + [Channel(type="stream", stream=name) for name in args.stream]
+        )
+        spec = SubscriptionSpec(
+            name=args.name,
+            query=args.query,
+            filter=args.filter,
+            channels=channels,
+            mode=args.mode,
+            realert=args.realert,
+            max_per_hour=args.max_per_hour,
+            active=not args.inactive,
+        )
+        existing = find_by_name(client, args.owner, args.name)
+        saved = save_subscription(client, args.owner, spec, existing.id if existing else None)
+    except ValidationError as error:
+        raise UserError("; ".join(problem["msg"] for problem in error.errors())) from None
     except (QueryError, SubscriptionError) as error:
         raise UserError(str(error)) from None
-    print(f"subscription {args.name!r} saved")
+    print(f"subscription {args.name!r} saved (id {saved.id})")
+    for channel in saved.channels:
+        if channel.type == "webhook":
+            print(f"  webhook {channel.url}: verify X-Wirewatch-Signature with secret {channel.secret}")
     return 0
 
 
 def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
     from shared.subscriptions import list_subscriptions
 
-    for subscription in list_subscriptions(_redis(settings)):
+    for subscription in list_subscriptions(_redis(settings), args.owner):
         if args.json:
             print(subscription.model_dump_json())
         else:
-            print(f"{subscription.name}\t{subscription.query}\t{subscription.webhook}")
+            where = ", ".join(c.url or c.stream or ",".join(c.to) for c in subscription.channels)
+            state = "" if subscription.active else "  (inactive)"
+            print(
+                f"{subscription.owner}/{subscription.name}\t{subscription.query}\t{subscription.mode}\t{where}{state}"
+            )
     return 0
 
 
 def cmd_subscriptions_remove(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.subscriptions import remove_subscription
+    from shared.subscriptions import delete_subscription, find_by_name
 
-    if not remove_subscription(_redis(settings), args.name):
+    client = _redis(settings)
+    existing = find_by_name(client, args.owner, args.name)
+    if existing is None or not delete_subscription(client, args.owner, existing.id):
         raise UserError(f"no subscription named {args.name!r}")
     print(f"subscription {args.name!r} removed")
+    return 0
+
+
+def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.tokens import create_token
+
+    print(create_token(_redis(settings), args.name))
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.tokens import revoke_owner
+
+    print(f"{revoke_owner(_redis(settings), args.name)} tokens of {args.name!r} revoked")
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.store import open_store
+
+    for record in open_store(settings).alert_history(args.limit):
+        if args.json:
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            error = f"  — {record['error']}" if record.get("error") else ""
+            print(
+                f"{record['at'][:19]}  {record['status']:<9}  {record['subscription'][:20]:<20}  {record['channel']:<7}  {str(record.get('title'))[:60]}{error}"
+            )
     return 0
 
 

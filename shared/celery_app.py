@@ -17,7 +17,6 @@ from shared.settings import Settings
 from shared.store import TransientStoreError
 
 PIPELINE_QUEUE = "pipeline"
-ALERTS_QUEUE = "alerts"
 
 # Errors worth retrying: the broker, Redis or the store is briefly away or overloaded.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -54,7 +53,7 @@ app.conf.update(
     worker_hijack_root_logger=False,
     task_time_limit=600,
     task_soft_time_limit=540,
-    include=["services.worker.tasks", "services.alerter.tasks"],
+    include=["services.worker.tasks"],
 )
 
 

@@ -8,10 +8,28 @@ DEAD_LETTERS = f"{PREFIX}:dead-letters"
 """List of JSON records: an article (or item) that could not be processed, and why."""
 
 SUBSCRIPTIONS = f"{PREFIX}:subscriptions"
-"""Hash: subscription name -> subscription JSON."""
+"""Hash: subscription id -> subscription JSON."""
 
-SUBSCRIPTIONS_VERSION = f"{PREFIX}:subscriptions:version"
-"""Counter bumped on every subscription change, so matchers reload within one batch."""
+SUBSCRIPTION_NAMES = f"{PREFIX}:subscriptions:names"
+"""Hash: owner NUL name -> subscription id (names are unique per owner)."""
+
+SUBSCRIPTION_CHANGES = f"{PREFIX}:subscriptions:changes"
+"""Stream of changed subscription ids; matchers follow it to reload only what changed."""
+
+OUTBOX = f"{PREFIX}:outbox"
+"""Hash: alert entry id -> its record (payload, channel, status, attempts, last error)."""
+
+OUTBOX_DUE = f"{PREFIX}:outbox:due"
+"""Sorted set of outbox entries waiting, scored by when they are due."""
+
+OUTBOX_INFLIGHT = f"{PREFIX}:outbox:inflight"
+"""Sorted set of outbox entries being delivered, scored by when their lease ends."""
+
+DIGESTS_DUE = f"{PREFIX}:digests:due"
+"""Sorted set of digest buckets, scored by the end of their period."""
+
+TOKENS = f"{PREFIX}:tokens"
+"""Hash: SHA-256 of an API token -> owner name. The tokens themselves are never stored."""
 
 INDEX_STREAM = f"{PREFIX}:index-stream"
 """Stream of batches waiting for the bulk indexer (consumer group `indexers`)."""
@@ -35,6 +53,31 @@ def signature(article_id: str) -> str:
     return f"{PREFIX}:sig:{article_id}"
 
 
+def owner_subscriptions(owner: str) -> str:
+    """Set of one owner's subscription ids."""
+    return f"{PREFIX}:subscriptions:owner:{owner}"
+
+
+def digest_bucket(subscription_id: str, period_end: int) -> str:
+    """List of alerts waiting for one subscription's digest that ends at `period_end`."""
+    return f"{PREFIX}:digest:{subscription_id}:{period_end}"
+
+
+def alert_claim(subscription_id: str, key: str) -> str:
+    """Set once per (subscription, story or article): the alert has been raised."""
+    return f"{PREFIX}:alerted:{subscription_id}:{key}"
+
+
+def rate(subscription_id: str, hour: int) -> str:
+    """Counter of one subscription's instant alerts in one hour."""
+    return f"{PREFIX}:rate:{subscription_id}:{hour}"
+
+
+def story(cluster_id: str) -> str:
+    """Counter of the articles seen in one story (cluster)."""
+    return f"{PREFIX}:story:{cluster_id}"
+
+
 def run(run_id: str) -> str:
     """Hash of counters for one `wirewatch run --once` pass."""
     return f"{PREFIX}:run:{run_id}"
@@ -43,8 +86,3 @@ def run(run_id: str) -> str:
 def feed_validators(url: str) -> str:
     """Hash holding a feed's ETag and Last-Modified for conditional GET."""
     return f"{PREFIX}:feed:{url}"
-
-
-def alert_delivered(subscription: str, article_id: str) -> str:
-    """Marker that one alert reached its webhook, so a redelivered task does not send it twice."""
-    return f"{PREFIX}:alert:{subscription}:{article_id}"

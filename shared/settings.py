@@ -98,9 +98,17 @@ class Settings(BaseSettings):
 
     worker_concurrency: int = Field(default=2, ge=1, description="Processes per worker service.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="HTTP timeout of one webhook call.")
-    webhook_max_retries: int = Field(
-        default=8, ge=0, description="Retries of a failed webhook delivery, with exponential backoff."
+    alert_retry_hours: float = Field(
+        default=48, gt=0, description="A failing alert delivery is retried for this long, then kept as failed."
     )
+    alerter_concurrency: int = Field(default=8, ge=1, description="Deliveries the alerter makes at once.")
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail alerts.")
+    smtp_port: int = Field(default=25, description="SMTP port (587 with STARTTLS is usual).")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_username: str | None = Field(default=None, description="SMTP login user.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP login password.")
+    smtp_from: str = Field(default="wirewatch@localhost", description="From address of alert e-mails.")
+    api_bind: str = Field(default="127.0.0.1:8080", description="Address the HTTP API listens on.")
     webhook_retry_seconds: float = Field(
         default=5.0, gt=0, description="First retry delay of a failed webhook; doubles each time, at most an hour."
     )

@@ -1,55 +1,148 @@
-"""Alert subscriptions: a named Lucene-syntax query and the webhook its alerts go to."""
+"""Alert subscriptions: who wants to hear about which articles, how, and how often.
+
+Kept in Redis: a hash of subscriptions by id, a per-owner index, and a change stream that
+matchers follow, so a change takes effect in every worker within a second without reloading
+the other subscriptions.
+"""
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from datetime import UTC, datetime
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import redis
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared import redis_keys
 from shared.query import parse_query
-
-
-class Subscription(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    query: str = Field(min_length=1)
-    webhook: str
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+from shared.redis_client import as_text
 
 
 class SubscriptionError(ValueError):
     """A subscription that cannot be saved; the message says why."""
 
 
-def add_subscription(client: redis.Redis, subscription: Subscription) -> None:
-    """Save (or replace) a subscription after checking its query and webhook URL."""
-    parse_query(subscription.query)  # raises QueryError with a readable message
-    parts = urlsplit(subscription.webhook)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SubscriptionError(f"webhook must be an http(s) URL, got {subscription.webhook!r}")
+class Channel(BaseModel):
+    """Where alerts go: a signed JSON webhook, e-mail, a Slack-compatible webhook, or a Redis stream."""
+
+    type: Literal["webhook", "email", "slack", "stream"]
+    url: str | None = Field(default=None, description="webhook and slack: the URL to POST to")
+    secret: str | None = Field(default=None, description="webhook: HMAC-SHA256 key (generated when empty)")
+    to: list[str] = Field(default_factory=list, description="email: recipients")
+    stream: str | None = Field(default=None, description="stream: Redis stream name")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Channel:
+        if self.type in ("webhook", "slack"):
+            parts = urlsplit(self.url or "")
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{self.type} channel needs an http(s) url, got {self.url!r}")
+            if self.type == "webhook" and not self.secret:
+                self.secret = secrets.token_urlsafe(24)
+        elif self.type == "email":
+            if not self.to or not all("@" in address for address in self.to):
+                raise ValueError("email channel needs recipient addresses in 'to'")
+        elif not self.stream:
+            raise ValueError("stream channel needs a 'stream' name")
+        return self
+
+
+class SubscriptionSpec(BaseModel):
+    """What a user sends to create or replace a subscription."""
+
+    name: str = Field(min_length=1, max_length=200)
+    query: str = Field(min_length=1, max_length=5000, description="Lucene syntax, as typed in Kibana")
+    filter: str | None = Field(default=None, description="An extra query every alert must also match")
+    channels: list[Channel] = Field(min_length=1)
+    mode: Literal["instant", "hourly", "daily"] = "instant"
+    realert: Literal["story", "article"] = Field(
+        default="story",
+        description="story: one alert per story (copies and updates stay quiet); article: one per article",
+    )
+    max_per_hour: int | None = Field(
+        default=None, ge=1, description="Instant alerts beyond this per hour wait for the hourly digest"
+    )
+    active: bool = True
+
+    @field_validator("query", "filter")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_query(value)  # raises QueryError (a ValueError) with a readable message
+        return value
+
+
+class Subscription(SubscriptionSpec):
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    owner: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def effective_query(self) -> str:
+        return f"({self.query}) AND ({self.filter})" if self.filter else self.query
+
+
+def save_subscription(
+    client: redis.Redis, owner: str, spec: SubscriptionSpec, subscription_id: str | None = None
+) -> Subscription:
+    """Create (or, with an id, replace) a subscription of `owner`; names are unique per owner."""
+    existing = get_subscription(client, subscription_id) if subscription_id else None
+    if subscription_id and (existing is None or existing.owner != owner):
+        raise SubscriptionError(f"no subscription {subscription_id}")
+    taken = client.hget(redis_keys.SUBSCRIPTION_NAMES, f"{owner}\x00{spec.name}")
+    if taken is not None and as_text(taken) != subscription_id:
+        raise SubscriptionError(f"{owner} already has a subscription named {spec.name!r}")
+    kept: dict[str, Any] = {"id": existing.id, "created_at": existing.created_at} if existing else {}
+    subscription = Subscription.model_validate({**spec.model_dump(), "owner": owner, **kept})
     pipe = client.pipeline(transaction=True)
-    pipe.hset(redis_keys.SUBSCRIPTIONS, subscription.name, subscription.model_dump_json())
-    pipe.incr(redis_keys.SUBSCRIPTIONS_VERSION)
+    if existing and existing.name != spec.name:
+        pipe.hdel(redis_keys.SUBSCRIPTION_NAMES, f"{owner}\x00{existing.name}")
+    pipe.hset(redis_keys.SUBSCRIPTIONS, subscription.id, subscription.model_dump_json())
+    pipe.hset(redis_keys.SUBSCRIPTION_NAMES, f"{owner}\x00{spec.name}", subscription.id)
+    pipe.sadd(redis_keys.owner_subscriptions(owner), subscription.id)
+    pipe.xadd(redis_keys.SUBSCRIPTION_CHANGES, {"id": subscription.id}, maxlen=100_000, approximate=True)
     pipe.execute()
+    return subscription
 
 
-def remove_subscription(client: redis.Redis, name: str) -> bool:
-    """Delete a subscription; False when there was none by that name."""
+def delete_subscription(client: redis.Redis, owner: str, subscription_id: str) -> bool:
+    """Delete one of `owner`'s subscriptions; False when they have none with that id."""
+    existing = get_subscription(client, subscription_id)
+    if existing is None or existing.owner != owner:
+        return False
     pipe = client.pipeline(transaction=True)
-    pipe.hdel(redis_keys.SUBSCRIPTIONS, name)
-    pipe.incr(redis_keys.SUBSCRIPTIONS_VERSION)
-    removed, _ = pipe.execute()
-    return bool(removed)
+    pipe.hdel(redis_keys.SUBSCRIPTIONS, subscription_id)
+    pipe.hdel(redis_keys.SUBSCRIPTION_NAMES, f"{owner}\x00{existing.name}")
+    pipe.srem(redis_keys.owner_subscriptions(owner), subscription_id)
+    pipe.xadd(redis_keys.SUBSCRIPTION_CHANGES, {"id": subscription_id}, maxlen=100_000, approximate=True)
+    pipe.execute()
+    return True
 
 
-def list_subscriptions(client: redis.Redis) -> list[Subscription]:
-    """All subscriptions, by name."""
-    raw = client.hgetall(redis_keys.SUBSCRIPTIONS)
-    return sorted((Subscription.model_validate_json(value) for value in raw.values()), key=lambda s: s.name)
+def get_subscription(client: redis.Redis, subscription_id: str | None) -> Subscription | None:
+    raw = client.hget(redis_keys.SUBSCRIPTIONS, subscription_id) if subscription_id else None
+    return Subscription.model_validate_json(raw) if raw else None
 
 
-def subscriptions_version(client: redis.Redis) -> int:
-    """Changes whenever a subscription is added, replaced or removed."""
-    return int(client.get(redis_keys.SUBSCRIPTIONS_VERSION) or 0)
+def find_by_name(client: redis.Redis, owner: str, name: str) -> Subscription | None:
+    found = client.hget(redis_keys.SUBSCRIPTION_NAMES, f"{owner}\x00{name}")
+    return get_subscription(client, as_text(found)) if found else None
+
+
+def list_subscriptions(client: redis.Redis, owner: str | None = None) -> list[Subscription]:
+    """One owner's subscriptions (all, with owner None), by name."""
+    if owner is None:
+        raws: list[Any] = list(client.hgetall(redis_keys.SUBSCRIPTIONS).values())
+    else:
+        ids = [as_text(i) for i in client.smembers(redis_keys.owner_subscriptions(owner))]
+        raws = [raw for raw in client.hmget(redis_keys.SUBSCRIPTIONS, ids) if raw] if ids else []
+    return sorted((Subscription.model_validate_json(raw) for raw in raws), key=lambda s: (s.owner, s.name))
+
+
+def webhook_subscription(name: str, query: str, webhook: str, owner: str = "local") -> SubscriptionSpec:
+    """The simple form the command line offers: one query, one signed webhook."""
+    return SubscriptionSpec(name=name, query=query, channels=[Channel(type="webhook", url=webhook)])

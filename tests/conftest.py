@@ -88,26 +88,29 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def worker(settings: Settings, redis_client: redis.Redis, store: Any) -> Iterator[Any]:
-    """A real Celery worker consuming the pipeline and alerts queues from the test Redis,
-    running in this process so it writes to the test's store."""
+    """A real Celery worker consuming the pipeline queue from the test Redis, with the bulk
+    indexer and the alerter beside it, all in this process so they use the test's store."""
     from celery.contrib.testing.worker import start_worker
 
+    from services.alerter.service import Alerter
     from services.worker.context import build_context, use_context
     from services.worker.indexer import start_indexer_thread
     from services.worker.service import bulk_indexer
-    from shared.celery_app import ALERTS_QUEUE, PIPELINE_QUEUE, configure
+    from shared.celery_app import PIPELINE_QUEUE, configure
+    from shared.redis_client import get_redis
     from shared.store import use_store
 
     app = configure(settings)
     use_store(store)
     use_context(build_context(settings, store=store))
     thread, stop = start_indexer_thread(bulk_indexer(settings))
-    with start_worker(
-        app, pool="threads", concurrency=2, perform_ping_check=False, queues=[PIPELINE_QUEUE, ALERTS_QUEUE]
-    ) as running:
+    alerter = threading.Thread(target=Alerter(settings, get_redis(settings), store).run, args=(stop,), daemon=True)
+    alerter.start()
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=[PIPELINE_QUEUE]) as running:
         yield running
     stop.set()
     thread.join(timeout=5)
+    alerter.join(timeout=5)
     use_context(None)
     use_store(None)
 
@@ -118,6 +121,7 @@ class Receiver:
 
     url: str
     received: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     fail_first: int = 0
     attempts: int = 0
 
@@ -141,6 +145,7 @@ def receiver() -> Iterator[Receiver]:
                 self.end_headers()
                 return
             state.received.append(json.loads(body))
+            state.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(204)
             self.end_headers()
 

@@ -14,7 +14,7 @@ from services.worker.chain import enqueue_batch
 from shared import runs
 from shared.deadletters import read_dead_letters
 from shared.redis_client import get_redis
-from shared.subscriptions import Subscription, add_subscription
+from shared.subscriptions import save_subscription, webhook_subscription
 
 
 def run_inbox_once(settings: Any, timeout: float = 60) -> dict[str, int]:
@@ -42,9 +42,12 @@ def by_title(store: Any) -> dict[str, Any]:
 
 def test_dropped_files_become_tagged_deduplicated_searchable_articles(settings, worker, store, inbox_files, receiver):
     client = get_redis(settings)
-    add_subscription(client, Subscription(name="launches", query="missile AND (test OR launch)", webhook=receiver.url))
-    add_subscription(client, Subscription(name="oil", query="sanctions AND Pyongyang", webhook=receiver.url))
-    add_subscription(client, Subscription(name="sanctions-tag", query="tags:sanctions", webhook=receiver.url))
+    for name, query in (
+        ("launches", "missile AND (test OR launch)"),
+        ("oil", "sanctions AND Pyongyang"),
+        ("sanctions-tag", "tags:sanctions"),
+    ):
+        save_subscription(client, "desk", webhook_subscription(name, query, receiver.url))
 
     counts = run_inbox_once(settings)
 
@@ -110,7 +113,7 @@ def test_dropped_files_become_tagged_deduplicated_searchable_articles(settings, 
     assert list(settings.inbox_dir.iterdir()) == []
 
     alerts = receiver.wait_for(3)
-    fired = sorted((alert["subscription"], alert["article"]["title"]) for alert in alerts)
+    fired = sorted((alert["subscription"]["name"], alert["article"]["title"]) for alert in alerts)
     assert fired == [
         ("launches", "North Korea test-fires ballistic missile into sea off east coast"),
         ("oil", "UN panel urges tighter sanctions enforcement on Pyongyang"),
@@ -123,7 +126,7 @@ def test_dropped_files_become_tagged_deduplicated_searchable_articles(settings, 
         ("oil", "delivered", 1),
         ("sanctions-tag", "delivered", 1),
     ]
-    launch_alert = next(alert for alert in alerts if alert["subscription"] == "launches")
+    launch_alert = next(alert for alert in alerts if alert["subscription"]["name"] == "launches")
     assert set(launch_alert["matched_terms"]) >= {"missil", "launch"}
     assert launch_alert["article"]["id"] == launch.id
 
@@ -144,7 +147,7 @@ def test_alerts_reach_a_receiver_that_was_down_at_first(settings, worker, store,
 
     get_settings.cache_clear()
     receiver.fail_first = 2
-    add_subscription(get_redis(settings), Subscription(name="nk", query="countries:KP", webhook=receiver.url))
+    save_subscription(get_redis(settings), "desk", webhook_subscription("nk", "countries:KP", receiver.url))
     settings.inbox_dir.mkdir(parents=True)
     (settings.inbox_dir / "launch.txt").write_text(
         "North Korea fires missile\n\nNorth Korea fired a short-range missile on Monday, officials in Seoul said.\n"
@@ -152,7 +155,7 @@ def test_alerts_reach_a_receiver_that_was_down_at_first(settings, worker, store,
     counts = run_inbox_once(settings)
     assert counts["alerts"] == 1
     alerts = receiver.wait_for(1)
-    assert [alert["subscription"] for alert in alerts] == ["nk"]
+    assert [alert["subscription"]["name"] for alert in alerts] == ["nk"]
     assert receiver.attempts == 3
     (entry,) = history_when(store, lambda entries: entries and entries[0]["status"] == "delivered")
     assert (entry["subscription"], entry["status"], entry["attempts"]) == ("nk", "delivered", 3)

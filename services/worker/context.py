@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
+from services.alerter.dispatch import Dispatcher
 from services.worker.clean import BoilerplateRules
 from services.worker.dedupe import Deduper
 from services.worker.match import SubscriptionMatcher
@@ -24,6 +25,7 @@ class WorkerContext:
     boilerplate: BoilerplateRules
     taxonomy: Taxonomy
     matcher: SubscriptionMatcher
+    dispatcher: Dispatcher
 
 
 def build_context(settings: Settings, store: Store | None = None) -> WorkerContext:
@@ -37,6 +39,7 @@ def build_context(settings: Settings, store: Store | None = None) -> WorkerConte
         boilerplate=BoilerplateRules.load(),
         taxonomy=Taxonomy.load(settings.taxonomy),
         matcher=SubscriptionMatcher(client),
+        dispatcher=Dispatcher(client),
     )
 
 

@@ -70,6 +70,10 @@ class Deduper:
         self._remember_signature(article, signature)
         return Verdict.NEAR_DUPLICATE if original is not None else Verdict.NEW
 
+    def story_size(self, cluster_id: str) -> int:
+        """How many articles the story (cluster) has had within the window."""
+        return int(self.client.get(redis_keys.story(cluster_id)) or 0)
+
     def _claim_exact(self, article: Article) -> bool:
         """True when another reading already owns one of this article's identities.
 
@@ -134,6 +138,9 @@ class Deduper:
             },
         )
         pipe.expire(key, self.window_seconds)
+        story = redis_keys.story(article.cluster_id or article.id)
+        pipe.incr(story)
+        pipe.expire(story, self.window_seconds)
         pipe.execute()
 
 

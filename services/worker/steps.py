@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from services.alerter.tasks import deliver_alert
 from services.worker.clean import clean, extract_text
 from services.worker.context import WorkerContext
 from services.worker.dedupe import Verdict
 from services.worker.indexer import submit
-from services.worker.match import match_alerts
+from services.worker.match import alert_payload, match_alerts
 from services.worker.tag import tag
 from shared import runs
 from shared.article import Article
@@ -69,9 +68,13 @@ def index_step(articles: list[Article], ctx: WorkerContext, state: BatchState) -
 
 
 def match_alerts_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:
-    for alert in match_alerts(article, ctx.matcher):
-        deliver_alert.delay(alert, state.run_id)
-        state.counts["alerts"] += 1
+    found = match_alerts(article, ctx.matcher)
+    if found:
+        story_size = max(1, ctx.deduper.story_size(article.cluster_id or article.id))
+        for match in found:
+            payload = alert_payload(match.subscription, article, match.matched, story_size)
+            if ctx.dispatcher.raise_alert(match.subscription, payload, state.run_id):
+                state.counts["alerts"] += 1
     return article
 
 

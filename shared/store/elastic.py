@@ -185,8 +185,9 @@ class ElasticsearchStore:
         except EsConnectionError as error:
             raise TransientStoreError(f"Elasticsearch unreachable: {error}") from error
 
-    def alert_history(self, limit: int = 50) -> list[dict[str, Any]]:
-        found = self.client.search(index=self.alerts, sort=[{"at": {"order": "desc"}}], size=limit)
+    def alert_history(self, limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
+        query = {"term": {"owner": owner}} if owner is not None else {"match_all": {}}
+        found = self.client.search(index=self.alerts, query=query, sort=[{"at": {"order": "desc"}}], size=limit)
         return [hit["_source"] for hit in found["hits"]["hits"]]
 
     def refresh(self) -> None:

@@ -63,6 +63,9 @@ ALERT_MAPPING: dict[str, Any] = {
     "properties": {
         "at": {"type": "date"},
         "subscription": {"type": "keyword"},
+        "subscription_id": {"type": "keyword"},
+        "owner": {"type": "keyword"},
+        "channel": {"type": "keyword"},
         "query": {"type": "keyword", "index": False},
         "article_id": {"type": "keyword"},
         "title": {"type": "text", "analyzer": "english"},

@@ -188,8 +188,11 @@ class SqliteStore:
             (record["id"], record["at"], json.dumps(record, ensure_ascii=False)),
         )
 
-    def alert_history(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT doc FROM alerts ORDER BY at DESC LIMIT ?", (limit,)).fetchall()
+    def alert_history(self, limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT doc FROM alerts WHERE ? IS NULL OR json_extract(doc, '$.owner') = ? ORDER BY at DESC LIMIT ?",
+            (owner, owner, limit),
+        ).fetchall()
         return [json.loads(row[0]) for row in rows]
 
     def refresh(self) -> None:

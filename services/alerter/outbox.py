@@ -1,0 +1,133 @@
+"""The alert outbox: every alert to send, kept in Redis until it is delivered or given up.
+
+An entry's id is derived from (subscription, story or article, channel), and it is added
+with HSETNX, so a redelivered task, a retried batch or a second worker can never queue the
+same alert twice. Deliverers claim due entries with a lease; an entry whose deliverer died
+returns to the queue when the lease runs out, so no alert is lost. Receivers get the entry id
+as an idempotency key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from shared import redis_keys
+
+LEASE_SECONDS = 120  # longer than any one delivery (timeouts are 10-30 s)
+
+# Move up to ARGV[2] entries due by ARGV[1] from the due set to the in-flight set, leased
+# until ARGV[3]; atomic, so two deliverers never take the same entry.
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[2], ARGV[3], id)
+end
+return ids
+"""
+# Return entries whose lease ran out to the due set.
+_REAP = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, id in ipairs(ids) do
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZADD', KEYS[1], ARGV[1], id)
+end
+return #ids
+"""
+
+
+def entry_id(subscription_id: str, key: str, channel: int) -> str:
+    """The idempotency key of one alert on one channel."""
+    return hashlib.sha256(f"{subscription_id}\x00{key}\x00{channel}".encode()).hexdigest()[:32]
+
+
+@dataclass
+class Entry:
+    id: str
+    record: dict[str, Any]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.record["payload"]
+
+    @property
+    def channel(self) -> dict[str, Any]:
+        return self.record["channel"]
+
+    @property
+    def attempts(self) -> int:
+        return int(self.record.get("attempts", 0))
+
+
+class Outbox:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._claim = client.register_script(_CLAIM)
+        self._reap = client.register_script(_REAP)
+
+    def add(self, entry: str, payload: dict[str, Any], channel: dict[str, Any], *, run_id: str | None = None) -> bool:
+        """Queue an alert for one channel; False when this alert was queued before."""
+        record = {
+            "payload": payload,
+            "channel": channel,
+            "status": "pending",
+            "attempts": 0,
+            "created": time.time(),
+            "run": run_id,
+        }
+        if not self.client.hsetnx(redis_keys.OUTBOX, entry, json.dumps(record, ensure_ascii=False)):
+            return False
+        self.client.zadd(redis_keys.OUTBOX_DUE, {entry: time.time()})
+        return True
+
+    def claim(self, limit: int, now: float | None = None) -> list[Entry]:
+        """Take up to `limit` due entries for delivery, under a lease."""
+        now = time.time() if now is None else now
+        ids = self._claim(
+            keys=[redis_keys.OUTBOX_DUE, redis_keys.OUTBOX_INFLIGHT], args=[now, limit, now + LEASE_SECONDS]
+        )
+        if not ids:
+            return []
+        raws = self.client.hmget(redis_keys.OUTBOX, ids)
+        return [Entry(_text(i), json.loads(raw)) for i, raw in zip(ids, raws, strict=True) if raw]
+
+    def reap(self, now: float | None = None) -> int:
+        """Put back entries whose deliverer vanished; returns how many."""
+        now = time.time() if now is None else now
+        return int(self._reap(keys=[redis_keys.OUTBOX_DUE, redis_keys.OUTBOX_INFLIGHT], args=[now]))
+
+    def delivered(self, entry: Entry) -> None:
+        self._finish(entry, "delivered", None)
+
+    def failed(self, entry: Entry, error: str) -> None:
+        """Give up on an entry; it stays in the outbox, visible, with its last error."""
+        self._finish(entry, "failed", error)
+
+    def retry(self, entry: Entry, error: str, at: float) -> None:
+        entry.record.update(attempts=entry.attempts + 1, last_error=error, next_attempt=at, status="retrying")
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(redis_keys.OUTBOX, entry.id, json.dumps(entry.record, ensure_ascii=False))
+        pipe.zrem(redis_keys.OUTBOX_INFLIGHT, entry.id)
+        pipe.zadd(redis_keys.OUTBOX_DUE, {entry.id: at})
+        pipe.execute()
+
+    def _finish(self, entry: Entry, status: str, error: str | None) -> None:
+        entry.record.update(attempts=entry.attempts + 1, status=status, last_error=error, finished=time.time())
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(redis_keys.OUTBOX, entry.id, json.dumps(entry.record, ensure_ascii=False))
+        pipe.zrem(redis_keys.OUTBOX_INFLIGHT, entry.id)
+        pipe.execute()
+
+    def get(self, entry: str) -> dict[str, Any] | None:
+        raw = self.client.hget(redis_keys.OUTBOX, entry)
+        return json.loads(raw) if raw else None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

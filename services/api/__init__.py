@@ -1,0 +1,1 @@
+"""The HTTP API: subscriptions, query previews and alert history, per token owner."""

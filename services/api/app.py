@@ -1,0 +1,155 @@
+"""The wirewatch HTTP API (FastAPI; the OpenAPI document is at /openapi.json, docs at /docs).
+
+Every route but /health needs `Authorization: Bearer <token>` (`wirewatch tokens create NAME`);
+a token's owner sees and changes only their own subscriptions and alerts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import redis
+from fastapi import Depends, FastAPI, HTTPException, Query, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from shared.matcher import AnalyzedArticle, matches
+from shared.query import QueryError, parse_query
+from shared.redis_client import get_redis
+from shared.settings import Settings, get_settings
+from shared.store import Store, process_store
+from shared.subscriptions import (
+    Subscription,
+    SubscriptionError,
+    SubscriptionSpec,
+    delete_subscription,
+    get_subscription,
+    list_subscriptions,
+    save_subscription,
+)
+from shared.tokens import owner_of
+
+
+class PreviewRequest(BaseModel):
+    query: str = Field(min_length=1, description="Lucene syntax, as typed in Kibana")
+    filter: str | None = None
+    days: int = Field(default=7, ge=1, le=365, description="How far back to look (by ingest time)")
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class PreviewMatch(BaseModel):
+    id: str
+    title: str
+    url: str | None
+    source: str
+    published_at: str | None
+    matched_terms: list[str]
+
+
+class Preview(BaseModel):
+    count: int
+    articles: list[PreviewMatch]
+
+
+def create_app(
+    settings: Settings | None = None, store: Store | None = None, client: redis.Redis | None = None
+) -> FastAPI:
+    """The API app; tests pass their own store and Redis client."""
+    settings = settings or get_settings()
+    app = FastAPI(title="wirewatch", version="0.1.0", description=__doc__)
+    bearer = HTTPBearer(auto_error=False)
+
+    def redis_client() -> redis.Redis:
+        return client if client is not None else get_redis(settings)
+
+    def article_store() -> Store:
+        return store if store is not None else process_store(settings)
+
+    def owner(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+        found = owner_of(redis_client(), credentials.credentials) if credentials else None
+        if found is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return found
+
+    Owner = Annotated[str, Depends(owner)]
+
+    def owned(subscription_id: str, who: str) -> Subscription:
+        subscription = get_subscription(redis_client(), subscription_id)
+        if subscription is None or subscription.owner != who:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {subscription_id}")
+        return subscription
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        redis_client().ping()
+        return {"status": "ok"}
+
+    @app.get("/subscriptions", tags=["subscriptions"])
+    def list_own(who: Owner) -> list[Subscription]:
+        return list_subscriptions(redis_client(), who)
+
+    @app.post("/subscriptions", status_code=status.HTTP_201_CREATED, tags=["subscriptions"])
+    def create(spec: SubscriptionSpec, who: Owner) -> Subscription:
+        try:
+            return save_subscription(redis_client(), who, spec)
+        except SubscriptionError as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+
+    @app.get("/subscriptions/{subscription_id}", tags=["subscriptions"])
+    def read(subscription_id: str, who: Owner) -> Subscription:
+        return owned(subscription_id, who)
+
+    @app.put("/subscriptions/{subscription_id}", tags=["subscriptions"])
+    def replace(subscription_id: str, spec: SubscriptionSpec, who: Owner) -> Subscription:
+        owned(subscription_id, who)
+        try:
+            return save_subscription(redis_client(), who, spec, subscription_id)
+        except SubscriptionError as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+
+    @app.delete("/subscriptions/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["subscriptions"])
+    def delete(subscription_id: str, who: Owner) -> Response:
+        owned(subscription_id, who)
+        delete_subscription(redis_client(), who, subscription_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @app.post("/subscriptions/preview", tags=["subscriptions"])
+    def preview(request: PreviewRequest, who: Owner) -> Preview:
+        """What a query would have matched among the articles of the last days."""
+        query = f"({request.query}) AND ({request.filter})" if request.filter else request.query
+        try:
+            node = parse_query(query)
+            window = f"({query}) AND ingested_at:[now-{request.days}d TO now]"
+            found = article_store().search(window, limit=request.limit)
+            total = article_store().count(window)
+        except QueryError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
+        rows = []
+        for article in found:
+            doc = AnalyzedArticle.of(article)
+            matches(node, doc)
+            rows.append(
+                PreviewMatch(
+                    id=article.id,
+                    title=article.title,
+                    url=article.url,
+                    source=article.source,
+                    published_at=article.published_at.isoformat() if article.published_at else None,
+                    matched_terms=sorted(set(doc.matched)),
+                )
+            )
+        return Preview(count=total, articles=rows)
+
+    @app.get("/alerts", tags=["alerts"])
+    def alerts(
+        who: Owner,
+        status_filter: Annotated[str | None, Query(alias="status", description="delivered, retrying or failed")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """The owner's alert history, newest first; failed deliveries stay listed with their error."""
+        history = article_store().alert_history(limit, owner=who)
+        return [entry for entry in history if status_filter is None or entry["status"] == status_filter]
+
+    return app
