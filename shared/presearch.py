@@ -9,7 +9,8 @@ range). With 100 000 subscriptions a typical article has a few hundred candidate
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable
+from typing import Any
 
 from shared.matcher import AnalyzedArticle
 from shared.query import And, Empty, MatchAll, Node, Not, Or, Phrase, Range, Term
@@ -17,8 +18,12 @@ from shared.query import And, Empty, MatchAll, Node, Not, Or, Phrase, Range, Ter
 PREFIX_KEY_CHARS = 3
 
 
-def required_keys(node: Node) -> frozenset[str] | None:
-    """Keys of which every matching article has at least one; None when nothing is required."""
+def required_keys(node: Node, cost: Callable[[frozenset[str]], Any] | None = None) -> frozenset[str] | None:
+    """Keys of which every matching article has at least one; None when nothing is required.
+
+    Where an AND offers a choice, `cost` picks (cheapest wins); by default fewer, longer keys.
+    """
+    cost = cost or _cost
     if isinstance(node, Term):
         if node.field in (None, "title", "text"):
             if not node.prefix:
@@ -29,12 +34,12 @@ def required_keys(node: Node) -> frozenset[str] | None:
         words = [word for word in node.words if word is not None]
         return frozenset({f"t:{max(words, key=len)}"})  # the longest word: likely the rarest
     if isinstance(node, And):
-        options = [keys for keys in map(required_keys, node.items) if keys is not None]
-        return min(options, key=_cost) if options else None
+        options = [keys for keys in (required_keys(item, cost) for item in node.items) if keys is not None]
+        return min(options, key=cost) if options else None
     if isinstance(node, Or):
         union: set[str] = set()
         for item in node.items:
-            keys = required_keys(item)
+            keys = required_keys(item, cost)
             if keys is None:
                 return None
             union |= keys
@@ -42,6 +47,21 @@ def required_keys(node: Node) -> frozenset[str] | None:
     if isinstance(node, (Not, Range, MatchAll, Empty)):
         return None
     return None
+
+
+def all_required_keys(node: Node) -> frozenset[str]:
+    """Keys every matching article has, all of them: a cheap subset test that rules out most
+    candidates (the second word of an AND, the other words of a phrase) before evaluation."""
+    if isinstance(node, Term):
+        keys = required_keys(node)
+        return keys if keys is not None and len(keys) == 1 else frozenset()
+    if isinstance(node, Phrase):
+        return frozenset(f"t:{word}" for word in node.words if word is not None)
+    if isinstance(node, And):
+        return frozenset().union(*(all_required_keys(item) for item in node.items))
+    if isinstance(node, Or) and node.items:
+        return frozenset.intersection(*(all_required_keys(item) for item in node.items))
+    return frozenset()
 
 
 def _cost(keys: frozenset[str]) -> tuple[int, int]:
@@ -68,12 +88,16 @@ class Presearcher:
     def __init__(self) -> None:
         self._by_key: dict[str, set[str]] = defaultdict(set)
         self._keys_of: dict[str, frozenset[str] | None] = {}
+        self._all_of: dict[str, frozenset[str]] = {}
         self._always: set[str] = set()
 
     def add(self, query_id: str, node: Node) -> None:
         self.remove(query_id)
-        keys = required_keys(node)
+        # Of an AND's terms, index under the one fewest queries use so far: it is likely the
+        # rarest, and it keeps every key's list of queries short.
+        keys = required_keys(node, self._load)
         self._keys_of[query_id] = keys
+        self._all_of[query_id] = all_required_keys(node)
         if keys is None:
             self._always.add(query_id)
         else:
@@ -82,6 +106,7 @@ class Presearcher:
 
     def remove(self, query_id: str) -> None:
         keys = self._keys_of.pop(query_id, None)
+        self._all_of.pop(query_id, None)
         self._always.discard(query_id)
         for key in keys or ():
             ids = self._by_key.get(key)
@@ -90,13 +115,18 @@ class Presearcher:
                 if not ids:
                     del self._by_key[key]
 
-    def candidates(self, keys: Iterable[str]) -> set[str]:
+    def _load(self, keys: frozenset[str]) -> tuple[int, int]:
+        return sum(len(self._by_key.get(key, ())) for key in keys), len(keys)
+
+    def candidates(self, keys: set[str]) -> list[str]:
+        """Queries that may match an article offering `keys`; the rest cannot."""
         found = set(self._always)
         for key in keys:
             ids = self._by_key.get(key)
             if ids:
                 found |= ids
-        return found
+        all_of = self._all_of
+        return [query_id for query_id in found if all_of[query_id] <= keys]
 
     def __len__(self) -> int:
         return len(self._keys_of)

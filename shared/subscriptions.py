@@ -20,6 +20,8 @@ from shared import redis_keys
 from shared.query import parse_query
 from shared.redis_client import as_text
 
+CHANGES_KEPT = 100_000  # entries of the change stream kept; matchers reload fully if they fall behind
+
 
 class SubscriptionError(ValueError):
     """A subscription that cannot be saved; the message says why."""
@@ -104,7 +106,7 @@ def save_subscription(
     pipe.hset(redis_keys.SUBSCRIPTIONS, subscription.id, subscription.model_dump_json())
     pipe.hset(redis_keys.SUBSCRIPTION_NAMES, f"{owner}\x00{spec.name}", subscription.id)
     pipe.sadd(redis_keys.owner_subscriptions(owner), subscription.id)
-    pipe.xadd(redis_keys.SUBSCRIPTION_CHANGES, {"id": subscription.id}, maxlen=100_000, approximate=True)
+    pipe.xadd(redis_keys.SUBSCRIPTION_CHANGES, {"id": subscription.id}, maxlen=CHANGES_KEPT, approximate=True)
     pipe.execute()
     return subscription
 
@@ -118,7 +120,7 @@ def delete_subscription(client: redis.Redis, owner: str, subscription_id: str) -
     pipe.hdel(redis_keys.SUBSCRIPTIONS, subscription_id)
     pipe.hdel(redis_keys.SUBSCRIPTION_NAMES, f"{owner}\x00{existing.name}")
     pipe.srem(redis_keys.owner_subscriptions(owner), subscription_id)
-    pipe.xadd(redis_keys.SUBSCRIPTION_CHANGES, {"id": subscription_id}, maxlen=100_000, approximate=True)
+    pipe.xadd(redis_keys.SUBSCRIPTION_CHANGES, {"id": subscription_id}, maxlen=CHANGES_KEPT, approximate=True)
     pipe.execute()
     return True
 

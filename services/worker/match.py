@@ -22,9 +22,10 @@ from shared.matcher import AnalyzedArticle, matches
 from shared.presearch import Presearcher, article_keys
 from shared.query import Node, parse_query
 from shared.redis_client import as_text
-from shared.subscriptions import Subscription
+from shared.subscriptions import CHANGES_KEPT, Subscription
 
 RELOAD_CHECK_SECONDS = 1.0  # subscription changes take effect within this long
+
 SNIPPET_CHARS = 240
 
 
@@ -71,6 +72,10 @@ class SubscriptionMatcher:
             self._apply(subscription.id, subscription)
 
     def _missed_changes(self) -> bool:
+        # The change stream is trimmed near CHANGES_KEPT entries; only then can changes this
+        # matcher has not seen be gone, and a full reload is the safe answer.
+        if int(self.client.xlen(redis_keys.SUBSCRIPTION_CHANGES)) < CHANGES_KEPT * 9 // 10:
+            return False
         oldest: Any = self.client.xrange(redis_keys.SUBSCRIPTION_CHANGES, count=1)
         return bool(oldest) and _stream_id(as_text(oldest[0][0])) > _stream_id(self._last_change or "0-0")
 
