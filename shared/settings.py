@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(default=None, description="SMTP login password.")
     smtp_from: str = Field(default="wirewatch@localhost", description="From address of alert e-mails.")
     api_bind: str = Field(default="127.0.0.1:8080", description="Address the HTTP API listens on.")
-    webhook_retry_seconds: float = Field(
+    alert_retry_seconds: float = Field(
         default=5.0, gt=0, description="First retry delay of a failed webhook; doubles each time, at most an hour."
     )
 

@@ -58,6 +58,7 @@ def settings(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
             monkeypatch.delenv(name)
     monkeypatch.setenv("WIREWATCH_REDIS_URL", redis_url)
     monkeypatch.setenv("WIREWATCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("WIREWATCH_ALERT_RETRY_SECONDS", "0.2")  # failed deliveries come back quickly
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
@@ -124,6 +125,7 @@ class Receiver:
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     fail_first: int = 0
     attempts: int = 0
+    status_for_path: dict[str, int] = field(default_factory=dict)
 
     def wait_for(self, count: int, timeout: float = 30) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -140,8 +142,9 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             state.attempts += 1
-            if state.attempts <= state.fail_first:
-                self.send_response(503)
+            refused = state.status_for_path.get(self.path)
+            if state.attempts <= state.fail_first or refused:
+                self.send_response(refused or 503)
                 self.end_headers()
                 return
             state.received.append(json.loads(body))

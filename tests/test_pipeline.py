@@ -141,11 +141,7 @@ def test_a_second_pass_over_the_same_files_adds_nothing(settings, worker, store,
     assert store.count("*") == 8
 
 
-def test_alerts_reach_a_receiver_that_was_down_at_first(settings, worker, store, receiver, monkeypatch):
-    monkeypatch.setenv("WIREWATCH_WEBHOOK_RETRY_SECONDS", "0.2")
-    from shared.settings import get_settings
-
-    get_settings.cache_clear()
+def test_alerts_reach_a_receiver_that_was_down_at_first(settings, worker, store, receiver):
     receiver.fail_first = 2
     save_subscription(get_redis(settings), "desk", webhook_subscription("nk", "countries:KP", receiver.url))
     settings.inbox_dir.mkdir(parents=True)
@@ -190,3 +186,45 @@ def test_a_lone_article_is_not_held_back_for_a_full_batch(settings, worker, stor
     (settings.inbox_dir / "one.txt").write_text("Only one\n\nThe batch size is a hundred but this article is alone.\n")
     counts = run_inbox_once(settings, timeout=15)
     assert counts["seen"] == counts["indexed"] == 1
+
+
+def test_a_story_from_three_outlets_alerts_each_subscriber_once_with_a_valid_signature(
+    settings, worker, store, receiver
+):
+    import hashlib
+    import hmac
+    import json
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    client = get_redis(settings)
+    launches = save_subscription(client, "desk", webhook_subscription("launches", "missile AND launch", receiver.url))
+    korea = save_subscription(client, "asia-desk", webhook_subscription("korea", "countries:KP", receiver.url))
+    settings.inbox_dir.mkdir(parents=True)
+    original = (FIXTURES / "inbox" / "01_missile_launch.txt").read_text("utf-8")
+    body = original.split("\n\n", 2)[2]
+    shutil.copy(FIXTURES / "inbox" / "01_missile_launch.txt", settings.inbox_dir / "outlet_a.txt")
+    for outlet, headline, edit in (
+        ("Wire B", "Seoul says North Korea fired ballistic missile", ("Saturday morning", "Saturday")),
+        ("Daily C", "North Korean missile lands outside Japan's waters", ("620 kilometres", "about 620 km")),
+    ):
+        copy = {
+            "url": f"https://{outlet.split()[1].lower()}.example.com/nk-missile",
+            "title": headline,
+            "source": outlet,
+            "text": body.replace(*edit),
+        }
+        (settings.inbox_dir / f"{outlet.replace(' ', '_')}.json").write_text(json.dumps(copy), "utf-8")
+
+    counts = run_inbox_once(settings)
+    assert (counts["indexed"], counts["near_duplicates"], counts["alerts"]) == (3, 2, 2)
+    alerts = receiver.wait_for(2)
+    assert sorted(alert["subscription"]["name"] for alert in alerts) == ["korea", "launches"]
+    secrets = {launches.id: launches.channels[0].secret, korea.id: korea.channels[0].secret}
+    for headers, raw in receiver.requests:
+        sent = json.loads(raw)
+        key = secrets[sent["subscription"]["id"]].encode()
+        signed = hmac.new(key, headers["x-wirewatch-timestamp"].encode() + b"." + raw, hashlib.sha256).hexdigest()
+        assert headers["x-wirewatch-signature"] == f"sha256={signed}"
+        assert sent["story"]["articles"] >= 1 and sent["snippet"]

@@ -71,7 +71,7 @@ class Alerter:
             if given_up:
                 self._finish(entry, "failed", f"gave up after {entry.attempts + 1} attempts: {error}", counts)
             else:
-                at = time.time() + retry_delay(entry.attempts, self.settings.webhook_retry_seconds)
+                at = time.time() + retry_delay(entry.attempts, self.settings.alert_retry_seconds)
                 self.outbox.retry(entry, str(error), at)
                 self._history(entry, "retrying", str(error))
                 runs.record(self.client, entry.record.get("run"), counts)

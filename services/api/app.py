@@ -4,8 +4,6 @@ Every route but /health needs `Authorization: Bearer <token>` (`wirewatch tokens
 a token's owner sees and changes only their own subscriptions and alerts.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import redis

@@ -1,0 +1,214 @@
+"""Raising and delivering alerts on real parts: Redis (outbox, digests), a real HTTP
+receiver, a real SMTP server (aiosmtpd), and the SQLite store for the alert history."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import Iterator
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from services.alerter.dispatch import Dispatcher
+from services.alerter.outbox import LEASE_SECONDS, Outbox
+from services.alerter.service import Alerter
+from services.worker.match import alert_payload
+from shared import redis_keys
+from shared.store.sqlite import SqliteStore
+from shared.subscriptions import Channel, SubscriptionSpec, save_subscription
+from tests.factories import make_article
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "store.sqlite3")
+
+
+def subscribe(redis_client, channels: list[Channel], **options: Any):
+    spec = SubscriptionSpec(name=options.pop("name", "launches"), query="missile", channels=channels, **options)
+    return save_subscription(redis_client, "desk", spec)
+
+
+def alert_for(subscription, title: str = "Missile launched", story: str = "story-1", article_id: str | None = None):
+    article = make_article(
+        title, f"{title}. A missile flew 600 kilometres.", url=f"https://example.org/{article_id or title}"
+    )
+    article.cluster_id = story
+    return alert_payload(subscription, article, ["missil"], story_size=1)
+
+
+def deliver_all(alerter: Alerter, now: float | None = None, rounds: int = 20) -> None:
+    for _ in range(rounds):
+        if not alerter.tick(now):
+            return
+
+
+def test_a_webhook_alert_is_signed_over_timestamp_and_body(redis_client, settings, history, receiver):
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
+    assert Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
+    deliver_all(Alerter(settings, redis_client, history))
+    ((headers, body),) = receiver.requests
+    secret = subscription.channels[0].secret.encode()
+    expected = hmac.new(secret, headers["x-wirewatch-timestamp"].encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert headers["x-wirewatch-signature"] == f"sha256={expected}"
+    assert abs(time.time() - int(headers["x-wirewatch-timestamp"])) < 60
+    assert len(headers["x-wirewatch-alert-id"]) == 32
+    sent = json.loads(body)
+    assert sent["subscription"]["name"] == "launches" and sent["matched_terms"] == ["missil"]
+    assert "**Missile**" in sent["snippet"]
+    (entry,) = history.alert_history()
+    assert (entry["status"], entry["channel"], entry["owner"]) == ("delivered", "webhook", "desk")
+
+
+def test_one_alert_per_story_however_many_articles_it_has(redis_client, settings, history, receiver):
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
+    dispatcher = Dispatcher(redis_client)
+    assert dispatcher.raise_alert(subscription, alert_for(subscription, "Missile launched", "story-1"))
+    assert not dispatcher.raise_alert(subscription, alert_for(subscription, "Missile fired, say officials", "story-1"))
+    assert dispatcher.raise_alert(subscription, alert_for(subscription, "Second missile test", "story-2"))
+    deliver_all(Alerter(settings, redis_client, history))
+    assert sorted(alert["article"]["title"] for alert in receiver.received) == [
+        "Missile launched",
+        "Second missile test",
+    ]
+
+
+def test_realert_per_article_sends_each_article(redis_client, settings, history, receiver):
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)], realert="article")
+    dispatcher = Dispatcher(redis_client)
+    assert dispatcher.raise_alert(subscription, alert_for(subscription, "Missile launched", "story-1"))
+    assert dispatcher.raise_alert(subscription, alert_for(subscription, "Missile fired, say officials", "story-1"))
+    deliver_all(Alerter(settings, redis_client, history))
+    assert len(receiver.received) == 2
+
+
+@pytest.fixture
+def smtp() -> Iterator[dict[str, Any]]:
+    """A real SMTP server on a free local port, keeping what it receives."""
+    received: dict[str, Any] = {"messages": []}
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+            received["messages"].append((envelope.rcpt_tos, envelope.content))
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    received["port"] = port
+    yield received
+    controller.stop()
+
+
+def test_an_email_alert_has_a_plain_and_an_html_part(redis_client, settings, history, smtp):
+    settings = settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": smtp["port"], "smtp_from": "alerts@desk.example"}
+    )
+    subscription = subscribe(redis_client, [Channel(type="email", to=["analyst@desk.example"])])
+    Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription, "Missile launched over the sea"))
+    deliver_all(Alerter(settings, redis_client, history))
+    ((recipients, content),) = smtp["messages"]
+    assert recipients == ["analyst@desk.example"]
+    message = message_from_bytes(content)
+    assert message["Subject"] == "[wirewatch] launches: Missile launched over the sea"
+    assert message["From"] == "alerts@desk.example"
+    parts = {
+        part.get_content_type(): part.get_payload(decode=True).decode()
+        for part in message.walk()
+        if not part.is_multipart()
+    }
+    assert "Missile launched over the sea" in parts["text/plain"]
+    assert '<a href="https://example.org/Missile launched over the sea">' in parts["text/html"]
+
+
+def test_email_without_an_smtp_server_fails_with_the_reason(redis_client, settings, history):
+    subscription = subscribe(redis_client, [Channel(type="email", to=["analyst@desk.example"])])
+    Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
+    deliver_all(Alerter(settings, redis_client, history))
+    (entry,) = history.alert_history()
+    assert entry["status"] == "failed" and "WIREWATCH_SMTP_HOST" in entry["error"]
+
+
+def test_slack_and_stream_channels(redis_client, settings, history, receiver):
+    subscription = subscribe(
+        redis_client, [Channel(type="slack", url=receiver.url), Channel(type="stream", stream="desk-alerts")]
+    )
+    Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription, "Missile launched"))
+    deliver_all(Alerter(settings, redis_client, history))
+    (slack,) = receiver.received
+    assert set(slack) == {"text"} and "Missile launched" in slack["text"]
+    ((_, entries),) = redis_client.xread({"desk-alerts": "0"})
+    assert json.loads(entries[0][1][b"alert"])["article"]["title"] == "Missile launched"
+
+
+def test_an_hourly_digest_groups_its_alerts_by_story(redis_client, settings, history, receiver):
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)], mode="hourly")
+    dispatcher = Dispatcher(redis_client)
+    for title, story in (("Missile launched", "s1"), ("Missile fired", "s1"), ("Missile test two", "s2")):
+        dispatcher.raise_alert(subscription, alert_for(subscription, title, story, article_id=title))
+    alerter = Alerter(settings, redis_client, history)
+    deliver_all(alerter)
+    assert receiver.received == []  # nothing instant
+    deliver_all(alerter, now=time.time() + 3601)
+    (digest,) = receiver.received
+    assert digest["digest"]["alerts"] == 2  # the second article of story s1 was the same alert
+    assert [story["story"] for story in digest["digest"]["stories"]] == ["s1", "s2"]
+    assert redis_client.zcard(redis_keys.DIGESTS_DUE) == 0
+
+
+def test_alerts_past_the_hourly_cap_wait_for_the_digest(redis_client, settings, history, receiver):
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)], max_per_hour=1)
+    dispatcher = Dispatcher(redis_client)
+    for number in range(3):
+        assert dispatcher.raise_alert(subscription, alert_for(subscription, f"Missile {number}", f"s{number}"))
+    alerter = Alerter(settings, redis_client, history)
+    deliver_all(alerter)
+    assert [alert["article"]["title"] for alert in receiver.received] == ["Missile 0"]
+    deliver_all(alerter, now=time.time() + 3601)
+    assert receiver.received[1]["digest"]["alerts"] == 2
+
+
+def test_a_receiver_that_stays_down_is_given_up_after_the_retry_window_and_kept(
+    redis_client, settings, history, receiver
+):
+    receiver.fail_first = 10_000
+    settings = settings.model_copy(update={"alert_retry_hours": 0.0005, "alert_retry_seconds": 0.05})  # 1.8 s
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
+    Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
+    alerter = Alerter(settings, redis_client, history)
+    deadline = time.time() + 20
+    while time.time() < deadline and not [e for e in history.alert_history() if e["status"] == "failed"]:
+        alerter.tick()
+        time.sleep(0.05)
+    (entry,) = history.alert_history()
+    assert entry["status"] == "failed" and "gave up" in entry["error"] and entry["attempts"] >= 2
+    assert receiver.attempts == entry["attempts"]
+
+
+def test_a_client_error_is_not_retried(redis_client, settings, history, receiver):
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url.replace("/hook", "/missing"))])
+    receiver.status_for_path = {"/missing": 404}
+    Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
+    deliver_all(Alerter(settings, redis_client, history))
+    (entry,) = history.alert_history()
+    assert entry["status"] == "failed" and entry["attempts"] == 1 and "HTTP 404" in entry["error"]
+
+
+def test_an_alert_taken_by_a_deliverer_that_died_is_delivered_by_another(redis_client, settings, history, receiver):
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
+    Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
+    assert len(Outbox(redis_client).claim(10)) == 1  # taken, then its process died
+    alerter = Alerter(settings, redis_client, history)
+    deliver_all(alerter)
+    assert receiver.received == []  # still leased
+    deliver_all(alerter, now=time.time() + LEASE_SECONDS + 1)
+    assert len(receiver.received) == 1

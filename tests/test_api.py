@@ -1,0 +1,161 @@
+"""The HTTP API through FastAPI's test client, on the real Redis and SQLite store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app
+from shared.store.sqlite import SqliteStore
+from shared.tokens import create_token
+from tests.factories import make_article
+
+WEBHOOK = {"type": "webhook", "url": "https://hooks.example.org/desk"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "store.sqlite3")
+
+
+@pytest.fixture
+def api(settings, redis_client, store) -> TestClient:
+    return TestClient(create_app(settings, store=store, client=redis_client))
+
+
+@pytest.fixture
+def alice(redis_client) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_token(redis_client, 'alice')}"}
+
+
+@pytest.fixture
+def bob(redis_client) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_token(redis_client, 'bob')}"}
+
+
+def test_every_route_but_health_needs_a_valid_token(api):
+    assert api.get("/health").json() == {"status": "ok"}
+    assert api.get("/subscriptions").status_code == 401
+    assert api.get("/subscriptions", headers={"Authorization": "Bearer ww_not-a-token"}).status_code == 401
+    assert api.get("/alerts").status_code == 401
+
+
+def test_tokens_are_stored_only_as_hashes(redis_client):
+    token = create_token(redis_client, "carol")
+    stored = {key.decode() for key in redis_client.hkeys("ww:tokens")}
+    assert token not in stored and all(len(key) == 64 for key in stored)
+
+
+def test_create_read_update_delete_a_subscription(api, alice):
+    created = api.post(
+        "/subscriptions",
+        headers=alice,
+        json={"name": "launches", "query": "missile AND (test OR launch)", "channels": [WEBHOOK]},
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert body["owner"] == "alice" and body["mode"] == "instant" and body["realert"] == "story"
+    assert body["channels"][0]["secret"]  # generated, shown to its owner to verify signatures
+    identifier = body["id"]
+    assert api.get(f"/subscriptions/{identifier}", headers=alice).json()["query"] == "missile AND (test OR launch)"
+    updated = api.put(
+        f"/subscriptions/{identifier}",
+        headers=alice,
+        json={"name": "launches", "query": '"missile test"~3', "channels": [WEBHOOK], "mode": "daily"},
+    )
+    assert updated.status_code == 200 and updated.json()["mode"] == "daily" and updated.json()["id"] == identifier
+    assert [s["name"] for s in api.get("/subscriptions", headers=alice).json()] == ["launches"]
+    assert api.delete(f"/subscriptions/{identifier}", headers=alice).status_code == 204
+    assert api.get(f"/subscriptions/{identifier}", headers=alice).status_code == 404
+
+
+def test_owners_never_see_or_change_each_others_subscriptions(api, alice, bob):
+    identifier = api.post(
+        "/subscriptions", headers=alice, json={"name": "mine", "query": "sanctions", "channels": [WEBHOOK]}
+    ).json()["id"]
+    assert api.get("/subscriptions", headers=bob).json() == []
+    assert api.get(f"/subscriptions/{identifier}", headers=bob).status_code == 404
+    assert (
+        api.put(
+            f"/subscriptions/{identifier}", headers=bob, json={"name": "x", "query": "y", "channels": [WEBHOOK]}
+        ).status_code
+        == 404
+    )
+    assert api.delete(f"/subscriptions/{identifier}", headers=bob).status_code == 404
+    assert api.get(f"/subscriptions/{identifier}", headers=alice).status_code == 200
+    # the same name is free for another owner
+    assert (
+        api.post(
+            "/subscriptions", headers=bob, json={"name": "mine", "query": "sanctions", "channels": [WEBHOOK]}
+        ).status_code
+        == 201
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": "x", "query": "nosuch:field", "channels": [WEBHOOK]}, "unknown field 'nosuch'"),
+        ({"name": "x", "query": "missile", "channels": []}, "at least 1"),
+        ({"name": "x", "query": "missile", "channels": [{"type": "webhook", "url": "ftp://x"}]}, "http(s) url"),
+        ({"name": "x", "query": "missile", "channels": [{"type": "email", "to": []}]}, "recipient"),
+        ({"name": "x", "query": "missile", "channels": [WEBHOOK], "mode": "weekly"}, "instant"),
+    ],
+)
+def test_bad_subscriptions_are_refused_with_a_clear_message(api, alice, body, message):
+    response = api.post("/subscriptions", headers=alice, json=body)
+    assert response.status_code == 422
+    assert message in response.text
+
+
+def test_a_duplicate_name_is_a_conflict(api, alice):
+    body = {"name": "same", "query": "missile", "channels": [WEBHOOK]}
+    assert api.post("/subscriptions", headers=alice, json=body).status_code == 201
+    assert api.post("/subscriptions", headers=alice, json=body).status_code == 409
+
+
+def test_preview_shows_what_would_have_matched_in_the_last_days(api, alice, store):
+    recent = make_article(
+        "Missile test off the coast",
+        "North Korea carried out a missile test on Monday.",
+        url="https://example.org/recent",
+    )
+    old = make_article("Missile test last year", "An earlier missile test.", url="https://example.org/old")
+    old.ingested_at = datetime.now(UTC) - timedelta(days=30)
+    other = make_article("Harvest festival", "Farmers celebrated.", url="https://example.org/harvest")
+    store.index([recent, old, other])
+    preview = api.post("/subscriptions/preview", headers=alice, json={"query": '"missile test"', "days": 7})
+    assert preview.status_code == 200
+    assert preview.json()["count"] == 1
+    (row,) = preview.json()["articles"]
+    assert row["title"] == "Missile test off the coast" and row["matched_terms"] == ['"missil test"']
+    assert api.post("/subscriptions/preview", headers=alice, json={"query": "title:("}).status_code == 422
+
+
+def test_alert_history_shows_only_the_owners_alerts_and_filters_failures(api, alice, bob, store):
+    for owner, status in (("alice", "delivered"), ("alice", "failed"), ("bob", "delivered")):
+        store.record_alert(
+            {
+                "id": f"{owner}-{status}",
+                "at": datetime.now(UTC).isoformat(),
+                "owner": owner,
+                "subscription": "s",
+                "status": status,
+                "channel": "webhook",
+                "error": "HTTP 503" if status == "failed" else None,
+            }
+        )
+    assert {entry["id"] for entry in api.get("/alerts", headers=alice).json()} == {"alice-delivered", "alice-failed"}
+    (failed,) = api.get("/alerts", headers=alice, params={"status": "failed"}).json()
+    assert failed["error"] == "HTTP 503"
+    assert [entry["id"] for entry in api.get("/alerts", headers=bob).json()] == ["bob-delivered"]
+
+
+def test_the_openapi_document_is_published(api):
+    document = api.get("/openapi.json").json()
+    assert {"/subscriptions", "/subscriptions/{subscription_id}", "/subscriptions/preview", "/alerts"} <= set(
+        document["paths"]
+    )

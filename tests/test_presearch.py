@@ -1,0 +1,63 @@
+"""The presearcher never drops a query that matches, and keeps most others out."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.matcher import AnalyzedArticle, matches
+from shared.presearch import Presearcher, all_required_keys, article_keys, required_keys
+from shared.query import parse_query
+from tests.test_store_contract import ARTICLES, QUERIES
+
+
+@pytest.mark.parametrize(
+    ("query", "keys"),
+    [
+        ("missile", {"t:missil"}),
+        ("missile AND sanctions", {"t:sanction"}),  # the longer of the two
+        ("missile OR rocket", {"t:missil", "t:rocket"}),
+        ('"ballistic missile"', {"t:ballist"}),
+        ("countries:KP", {"k:countries:KP"}),
+        ("sanction*", {"p:san"}),
+        ("missile -drill", {"t:missil"}),
+        ("-drill", None),
+        ("published_at:[2026-01-01 TO *]", None),
+        ("missile OR published_at:[2026-01-01 TO *]", None),
+    ],
+)
+def test_required_keys(query, keys):
+    found = required_keys(parse_query(query))
+    assert (set(found) if found is not None else None) == keys
+
+
+def test_all_required_keys_cover_every_conjunct():
+    assert all_required_keys(parse_query('"ballistic missile" AND countries:KP')) == {
+        "t:ballist",
+        "t:missil",
+        "k:countries:KP",
+    }
+    assert all_required_keys(parse_query("missile OR rocket")) == frozenset()
+
+
+def test_every_matching_query_is_a_candidate():
+    presearcher = Presearcher()
+    nodes = {query: parse_query(query) for query, _ in QUERIES}
+    for query, node in nodes.items():
+        presearcher.add(query, node)
+    for article in ARTICLES.values():
+        doc = AnalyzedArticle.of(article)
+        candidates = set(presearcher.candidates(article_keys(doc)))
+        matching = {query for query, node in nodes.items() if matches(node, doc)}
+        assert matching <= candidates
+        assert len(candidates) < len(nodes)
+
+
+def test_removed_queries_are_no_longer_candidates():
+    presearcher = Presearcher()
+    presearcher.add("a", parse_query("missile"))
+    presearcher.add("b", parse_query("-drill"))
+    keys = article_keys(AnalyzedArticle.of(ARTICLES["launch"]))
+    assert set(presearcher.candidates(keys)) == {"a", "b"}
+    presearcher.remove("a")
+    presearcher.remove("b")
+    assert presearcher.candidates(keys) == [] and len(presearcher) == 0
