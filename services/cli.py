@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--slack", action="append", default=[], help="Slack-compatible incoming-webhook URL")
     add.add_argument("--stream", action="append", default=[], help="Redis stream receiving alerts")
     add.add_argument("--mode", choices=["instant", "hourly", "daily"], default="instant")
-    add.add_argument("--realert", choices=["story", "article"], default="story")
+    add.add_argument("--realert", choices=["story", "story-and-update", "article"], default="story")
     add.add_argument("--max-per-hour", type=int, default=None)
     add.add_argument("--filter", default=None, help="an extra query every alert must match too")
     add.add_argument("--inactive", action="store_true", help="save it switched off")

@@ -50,6 +50,8 @@ class Article(BaseModel):
     countries: list[str] = Field(default_factory=list)
     people: list[str] = Field(default_factory=list)
     organizations: list[str] = Field(default_factory=list)
+    version: int = Field(default=1, description="Raised each time the same URL or GUID arrives with changed text.")
+    updated_at: datetime | None = None
     duplicate_of: str | None = None
     cluster_id: str | None = None
     notes: list[str] = Field(default_factory=list)

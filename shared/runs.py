@@ -10,7 +10,7 @@ import redis
 from shared import redis_keys
 from shared.redis_client import as_text
 
-OUTCOMES = ("seen", "indexed", "duplicates", "near_duplicates", "rejected", "alerts")
+OUTCOMES = ("seen", "indexed", "duplicates", "near_duplicates", "updates", "rejected", "alerts")
 """What `wirewatch run --once` reports."""
 PROGRESS = ("done", "alert_attempts", "alerts_delivered", "alerts_failed")
 """Bookkeeping: articles that left the chain, and alert deliveries tried, made and given up."""

@@ -60,9 +60,10 @@ class SubscriptionSpec(BaseModel):
     filter: str | None = Field(default=None, description="An extra query every alert must also match")
     channels: list[Channel] = Field(min_length=1)
     mode: Literal["instant", "hourly", "daily"] = "instant"
-    realert: Literal["story", "article"] = Field(
+    realert: Literal["story", "story-and-update", "article"] = Field(
         default="story",
-        description="story: one alert per story (copies and updates stay quiet); article: one per article",
+        description="story: one alert per story, copies and updates stay quiet; story-and-update: "
+        "also one more when an alerted article is updated; article: one per article",
     )
     max_per_hour: int | None = Field(
         default=None, ge=1, description="Instant alerts beyond this per hour wait for the hourly digest"

@@ -60,7 +60,15 @@ def test_run_once_on_embedded_defaults_then_search_and_alert(home: Path, receive
     result = wirewatch(home, "run", "--once", "--json")
     assert result.returncode == 0, result.stderr
     counts = json.loads(result.stdout)
-    assert counts == {"seen": 9, "indexed": 8, "duplicates": 1, "near_duplicates": 1, "rejected": 2, "alerts": 1}
+    assert counts == {
+        "seen": 9,
+        "indexed": 8,
+        "duplicates": 1,
+        "near_duplicates": 1,
+        "updates": 0,
+        "rejected": 2,
+        "alerts": 1,
+    }
     assert [alert["subscription"]["name"] for alert in receiver.wait_for(1)] == ["nk-sanctions"]
 
     found = wirewatch(home, "search", "tags:missile-test AND countries:KP AND NOT duplicate_of:*", "--json")

@@ -140,13 +140,28 @@ def test_same_url_read_again_is_a_duplicate(deduper: Deduper) -> None:
 
 
 def test_same_url_with_tracking_parameters_is_a_duplicate(deduper: Deduper) -> None:
-    assert deduper.check(original()) is Verdict.NEW
+    first = original()
+    assert deduper.check(first) is Verdict.NEW
     shared_link = Article.create(
-        title="North Korea fires ballistic missile into sea",
-        text=SUMMIT_AFRICA,  # even the text differs: the URL alone decides
-        url="https://WIRE.example/asia/launch/?utm_source=twitter&fbclid=abc#top",
+        title=first.title, text=first.text, url="https://WIRE.example/asia/launch/?utm_source=twitter&fbclid=abc#top"
     )
+    assert shared_link.id == first.id
     assert deduper.check(shared_link) is Verdict.DUPLICATE
+
+
+def test_same_url_with_changed_text_is_an_update_in_the_same_story(deduper: Deduper) -> None:
+    first = original()
+    assert deduper.check(first) is Verdict.NEW
+    changed = Article.create(
+        title=first.title, text=first.text + " Officials later raised the count to two missiles.", url=first.url
+    )
+    assert deduper.check(changed) is Verdict.UPDATE
+    assert (changed.id, changed.version, changed.cluster_id) == (first.id, 2, first.cluster_id)
+    assert changed.updated_at is not None and changed.duplicate_of is None
+    again = Article.create(title=first.title, text=changed.text, url=first.url)
+    assert deduper.check(again) is Verdict.DUPLICATE  # the update read a second time
+    third = Article.create(title=first.title, text=changed.text + " A third was reported.", url=first.url)
+    assert deduper.check(third) is Verdict.UPDATE and third.version == 3
 
 
 def test_same_text_under_another_url_is_a_duplicate(deduper: Deduper) -> None:
@@ -163,7 +178,7 @@ def test_same_text_with_other_spacing_and_case_is_a_duplicate(deduper: Deduper) 
     assert deduper.check(reflowed) is Verdict.DUPLICATE
 
 
-def test_same_feed_guid_is_a_duplicate_even_when_the_text_was_updated(deduper: Deduper) -> None:
+def test_same_feed_guid_with_updated_text_is_an_update(deduper: Deduper) -> None:
     first = Article.create(title="Summit ends", text=SUMMIT_ASEAN, guid="tag:wire.example,2024:8812", source="Wire")
     assert deduper.check(first) is Verdict.NEW
     updated = Article.create(
@@ -172,7 +187,9 @@ def test_same_feed_guid_is_a_duplicate_even_when_the_text_was_updated(deduper: D
         guid="tag:wire.example,2024:8812",
         source="Wire",
     )
-    assert deduper.check(updated) is Verdict.DUPLICATE
+    assert deduper.check(updated) is Verdict.UPDATE and updated.version == 2
+    redelivered = updated.model_copy()
+    assert deduper.check(redelivered) is Verdict.UPDATE and redelivered.version == 2  # a retry keeps the version
 
 
 def test_same_guid_from_another_source_is_not_a_duplicate(deduper: Deduper) -> None:

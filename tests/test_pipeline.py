@@ -56,6 +56,7 @@ def test_dropped_files_become_tagged_deduplicated_searchable_articles(settings, 
         "indexed": 8,
         "duplicates": 1,  # 03 repeats 01 word for word
         "near_duplicates": 1,  # 02 is 01 with a new headline and a newsletter line
+        "updates": 0,
         "rejected": 2,  # broken JSON, empty file
         "alerts": 3,
     }

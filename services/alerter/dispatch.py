@@ -34,10 +34,14 @@ return 0
 
 
 def alert_key(subscription: Subscription, payload: dict[str, Any]) -> str:
-    """What 'the same alert' means for this subscription: the story, or the article."""
-    return (
-        f"story:{payload['story']['id']}" if subscription.realert == "story" else f"article:{payload['article']['id']}"
-    )
+    """What 'the same alert' means for this subscription: the story, or the article; an
+    update is its own alert, once, where the subscription asks for it."""
+    article = payload["article"]
+    if subscription.realert == "article":
+        return f"article:{article['id']}"
+    if subscription.realert == "story-and-update" and article.get("version", 1) > 1:
+        return f"update:{article['id']}"
+    return f"story:{payload['story']['id']}"
 
 
 class Dispatcher:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 
 import numpy as np
@@ -18,6 +19,7 @@ from datasketch import MinHash
 
 from shared import redis_keys
 from shared.article import Article, digest, normalized_content
+from shared.redis_client import as_text
 
 NUM_PERM = 128
 BANDS = 32  # 32 bands of 4 rows: pairs at Jaccard 0.5 share a bucket with probability 0.87
@@ -32,6 +34,16 @@ for _, key in ipairs(KEYS) do
     redis.call('EXPIRE', key, ARGV[2])
 end
 """
+# Move identity keys to a new owner only if none changed since they were read.
+_SWAP_IF_UNCHANGED = """
+for i, key in ipairs(KEYS) do
+    if redis.call('GET', key) ~= ARGV[i] then return 0 end
+end
+for _, key in ipairs(KEYS) do
+    redis.call('SET', key, ARGV[#KEYS + 1], 'EX', ARGV[#KEYS + 2])
+end
+return 1
+"""
 _TEMPLATE = MinHash(num_perm=NUM_PERM, seed=7)  # permutations computed once, reused for every article
 
 
@@ -39,6 +51,7 @@ class Verdict(Enum):
     NEW = "new"
     DUPLICATE = "duplicate"
     NEAR_DUPLICATE = "near_duplicate"
+    UPDATE = "update"  # the same URL or GUID with changed text: replaces the stored article
 
 
 @dataclass
@@ -52,12 +65,22 @@ class Deduper:
     def __post_init__(self) -> None:
         # Server-side, so adding an article to its 32 buckets costs one command, not 64.
         self._add_to_buckets = self.client.register_script(_ADD_TO_BUCKETS)
+        self._swap = self.client.register_script(_SWAP_IF_UNCHANGED)
 
     def check(self, article: Article) -> Verdict:
-        """Claim the article's identities; mark a near-duplicate with `duplicate_of`/`cluster_id`."""
-        if self._claim_exact(article):
+        """Claim the article's identities; mark a near-duplicate with `duplicate_of`/`cluster_id`,
+        an update (same URL or GUID, changed text) with its `version`."""
+        status, version = self._claim_exact(article)
+        if status == "duplicate":
             return Verdict.DUPLICATE
         words = normalized_content(article.text).split()
+        if version > 1:
+            article.version, article.updated_at = version, datetime.now(UTC)
+            self._keep_story(article)
+            if len(words) >= MIN_WORDS_FOR_NEAR:
+                self._nearest(article.id, signature := minhash(words))  # files the new text in the buckets
+                self._remember_signature(article, signature)
+            return Verdict.UPDATE
         if len(words) < MIN_WORDS_FOR_NEAR:
             article.cluster_id = article.cluster_id or article.id
             return Verdict.NEW
@@ -74,30 +97,59 @@ class Deduper:
         """How many articles the story (cluster) has had within the window."""
         return int(self.client.get(redis_keys.story(cluster_id)) or 0)
 
-    def _claim_exact(self, article: Article) -> bool:
-        """True when another reading already owns one of this article's identities.
+    def _claim_exact(self, article: Article) -> tuple[str, int]:
+        """("new" | "duplicate" | "update", version) for this reading of the article.
 
-        Each identity key holds `<article id>|<delivery>` of its first reader. A redelivered
-        message carries the same delivery, so a retry after a crash is not taken for a duplicate.
+        Each identity key holds `<id>|<delivery>|<content hash>|<version>` of the reading that
+        owns it. A redelivered message carries the same delivery, so a retry after a crash is
+        never taken for a duplicate. The same URL or GUID read again with other text is an
+        update: the identities move to it, atomically, with the version one higher.
         """
-        identities = []
-        if article.canonical_url:
-            identities.append(redis_keys.seen("url", digest(article.canonical_url)))
-        if article.guid:
-            identities.append(redis_keys.seen("guid", digest(f"{article.source}:{article.guid}")))
         content = normalized_content(article.text)
+        content_hash = digest(content)
+        identities: list[tuple[str, str]] = []
+        if article.canonical_url:
+            identities.append(("stable", redis_keys.seen("url", digest(article.canonical_url))))
+        if article.guid:
+            identities.append(("stable", redis_keys.seen("guid", digest(f"{article.source}:{article.guid}"))))
         if len(content.split()) >= MIN_WORDS_FOR_CONTENT_HASH:
-            identities.append(redis_keys.seen("content", digest(content)))
+            identities.append(("content", redis_keys.seen("content", content_hash)))
         if not identities:
-            return False
-        mine = f"{article.id}|{article.delivery}"
+            return "new", 1
+        mine = f"{article.id}|{article.delivery}|{content_hash}|1"
         pipe = self.client.pipeline(transaction=True)  # SET NX then GET, atomically per key
-        for key in identities:
+        for _, key in identities:
             pipe.set(key, mine, nx=True, ex=self.window_seconds)
             pipe.get(key)
         replies = pipe.execute()
-        owners = [owner.decode() for owner in replies[1::2] if owner is not None]
-        return any(owner != mine for owner in owners)
+        owners = [
+            (kind, key, raw.decode(), *raw.decode().split("|"))
+            for (kind, key), raw in zip(identities, replies[1::2], strict=True)
+            if raw is not None
+        ]
+        if all(owner_id == article.id and delivery == article.delivery for _, _, _, owner_id, delivery, *_ in owners):
+            return "new", max((int(owner[6]) for owner in owners), default=1)  # a redelivery keeps its version
+        if any(owner_id != article.id for _, _, _, owner_id, *_ in owners):
+            return "duplicate", 0
+        stable = [owner for owner in owners if owner[0] == "stable"]
+        if not stable or any(owner[5] == content_hash for owner in stable):
+            return "duplicate", 0  # read again, unchanged
+        version = max(int(owner[6]) for owner in stable) + 1
+        updated = f"{article.id}|{article.delivery}|{content_hash}|{version}"
+        swapped = self._swap(
+            keys=[owner[1] for owner in stable], args=[*(owner[2] for owner in stable), updated, self.window_seconds]
+        )
+        return ("update", version) if swapped else ("duplicate", 0)  # lost a race: the winner has it
+
+    def _keep_story(self, article: Article) -> None:
+        """An update stays in the story (and under the original) the article was filed in."""
+        root, cluster = (
+            as_text(value) if value else None
+            for value in self.client.hmget(redis_keys.signature(article.id), "root", "cluster")
+        )
+        article.cluster_id = cluster or article.cluster_id or article.id
+        if root and root != article.id:
+            article.duplicate_of = root
 
     def _nearest(self, article_id: str, signature: np.ndarray) -> tuple[str, str] | None:
         """(original id, cluster id) of the most similar earlier article above the threshold.

@@ -162,6 +162,7 @@ def alert_payload(subscription: Subscription, article: Article, matched: list[st
         "story": {"id": article.cluster_id or article.id, "articles": story_size},
         "article": {
             "id": article.id,
+            "version": article.version,
             "title": article.title,
             "url": article.url,
             "source": article.source,

@@ -49,6 +49,8 @@ def dedupe_step(article: Article, ctx: WorkerContext, state: BatchState) -> Arti
         return None
     if verdict is Verdict.NEAR_DUPLICATE:
         state.counts["near_duplicates"] += 1
+    elif verdict is Verdict.UPDATE:
+        state.counts["updates"] += 1
     return article
 
 

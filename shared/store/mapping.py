@@ -29,6 +29,8 @@ ARTICLE_MAPPING: dict[str, Any] = {
         "text": _TEXT,
         "published_at": _DATE,
         "ingested_at": _DATE,
+        "updated_at": _DATE,
+        "version": {"type": "integer"},
         "lang": _KEYWORD,
         "tags": _KEYWORD,
         "tag_evidence": {"type": "object", "enabled": False},
