@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from services.fetcher.service import Fetcher
-    from services.worker.chain import enqueue_batch
+    from services.worker.chain import enqueue_batch, report_health
     from shared import runs
     from shared.celery_app import configure
     from shared.redis_client import get_redis, resolve_redis_url, stop_embedded_redis
@@ -169,7 +169,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.once:
             print(f"wirewatch running: inbox {settings.inbox_dir}, logs in {logs}; Ctrl-C stops", file=sys.stderr)
         client = get_redis(settings)
-        fetcher = Fetcher(settings, client, enqueue_batch)
+        fetcher = Fetcher(settings, client, enqueue_batch, report_health)
         if not args.once:
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -233,14 +233,14 @@ def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.service == "fetcher":
         from services.fetcher.service import Fetcher
-        from services.worker.chain import enqueue_batch
+        from services.worker.chain import enqueue_batch, report_health
         from shared.redis_client import get_redis
 
         configure(settings)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
-            Fetcher(settings, get_redis(settings), enqueue_batch).run_forever(stop)
+            Fetcher(settings, get_redis(settings), enqueue_batch, report_health).run_forever(stop)
         return 0
     app = configure(settings)
     from services.worker.service import run_indexer_with_worker

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     )
 
     feed_interval_seconds: int = Field(default=900, ge=30, description="Default time between two polls of one feed.")
+    feed_failures_before_alert: int = Field(
+        default=3, ge=1, description="Failed polls in a row after which a feed raises a source-health alert."
+    )
     inbox_scan_seconds: float = Field(default=2.0, gt=0, description="Time between two scans of the inbox.")
     fetch_timeout_seconds: float = Field(default=20.0, gt=0, description="HTTP timeout for one feed fetch.")
     fetch_max_bytes: int = Field(

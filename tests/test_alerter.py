@@ -212,3 +212,17 @@ def test_an_alert_taken_by_a_deliverer_that_died_is_delivered_by_another(redis_c
     assert receiver.received == []  # still leased
     deliver_all(alerter, now=time.time() + LEASE_SECONDS + 1)
     assert len(receiver.received) == 1
+
+
+@pytest.mark.parametrize(("realert", "expected"), [("story", 1), ("story-and-update", 2)])
+def test_an_update_alerts_again_once_only_when_asked(redis_client, settings, history, receiver, realert, expected):
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)], realert=realert)
+    dispatcher = Dispatcher(redis_client)
+    first = alert_for(subscription, "Missile launched", "story-1", article_id="a1")
+    dispatcher.raise_alert(subscription, first)
+    for version in (2, 3):
+        update = json.loads(json.dumps(first))
+        update["article"]["version"] = version
+        dispatcher.raise_alert(subscription, update)
+    deliver_all(Alerter(settings, redis_client, history))
+    assert len(receiver.received) == expected

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from services.fetcher.readers import articles_from_feed
 from services.fetcher.sources import Delivery
 from shared import redis_keys
+from shared.article import Article, digest
 from shared.redis_client import as_text
 from shared.settings import Settings
 
@@ -77,6 +78,8 @@ class FeedSource:
     redis: redis.Redis
     settings: Settings
     http: httpx.Client
+    report_health: Callable[[Article], None] = lambda event: None
+    """Receives a source-health event (an article tagged `source-health`) when a feed keeps failing."""
     name: str = "feeds"
 
     def __post_init__(self) -> None:
@@ -112,18 +115,18 @@ class FeedSource:
                 data, headers, validators = fetched
         except (httpx.HTTPError, OSError, FeedTooLarge) as error:
             log.warning("feed %s failed: %s", feed.url, error)
-            self._record(key, status=f"error: {error}")
+            self._failed(feed, key, f"error: {error}")
             return None
         parsed = feedparser.parse(data, response_headers=headers)
         if not parsed.entries and parsed.bozo:
             log.warning("feed %s is malformed: %s", feed.url, parsed.get("bozo_exception"))
-            self._record(key, status=f"malformed: {parsed.get('bozo_exception')}")
+            self._failed(feed, key, f"malformed: {parsed.get('bozo_exception')}")
             return None
         source = feed.name or parsed.feed.get("title") or feed.url
         articles = articles_from_feed(parsed, feed.url, source)
 
         def remember() -> None:
-            self._record(key, status=f"ok: {len(articles)} items", **validators)
+            self._record(key, status=f"ok: {len(articles)} items", failures="0", **validators)
 
         return Delivery(articles, on_enqueued=remember)
 
@@ -149,9 +152,31 @@ class FeedSource:
             }
             return bytes(body), dict(response.headers), validators
 
+    def _failed(self, feed: Feed, key: str, status: str) -> None:
+        self._record(key, status=status)
+        failures = int(self.redis.hincrby(key, "failures", 1))
+        if failures == self.settings.feed_failures_before_alert:
+            self.report_health(source_health_event(feed, failures, status))
+
     def _record(self, key: str, **fields: str) -> None:
         fields["checked_at"] = datetime.now(UTC).isoformat()
         self.redis.hset(key, mapping=dict[str | bytes, str](fields))  # type: ignore[arg-type]
+
+
+def source_health_event(feed: Feed, failures: int, status: str) -> Article:
+    """A feed that keeps failing, as an article for alert matching (`tags:source-health`);
+    one story per feed per day, so a subscriber hears of it once a day at most."""
+    today = datetime.now(UTC).date().isoformat()
+    name = feed.name or feed.url
+    event = Article.create(
+        title=f"Feed failing: {name}",
+        text=f"The feed {feed.url} failed {failures} times in a row. Last result: {status}",
+        guid=f"source-health:{feed.url}:{today}",
+        source="wirewatch",
+    )
+    event.tags = ["source-health"]
+    event.cluster_id = f"source-health:{digest(feed.url)}:{today}"
+    return event
 
 
 def http_client(settings: Settings) -> httpx.Client:

@@ -71,11 +71,17 @@ class Batcher:
 class Fetcher:
     """The sources of one fetcher service, and its loop."""
 
-    def __init__(self, settings: Settings, client: redis.Redis, enqueue: Enqueue) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        enqueue: Enqueue,
+        report_health: Callable[[Article], None] = lambda event: None,
+    ) -> None:
         self.settings, self.client, self.enqueue = settings, client, enqueue
         self.inbox = InboxSource(settings.inbox_dir, settings.processed_dir, settings.rejected_dir)
         feeds = load_feeds(settings.feeds) if settings.feeds else []
-        self.feeds = FeedSource(feeds, client, settings, http_client(settings)) if feeds else None
+        self.feeds = FeedSource(feeds, client, settings, http_client(settings), report_health) if feeds else None
 
     @property
     def sources(self) -> list[Source]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from celery import chain
 
 from services.worker.steps import STEPS
-from services.worker.tasks import CHAIN_TASKS
+from services.worker.tasks import CHAIN_TASKS, send_matches
 from shared.article import Article
 
 
@@ -27,3 +27,8 @@ def enqueue_batch(articles: Sequence[Article], run_id: str | None = None) -> Non
 
 
 _INDEX = [step.name for step in STEPS].index("index")
+
+
+def report_health(event: Article) -> None:
+    """Send a source-health event straight to alert matching; it is never stored as an article."""
+    send_matches({"run": None, "articles": [event.to_message()]})
