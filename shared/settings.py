@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     feed_failures_before_alert: int = Field(
         default=3, ge=1, description="Failed polls in a row after which a feed raises a source-health alert."
     )
+    feed_silence_factor: float = Field(
+        default=8.0,
+        gt=1,
+        description="A feed quiet for this many of its usual gaps between items raises a source-health alert.",
+    )
     inbox_scan_seconds: float = Field(default=2.0, gt=0, description="Time between two scans of the inbox.")
     fetch_timeout_seconds: float = Field(default=20.0, gt=0, description="HTTP timeout for one feed fetch.")
     fetch_max_bytes: int = Field(

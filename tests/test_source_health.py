@@ -77,3 +77,26 @@ def test_a_source_health_subscription_is_alerted(settings, worker, store, receiv
     assert alert["article"]["title"] == "Feed failing: Desk feed" and alert["article"]["source"] == "wirewatch"
     store.refresh()
     assert store.count("*") == 0  # an event, never stored as an article
+
+
+def test_a_feed_silent_far_longer_than_its_rhythm_raises_one_event(settings, redis_client, flaky):
+    from datetime import UTC, datetime, timedelta
+
+    from shared import redis_keys
+
+    events: list[Article] = []
+    feed = Feed(url=flaky["url"], name="Desk feed")
+    source = FeedSource([feed], redis_client, settings, http_client(settings), events.append)
+    key = redis_keys.feed_validators(feed.url)
+    # It used to publish every two hours; the newest item it shows is three days old.
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    source._watch_rhythm(feed, key, three_days_ago - timedelta(hours=2))
+    source._watch_rhythm(feed, key, three_days_ago)
+    assert events == []
+    source._watch_rhythm(feed, key, three_days_ago)  # polled again: nothing new
+    source._watch_rhythm(feed, key, three_days_ago)
+    (event,) = events
+    assert event.title == "Feed silent: Desk feed" and event.tags == ["source-health"]
+    assert "no new item for 72 hours" in event.text and "every 2.0 hours" in event.text
+    source._watch_rhythm(feed, key, datetime.now(UTC))  # a new item: it speaks again
+    assert redis_client.hget(key, "silent_reported") == b""

@@ -88,3 +88,17 @@ def test_nobody_deletes_another_owners_subscription(redis_client):
 def test_incomplete_channels_are_refused(channel):
     with pytest.raises(ValidationError):
         SubscriptionSpec(name="x", query="missile", channels=[channel])
+
+
+def test_the_contract_queries_fire_as_subscriptions_exactly_where_they_search(redis_client):
+    from tests.test_store_contract import ARTICLES, QUERIES
+
+    ids = {}
+    for number, (query, _) in enumerate(QUERIES):
+        ids[save_subscription(redis_client, "desk", spec(f"q{number}", query)).id] = query
+    matcher = SubscriptionMatcher(redis_client)
+    fired: dict[str, set[str]] = {query: set() for query, _ in QUERIES}
+    for name, article in ARTICLES.items():
+        for match in matcher.match(article):
+            fired[ids[match.subscription.id]].add(name)
+    assert fired == {query: expected for query, expected in QUERIES}

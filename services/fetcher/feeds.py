@@ -125,8 +125,11 @@ class FeedSource:
         source = feed.name or parsed.feed.get("title") or feed.url
         articles = articles_from_feed(parsed, feed.url, source)
 
+        newest = max((a.published_at for a in articles if a.published_at), default=None)
+
         def remember() -> None:
             self._record(key, status=f"ok: {len(articles)} items", failures="0", **validators)
+            self._watch_rhythm(feed, key, newest)
 
         return Delivery(articles, on_enqueued=remember)
 
@@ -152,6 +155,34 @@ class FeedSource:
             }
             return bytes(body), dict(response.headers), validators
 
+    def _watch_rhythm(self, feed: Feed, key: str, newest: datetime | None) -> None:
+        """Learn how often the feed has new items; a feed quiet for far longer raises an event.
+
+        The rhythm is a moving average of the gaps between new items; "far longer" is
+        `feed_silence_factor` rhythms, and never less than six hours.
+        """
+        now = datetime.now(UTC)
+        state = {as_text(k): as_text(v) for k, v in self.redis.hgetall(key).items()}
+        last_new = datetime.fromisoformat(state["last_new_item"]) if state.get("last_new_item") else None
+        rhythm = float(state.get("rhythm_seconds") or 0)
+        if newest is not None and (last_new is None or newest > last_new):
+            if last_new is not None:
+                gap = (newest - last_new).total_seconds()
+                rhythm = gap if not rhythm else 0.7 * rhythm + 0.3 * gap
+            self._record(key, last_new_item=newest.isoformat(), rhythm_seconds=str(rhythm), silent_reported="")
+            return
+        if last_new is None or not rhythm:
+            return
+        quiet = (now - last_new).total_seconds()
+        if quiet > max(self.settings.feed_silence_factor * rhythm, 6 * 3600) and not state.get("silent_reported"):
+            self._record(key, silent_reported=now.isoformat())
+            hours = quiet / 3600
+            self.report_health(
+                source_health_event(
+                    feed, 0, f"silent: no new item for {hours:.0f} hours (usually every {rhythm / 3600:.1f} hours)"
+                )
+            )
+
     def _failed(self, feed: Feed, key: str, status: str) -> None:
         self._record(key, status=status)
         failures = int(self.redis.hincrby(key, "failures", 1))
@@ -164,13 +195,16 @@ class FeedSource:
 
 
 def source_health_event(feed: Feed, failures: int, status: str) -> Article:
-    """A feed that keeps failing, as an article for alert matching (`tags:source-health`);
+    """A feed that keeps failing or went silent, as an article for alert matching (`tags:source-health`);
     one story per feed per day, so a subscriber hears of it once a day at most."""
     today = datetime.now(UTC).date().isoformat()
     name = feed.name or feed.url
+    silent = status.startswith("silent")
     event = Article.create(
-        title=f"Feed failing: {name}",
-        text=f"The feed {feed.url} failed {failures} times in a row. Last result: {status}",
+        title=f"Feed {'silent' if silent else 'failing'}: {name}",
+        text=f"The feed {feed.url} is {status}."
+        if silent
+        else f"The feed {feed.url} failed {failures} times in a row. Last result: {status}",
         guid=f"source-health:{feed.url}:{today}",
         source="wirewatch",
     )
