@@ -73,45 +73,48 @@ def matches(node: Node, doc: AnalyzedArticle) -> bool:
         del doc.matched[before:]  # what a NOT clause found is not why the article matched
         return result
     if isinstance(node, Term):
-        hit = _term(node, doc)
+        where = _term(node, doc)
     elif isinstance(node, Phrase):
-        hit = any(_phrase_in(node, doc.positions[name]) for name in _text_fields(node.field))
+        where = next((name for name in _text_fields(node.field) if _phrase_in(node, doc.positions[name])), None)
     else:
-        hit = _range(node, doc)
-    if hit:
-        doc.matched.append(describe(node))
-    return hit
+        where = node.field if _range(node, doc) else None
+    if where is not None:
+        doc.matched.append(describe(node, where))
+    return where is not None
 
 
-def describe(node: Term | Phrase | Range) -> str:
-    """A short human form of a matched leaf, for alert explanations."""
+def describe(node: Term | Phrase | Range, field: str | None = None) -> str:
+    """A short human form of a matched leaf, for alert explanations: `text:missil`,
+    `title:"ballist missil"`, `tags:sanctions` (the field it matched in, if it is known)."""
     if isinstance(node, Term):
         text = node.value + ("*" if node.prefix else "")
     elif isinstance(node, Phrase):
         text = '"' + " ".join(word or "_" for word in node.words) + '"' + (f"~{node.slop}" if node.slop else "")
     else:
         text = f"[{node.low or '*'} TO {node.high or '*'}]"
-    return f"{node.field}:{text}" if node.field else text
+    field = field or node.field
+    return f"{field}:{text}" if field else text
 
 
 def _text_fields(name: str | None) -> tuple[str, ...]:
     return ("title", "text") if name is None else (name,)
 
 
-def _term(node: Term, doc: AnalyzedArticle) -> bool:
+def _term(node: Term, doc: AnalyzedArticle) -> str | None:
+    """The field the term matched in (the title first), or None."""
     if node.field in doc.keywords:
         values = doc.keywords[node.field]
         if node.prefix:
-            return any(value.startswith(node.value) for value in values)
-        return node.value in values
+            return node.field if any(value.startswith(node.value) for value in values) else None
+        return node.field if node.value in values else None
     for name in _text_fields(node.field):
         tokens = doc.positions[name]
         if node.prefix:
             if any(token.startswith(node.value) for token in tokens):
-                return True
+                return name
         elif node.value in tokens:
-            return True
-    return False
+            return name
+    return None
 
 
 def _phrase_in(node: Phrase, tokens: dict[str, list[int]]) -> bool:

@@ -131,7 +131,7 @@ def test_preview_shows_what_would_have_matched_in_the_last_days(api, alice, stor
     assert preview.status_code == 200
     assert preview.json()["count"] == 1
     (row,) = preview.json()["articles"]
-    assert row["title"] == "Missile test off the coast" and row["matched_terms"] == ['"missil test"']
+    assert row["title"] == "Missile test off the coast" and row["matched_terms"] == ['title:"missil test"']
     assert api.post("/subscriptions/preview", headers=alice, json={"query": "title:("}).status_code == 422
 
 
