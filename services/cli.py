@@ -104,6 +104,34 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--owner", default="local")
     remove.set_defaults(handler=cmd_subscriptions_remove)
 
+    feeds = commands.add_parser("feeds", help="the feed list and each feed's state")
+    feed_actions = feeds.add_subparsers(dest="action", required=True, metavar="ACTION")
+    feed_add = feed_actions.add_parser("add", help="add (or change) a feed")
+    feed_add.add_argument("url")
+    feed_add.add_argument("--name")
+    feed_add.add_argument("--interval", type=int, help="fixed seconds between polls (default: adaptive)")
+    feed_add.add_argument("--full-text", action=argparse.BooleanOptionalAction, default=None, help="fetch linked pages")
+    feed_add.add_argument("--tag", action="append", default=[], help="tag every article of the feed")
+    feed_add.add_argument("--language")
+    feed_add.add_argument("--disabled", action="store_true")
+    feed_add.set_defaults(handler=cmd_feeds_add)
+    feed_remove = feed_actions.add_parser("remove", help="remove a feed and its state")
+    feed_remove.add_argument("url")
+    feed_remove.set_defaults(handler=cmd_feeds_remove)
+    feed_list = feed_actions.add_parser("list", help="list the feeds")
+    feed_list.add_argument("--json", action="store_true")
+    feed_list.set_defaults(handler=cmd_feeds_list)
+    feed_import = feed_actions.add_parser("import", help="add the feeds of an OPML file")
+    feed_import.add_argument("file")
+    feed_import.set_defaults(handler=cmd_feeds_import)
+    feed_export = feed_actions.add_parser("export", help="print the feed list as OPML")
+    feed_export.set_defaults(handler=cmd_feeds_export)
+    feed_status = feed_actions.add_parser(
+        "status", help="per feed: last fetch, last new item, HTTP status, items/day, failures, next poll, validators"
+    )
+    feed_status.add_argument("--json", action="store_true")
+    feed_status.set_defaults(handler=cmd_feeds_status)
+
     tokens = commands.add_parser("tokens", help="API bearer tokens")
     token_actions = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = token_actions.add_parser("create", help="create a token for NAME and print it (shown once)")
@@ -365,6 +393,103 @@ def cmd_subscriptions_remove(args: argparse.Namespace, settings: Settings) -> in
     if existing is None or not delete_subscription(client, args.owner, existing.id):
         raise UserError(f"no subscription named {args.name!r}")
     print(f"subscription {args.name!r} removed")
+    return 0
+
+
+def _feed_registry(settings: Settings) -> Any:
+    from services.fetcher.registry import FeedRegistry
+
+    registry = FeedRegistry(_redis(settings))
+    if settings.feeds:
+        registry.merge_file(settings.feeds)
+    return registry
+
+
+def cmd_feeds_add(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
+    from services.fetcher.registry import Feed
+
+    try:
+        feed = Feed(
+            url=args.url,
+            name=args.name,
+            interval=args.interval,
+            full_text=args.full_text,
+            tags=args.tag,
+            language=args.language,
+            enabled=not args.disabled,
+        )
+    except ValidationError as error:
+        raise UserError("; ".join(problem["msg"] for problem in error.errors())) from None
+    _feed_registry(settings).put(feed)
+    print(f"feed {feed.url} saved")
+    return 0
+
+
+def cmd_feeds_remove(args: argparse.Namespace, settings: Settings) -> int:
+    if not _feed_registry(settings).remove(args.url):
+        raise UserError(f"no feed {args.url}")
+    print(f"feed {args.url} removed")
+    return 0
+
+
+def cmd_feeds_list(args: argparse.Namespace, settings: Settings) -> int:
+    for feed in _feed_registry(settings).all():
+        if args.json:
+            print(feed.model_dump_json())
+        else:
+            flags = "" if feed.enabled else "  (disabled)"
+            print(f"{feed.url}\t{feed.name or ''}\t{','.join(feed.tags)}{flags}")
+    return 0
+
+
+def cmd_feeds_import(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from services.fetcher.opml import OpmlError, parse_opml
+
+    try:
+        feeds = parse_opml(Path(args.file).read_text("utf-8"))
+    except (OSError, OpmlError) as error:
+        raise UserError(str(error)) from None
+    registry = _feed_registry(settings)
+    for feed in feeds:
+        registry.put(feed)
+    print(f"{len(feeds)} feeds imported")
+    return 0
+
+
+def cmd_feeds_export(args: argparse.Namespace, settings: Settings) -> int:
+    from services.fetcher.opml import export_opml
+
+    sys.stdout.write(export_opml(_feed_registry(settings).all()))
+    return 0
+
+
+def cmd_feeds_status(args: argparse.Namespace, settings: Settings) -> int:
+    from services.fetcher.status import feed_status
+
+    rows = feed_status(_redis(settings), _feed_registry(settings).all())
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    for row in rows:
+        print(row["url"] + (f"  ({row['name']})" if row["name"] else ""))
+        for label in (
+            "state",
+            "last_fetch",
+            "last_new_item",
+            "http_status",
+            "items_per_day",
+            "failures",
+            "next_poll",
+            "validators",
+            "health",
+        ):
+            if row.get(label) not in (None, ""):
+                print(f"    {label.replace('_', ' '):<14} {row[label]}")
     return 0
 
 

@@ -46,6 +46,9 @@ class Article(BaseModel):
     ingested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     lang: str | None = None
     tags: list[str] = Field(default_factory=list)
+    source_tags: list[str] = Field(
+        default_factory=list, description="Tags the feed list gives every article of a feed."
+    )
     tag_evidence: dict[str, list[str]] = Field(default_factory=dict)
     countries: list[str] = Field(default_factory=list)
     people: list[str] = Field(default_factory=list)

@@ -28,6 +28,12 @@ OUTBOX_INFLIGHT = f"{PREFIX}:outbox:inflight"
 DIGESTS_DUE = f"{PREFIX}:digests:due"
 """Sorted set of digest buckets, scored by the end of their period."""
 
+FEEDS = f"{PREFIX}:feeds"
+"""Hash: feed URL -> feed settings (name, interval, full_text, tags, language, enabled)."""
+
+FEEDS_DUE = f"{PREFIX}:feeds:due"
+"""Sorted set of feed URLs, scored by when each is next polled."""
+
 TOKENS = f"{PREFIX}:tokens"
 """Hash: SHA-256 of an API token -> owner name. The tokens themselves are never stored."""
 
@@ -84,5 +90,10 @@ def run(run_id: str) -> str:
 
 
 def feed_validators(url: str) -> str:
-    """Hash holding a feed's ETag and Last-Modified for conditional GET."""
+    """Hash holding a feed's state: validators, body hash, interval, failures, health."""
     return f"{PREFIX}:feed:{url}"
+
+
+def feed_entries(url: str) -> str:
+    """Set of the entry fingerprints a feed has shown, to count its new items."""
+    return f"{PREFIX}:feed-entries:{url}"

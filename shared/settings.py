@@ -86,6 +86,26 @@ class Settings(BaseSettings):
     )
 
     feed_interval_seconds: int = Field(default=900, ge=30, description="Default time between two polls of one feed.")
+    feed_min_interval_seconds: int = Field(
+        default=300, ge=30, description="Shortest interval an adaptive feed is polled at."
+    )
+    feed_max_interval_seconds: int = Field(
+        default=6 * 3600,
+        ge=60,
+        description="Longest interval an adaptive feed is polled at (backoff may go 4× further).",
+    )
+    feed_host_concurrency: int = Field(default=1, ge=1, description="Requests to one host at a time.")
+    feed_host_delay_seconds: float = Field(
+        default=2.0, ge=0, description="Least time between the starts of two requests to one host."
+    )
+    feed_validator_check_every: int = Field(
+        default=12, ge=1, description="Every this many polls, a 304 is checked with an unconditional fetch."
+    )
+    url_allow: str | None = Field(
+        default=None,
+        description="Comma-separated networks (CIDR) or host names that feed and article URLs may reach although "
+        "private, loopback or link-local (refused by default).",
+    )
     feed_failures_before_alert: int = Field(
         default=3, ge=1, description="Failed polls in a row after which a feed raises a source-health alert."
     )

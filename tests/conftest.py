@@ -59,6 +59,8 @@ def settings(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("WIREWATCH_REDIS_URL", redis_url)
     monkeypatch.setenv("WIREWATCH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("WIREWATCH_ALERT_RETRY_SECONDS", "0.2")  # failed deliveries come back quickly
+    monkeypatch.setenv("WIREWATCH_URL_ALLOW", "127.0.0.1/32,::1/128")  # the tests' servers are local
+    monkeypatch.setenv("WIREWATCH_FEED_HOST_DELAY_SECONDS", "0")
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
@@ -176,3 +178,6 @@ def inbox_files(settings: Settings) -> list[Path]:
         os.utime(target, (stamp, stamp))
         copied.append(target)
     return copied
+
+
+from tests.test_feeds import feed_server  # noqa: E402, F401 (a real feed server, for every test module)

@@ -173,7 +173,7 @@ def test_validators_are_stored_only_after_on_enqueued(
     state = feed_state(redis_client, feed.url)
     assert state["etag"] == ETAG
     assert state["last_modified"] == LAST_MODIFIED
-    assert state["status"] == "ok: 2 items"
+    assert state["status"] == "ok: 2 new of 2 items"
     assert datetime.fromisoformat(state["checked_at"]).tzinfo is not None
 
 
@@ -234,7 +234,7 @@ def test_a_feed_without_validators_is_fetched_unconditionally(
     assert first is not None
     first.on_enqueued()
 
-    assert feeds.fetch(feed) is not None
+    assert feeds.fetch(feed) is None  # fetched again, but every entry was seen before
     assert "if-none-match" not in feed_server.headers_of(1)
     assert "if-modified-since" not in feed_server.headers_of(1)
 

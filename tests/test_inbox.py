@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 import redis
 
 from services.fetcher.inbox import InboxSource
-from services.fetcher.service import Batcher, Enqueue
+from services.fetcher.service import Batcher, Enqueue, Fetcher
 from services.fetcher.sources import Delivery
 from shared import runs
 from shared.article import Article
+from shared.deadletters import read_dead_letters
 from shared.settings import Settings
 
 STORY = "Night buses return to the city centre\nThe operator restored six routes after the strike.\n"
@@ -42,6 +44,13 @@ def files_under(folder: Path) -> set[str]:
     return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
 
 
+def scan_twice(source: InboxSource) -> list[Delivery]:
+    """Two scans of the watching fetcher: the first only notes the size and time of files it has
+    not seen before; the second reads those that stayed unchanged."""
+    assert list(source.poll()) == [], "a file seen for the first time must not be read yet"
+    return list(source.poll())
+
+
 # --- InboxSource ------------------------------------------------------------------------------
 
 
@@ -50,7 +59,7 @@ def test_a_file_in_a_subfolder_moves_to_processed_only_after_on_enqueued(
 ) -> None:
     dropped = drop(settings.inbox_dir / "agency" / "2025" / "buses.txt", STORY)
 
-    [delivery] = list(source.poll())
+    [delivery] = scan_twice(source)
 
     assert [article.title for article in delivery.articles] == ["Night buses return to the city centre"]
     assert delivery.rejected == 0
@@ -70,7 +79,7 @@ def test_files_are_read_oldest_first(source: InboxSource, settings: Settings) ->
     drop(settings.inbox_dir / "sub" / "b.txt", "Oldest story\nbody", age=300)
     drop(settings.inbox_dir / "c.txt", "Middle story\nbody", age=200)
 
-    titles = [delivery.articles[0].title for delivery in source.poll()]
+    titles = [delivery.articles[0].title for delivery in scan_twice(source)]
 
     assert titles == ["Oldest story", "Middle story", "Newest story"]
 
@@ -78,7 +87,7 @@ def test_files_are_read_oldest_first(source: InboxSource, settings: Settings) ->
 def test_an_unread_delivery_leaves_the_file_for_the_next_poll(source: InboxSource, settings: Settings) -> None:
     drop(settings.inbox_dir / "buses.txt", STORY)
 
-    first = list(source.poll())
+    first = scan_twice(source)
     second = list(source.poll())
 
     assert len(first) == len(second) == 1
@@ -98,7 +107,7 @@ def test_an_unreadable_file_moves_to_rejected_with_a_reason_file(
 ) -> None:
     dropped = drop(settings.inbox_dir / name, content)
 
-    [delivery] = list(source.poll())
+    [delivery] = scan_twice(source)
 
     assert delivery.articles == [] and delivery.rejected == 1
     assert not dropped.exists()
@@ -119,7 +128,7 @@ def test_an_unreadable_file_moves_to_rejected_with_a_reason_file(
 def test_partial_and_hidden_files_are_left_alone(source: InboxSource, settings: Settings, name: str) -> None:
     dropped = drop(settings.inbox_dir / "sub" / name, STORY)
 
-    assert list(source.poll()) == []
+    assert scan_twice(source) == []
     assert list(source.poll(settle=False)) == []
     assert dropped.read_text("utf-8") == STORY
     assert not settings.processed_dir.exists() and not settings.rejected_dir.exists()
@@ -129,7 +138,7 @@ def test_a_just_written_file_waits_to_settle_unless_settle_is_off(source: InboxS
     fresh = drop(settings.inbox_dir / "fresh.txt", STORY, age=0)
     drop(settings.inbox_dir / "old.txt", "Older story\nbody")
 
-    settled = list(source.poll())
+    settled = scan_twice(source)
     taken = list(source.poll(settle=False))
 
     assert [delivery.articles[0].title for delivery in settled] == ["Older story"]
@@ -146,7 +155,7 @@ def test_a_name_collision_in_processed_keeps_both_files(source: InboxSource, set
     earlier.write_text("Yesterday's version\nbody", "utf-8")
     drop(settings.inbox_dir / "desk" / "buses.txt", STORY)
 
-    [delivery] = list(source.poll())
+    [delivery] = scan_twice(source)
     delivery.on_enqueued()
 
     assert earlier.read_text("utf-8") == "Yesterday's version\nbody"
@@ -162,9 +171,9 @@ def test_a_name_collision_in_rejected_keeps_both_files_and_both_reasons(
     source: InboxSource, settings: Settings
 ) -> None:
     drop(settings.inbox_dir / "bad.json", "{oops")
-    list(source.poll())
+    scan_twice(source)
     drop(settings.inbox_dir / "bad.json", "[]")
-    list(source.poll())
+    scan_twice(source)
 
     names = files_under(settings.rejected_dir)
     assert len(names) == 4
@@ -172,6 +181,148 @@ def test_a_name_collision_in_rejected_keeps_both_files_and_both_reasons(
         (settings.rejected_dir / name).read_text("utf-8").splitlines()[0] for name in names if name.endswith(".reason")
     )
     assert reasons[0].startswith("malformed JSON") and reasons[1] == "no article found in the file"
+
+
+def test_a_one_off_pass_takes_a_new_file_at_once(source: InboxSource, settings: Settings) -> None:
+    drop(settings.inbox_dir / "buses.txt", STORY, age=0)
+
+    [delivery] = list(source.poll(settle=False))
+
+    assert delivery.articles[0].title == "Night buses return to the city centre"
+
+
+def grow(path: Path) -> None:
+    with path.open("a", encoding="utf-8") as file:
+        file.write('{"title": "Second story", "text": "Written a moment later."}\n')
+
+
+def rewrite_in_place(path: Path) -> None:
+    """Same size, other bytes, a later time: a writer that preallocates, then fills the file."""
+    path.write_text(path.read_text("utf-8").replace("First", "Final"), "utf-8")
+    stamp = path.stat().st_mtime - 5  # differs from the first scan's time, and is not in the future
+    os.utime(path, (stamp, stamp))
+
+
+@pytest.mark.parametrize("change", [grow, rewrite_in_place], ids=["grows", "rewritten-same-size"])
+def test_a_file_changing_between_scans_is_read_only_after_a_scan_without_change(
+    settings: Settings, change: Callable[[Path], None]
+) -> None:
+    # settle_seconds=0 leaves the size-and-time comparison as the only guard.
+    source = InboxSource(settings.inbox_dir, settings.processed_dir, settings.rejected_dir, settle_seconds=0)
+    path = drop(settings.inbox_dir / "wire.jsonl", '{"title": "First story", "text": "Sent at once."}\n', age=0)
+
+    assert list(source.poll()) == []  # first seen
+    change(path)
+    assert list(source.poll()) == []  # changed since the previous scan
+    [delivery] = list(source.poll())  # unchanged for one scan
+
+    assert [article.title for article in delivery.articles] == (
+        ["First story", "Second story"] if change is grow else ["Final story"]
+    )
+
+
+# --- files read in part -----------------------------------------------------------------------
+
+GOOD = [
+    {"title": "Ferry fares frozen for the winter", "text": "The port authority kept prices unchanged."},
+    {"title": "Lighthouse opens to visitors", "url": "https://coast.example.org/lighthouse", "text": "Tours start."},
+]
+WIRE = "\n".join([json.dumps(GOOD[0]), '{"title": "Broken off', json.dumps(GOOD[1]), '{"url": 5}']) + "\n"
+
+
+@pytest.fixture
+def keeping_source(settings: Settings, redis_client: redis.Redis) -> InboxSource:
+    return InboxSource(settings.inbox_dir, settings.processed_dir, settings.rejected_dir, dead_letters=redis_client)
+
+
+def test_bad_json_lines_are_listed_beside_the_processed_file_and_kept_as_dead_letters(
+    keeping_source: InboxSource, settings: Settings, redis_client: redis.Redis
+) -> None:
+    dropped = drop(settings.inbox_dir / "agency" / "wire.jsonl", WIRE)
+    sent: list[list[str]] = []
+    batcher = Batcher(10, lambda batch, run_id: sent.append([a.title for a in batch]), redis_client, "run-9")
+
+    [delivery] = list(keeping_source.poll(settle=False))
+    batcher.add(delivery)
+
+    assert delivery.rejected == 2
+    assert read_dead_letters(redis_client) == [], "nothing is kept before the good lines are queued"
+    assert dropped.exists() and not settings.processed_dir.exists()
+
+    batcher.flush()
+
+    assert sent == [[story["title"] for story in GOOD]]
+    assert not dropped.exists()
+    moved = settings.processed_dir / "agency" / "wire.jsonl"
+    assert moved.read_text("utf-8") == WIRE
+    problems = moved.with_name("wire.jsonl.problems").read_text("utf-8").splitlines()
+    assert problems[0].startswith("line 2: malformed JSON")
+    assert problems[1] == "line 4: the line: field 'url' must be a string, not int"
+    assert problems[2] == f"file: {dropped}"
+    assert problems[3].startswith("read at: ")
+    assert files_under(settings.processed_dir) == {"agency/wire.jsonl", "agency/wire.jsonl.problems"}
+    letters = read_dead_letters(redis_client)
+    assert [(letter["stage"], letter["item"]) for letter in letters] == [
+        ("read", {"file": str(moved), "line": 2, "content": '{"title": "Broken off'}),
+        ("read", {"file": str(moved), "line": 4, "content": '{"url": 5}'}),
+    ]
+    assert [letter["reason"] for letter in letters] == [line.split(": ", 1)[1] for line in problems[:2]]
+    counts = runs.read(redis_client, "run-9")
+    assert (counts["seen"], counts["rejected"]) == (2, 2)
+
+
+def test_a_long_bad_line_is_kept_cut_to_2000_characters(
+    keeping_source: InboxSource, settings: Settings, redis_client: redis.Redis
+) -> None:
+    long_line = '{"title": "' + "x" * 5000
+    drop(settings.inbox_dir / "wire.ndjson", json.dumps(GOOD[0]) + "\n" + long_line + "\n")
+
+    [delivery] = list(keeping_source.poll(settle=False))
+    delivery.on_enqueued()
+
+    [letter] = read_dead_letters(redis_client)
+    assert letter["item"]["content"] == long_line[:2000]
+    assert letter["item"]["line"] == 2
+
+
+def test_without_a_dead_letter_client_bad_lines_are_only_listed(
+    source: InboxSource, settings: Settings, redis_client: redis.Redis
+) -> None:
+    drop(settings.inbox_dir / "wire.jsonl", WIRE)
+
+    [delivery] = list(source.poll(settle=False))
+    delivery.on_enqueued()
+
+    assert (settings.processed_dir / "wire.jsonl.problems").exists()
+    assert read_dead_letters(redis_client) == []
+
+
+def test_a_json_lines_file_without_a_good_line_is_rejected_with_the_reason(
+    keeping_source: InboxSource, settings: Settings, redis_client: redis.Redis
+) -> None:
+    drop(settings.inbox_dir / "wire.jsonl", '{"title": 1}\nnot json\n')
+
+    [delivery] = list(keeping_source.poll(settle=False))
+
+    assert delivery.articles == [] and delivery.rejected == 1
+    reason = (settings.rejected_dir / "wire.jsonl.reason").read_text("utf-8").splitlines()[0]
+    assert reason.startswith("no good line in the file: line 1: the line: field 'title' must be a string")
+    assert "line 2: malformed JSON" in reason
+    assert files_under(settings.rejected_dir) == {"wire.jsonl", "wire.jsonl.reason"}
+    assert read_dead_letters(redis_client) == []  # the whole file is kept in rejected/ instead
+
+
+def test_the_fetcher_keeps_bad_lines_of_dropped_files_as_dead_letters(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    drop(settings.inbox_dir / "wire.jsonl", WIRE)
+    sent: list[Article] = []
+
+    counts = Fetcher(settings, redis_client, lambda batch, run_id: sent.extend(batch)).run_once("run-3")
+
+    assert len(sent) == 2
+    assert (counts["seen"], counts["rejected"]) == (2, 2)
+    assert [letter["item"]["line"] for letter in read_dead_letters(redis_client)] == [2, 4]
 
 
 # --- Batcher ----------------------------------------------------------------------------------
@@ -314,7 +465,7 @@ def test_a_dropped_file_moves_to_processed_only_after_its_batch_was_enqueued(
         still_in_inbox_when_sent.append(dropped.exists())
 
     batcher = Batcher(10, enqueue, redis_client, "run-7")
-    for found in source.poll():
+    for found in scan_twice(source):
         batcher.add(found)
     assert dropped.exists(), "held in the batcher, not yet sent"
     batcher.flush()
@@ -335,7 +486,7 @@ def test_a_failed_enqueue_leaves_the_file_in_the_inbox(
 
     batcher = Batcher(1, broken, redis_client, None)
     with pytest.raises(ConnectionError):
-        for found in source.poll():
+        for found in scan_twice(source):
             batcher.add(found)
 
     assert dropped.exists()

@@ -1,16 +1,20 @@
-"""read_file: one dropped file to articles, by its format."""
+"""read_file and read_file_report: one dropped file to articles, by its format."""
 
 from __future__ import annotations
 
 import codecs
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from services.fetcher.decode import UnreadableFile
-from services.fetcher.readers import read_file
+from services.fetcher.readers import read_file, read_file_report
+from tests.conftest import FIXTURES
+
+FORMATS = FIXTURES / "formats"
 
 
 def drop(folder: Path, name: str, content: str | bytes) -> Path:
@@ -292,6 +296,199 @@ def test_a_feed_without_entries_is_unreadable(tmp_path: Path) -> None:
 def test_a_feed_file_that_is_not_xml_is_unreadable(tmp_path: Path) -> None:
     with pytest.raises(UnreadableFile, match="^malformed feed"):
         read_file(drop(tmp_path, "notes.atom", "<<< this is not a feed >>>"))
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first_lines", "title"),
+    [
+        pytest.param("# Tram line extended to the hospital\n", "Tram line extended to the hospital", id="atx"),
+        pytest.param("  ## Tram line extended to the hospital ##\n", "Tram line extended to the hospital", id="closed"),
+        pytest.param("Tram line extended to the hospital\n===\n", "Tram line extended to the hospital", id="setext"),
+        pytest.param("Tram line extended to the hospital\n", "Tram line extended to the hospital", id="plain"),
+        pytest.param("#tram line extended\n", "#tram line extended", id="hashtag-is-no-heading"),
+    ],
+)
+def test_a_markdown_file_takes_its_heading_as_headline(tmp_path: Path, first_lines: str, title: str) -> None:
+    body = "The **new stop** opens in May.\n\n- six trams an hour\n- step-free platforms"
+
+    [article] = read_file(drop(tmp_path, "tram.md", f"\n{first_lines}\n{body}\n"))
+
+    assert article.title == title
+    assert article.text == body  # Markdown left as is for the cleaner
+    assert article.html is None
+
+
+def test_a_markdown_file_with_only_a_heading_is_a_headline_without_body(tmp_path: Path) -> None:
+    [article] = read_file(drop(tmp_path, "flash.MD", "# Polls close in the north"))
+
+    assert (article.title, article.text) == ("Polls close in the north", "")
+
+
+# --- JSON lines -------------------------------------------------------------------------------
+
+MARKET = {"title": "Covered market reopens after repairs", "text": "Forty stalls are back.", "guid": "m-1"}
+FERRY = {"title": "Night ferry timetable changes", "url": "https://port.example.com/ferry", "published": "2025-09-01"}
+
+
+def jsonl(*lines: object) -> str:
+    return "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+
+
+def test_good_json_lines_become_articles_and_bad_ones_are_reported_by_number(tmp_path: Path) -> None:
+    path = drop(tmp_path, "wire.jsonl", jsonl(MARKET, '{"title": "Cut off', FERRY, {"text": None}))
+
+    reading = read_file_report(path, source="desk")
+
+    assert [article.title for article in reading.articles] == [MARKET["title"], FERRY["title"]]
+    assert reading.articles[0].guid == "m-1" and reading.articles[0].source == "desk"
+    assert reading.articles[1].published_at == datetime(2025, 9, 1, tzinfo=UTC)
+    assert {article.origin for article in reading.articles} == {str(path)}
+    assert [number for number, _ in reading.problems] == [2, 4]
+    assert reading.problems[0][1].startswith("malformed JSON")
+    assert reading.problems[1][1] == "the line has no 'text', 'html' or 'title'"
+    assert reading.bad_lines == {2: '{"title": "Cut off', 4: '{"text": null}'}
+    assert [article.title for article in read_file(path)] == [MARKET["title"], FERRY["title"]]  # good lines only
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "reason"),
+    [
+        pytest.param("{oops}", r"^malformed JSON: .* at column 2$", id="malformed"),
+        pytest.param('["a list"]', r"^the line is a JSON list, not an object$", id="list"),
+        pytest.param('"a string"', r"^the line is a JSON str, not an object$", id="string"),
+        pytest.param("17", r"^the line is a JSON int, not an object$", id="number"),
+        pytest.param(
+            '{"url": "https://example.com/x"}', r"^the line has no 'text', 'html' or 'title'$", id="no-content"
+        ),
+        pytest.param(
+            '{"title": "Ok", "guid": 7}', r"^the line: field 'guid' must be a string, not int$", id="guid-int"
+        ),
+    ],
+)
+def test_each_kind_of_bad_json_line_is_reported_with_its_reason(tmp_path: Path, bad_line: str, reason: str) -> None:
+    reading = read_file_report(drop(tmp_path, "wire.jsonl", jsonl(MARKET, bad_line)))
+
+    [(number, said)] = reading.problems
+    assert number == 2
+    assert re.match(reason, said), said
+    assert len(reading.articles) == 1
+
+
+def test_blank_lines_are_skipped_but_still_counted_in_line_numbers(tmp_path: Path) -> None:
+    reading = read_file_report(drop(tmp_path, "wire.ndjson", jsonl("", MARKET, "   ", "\t", "nope", FERRY, "")))
+
+    assert len(reading.articles) == 2
+    assert reading.problems == [(5, "malformed JSON: Expecting value at column 1")]
+
+
+def test_crlf_and_byte_order_marks_do_not_make_json_lines_bad(tmp_path: Path) -> None:
+    # Written on Windows, then two such files concatenated: a BOM at the start and one inside.
+    part = codecs.BOM_UTF8 + json.dumps(MARKET).encode() + b"\r\n"
+    data = part + part.replace(b'"m-1"', b'"m-2"') + b"\r\n"
+
+    reading = read_file_report(drop(tmp_path, "wire.jsonl", data))
+
+    assert reading.problems == []
+    assert [article.guid for article in reading.articles] == ["m-1", "m-2"]
+    assert reading.articles[0].text == "Forty stalls are back."
+
+
+def test_a_line_separator_inside_a_json_string_does_not_split_the_line(tmp_path: Path) -> None:
+    story = {"title": "Choir wins regional final", "text": "First verse\u2028second verse"}
+    raw = json.dumps(story, ensure_ascii=False)
+
+    [article] = read_file(drop(tmp_path, "choir.jsonl", raw))
+
+    assert article.text == "First verse\u2028second verse"
+
+
+def test_a_json_lines_file_without_a_good_line_is_unreadable_naming_the_first_problems(tmp_path: Path) -> None:
+    path = drop(tmp_path, "bad.jsonl", jsonl("{", "[]", '{"title": 1}', "null", "x"))
+
+    with pytest.raises(UnreadableFile) as raised:
+        read_file_report(path)
+
+    message = str(raised.value)
+    assert message.startswith("no good line in the file: line 1: malformed JSON")
+    assert "line 2: the line is a JSON list" in message and "line 3: the line: field 'title'" in message
+    assert "line 4" not in message and message.endswith("; and 2 more")
+
+
+def test_a_json_lines_file_of_blank_lines_is_empty(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableFile, match="empty file"):
+        read_file(drop(tmp_path, "blank.jsonl", "\n  \n\r\n"))
+
+
+# --- e-mail -----------------------------------------------------------------------------------
+
+
+def test_an_email_alert_takes_its_html_part_subject_date_sender_and_message_id() -> None:
+    path = FORMATS / "alert.eml"
+
+    [article] = read_file(path)
+
+    assert article.title == "Breaking: Café strike closes the harbour front"  # RFC 2047 decoded
+    assert article.html is not None
+    assert "<h1>Café strike closes the harbour front</h1>" in article.html  # quoted-printable decoded
+    assert "harbour front are shut" in article.html  # soft line break joined
+    assert article.text == ""
+    assert article.published_at == datetime(2025, 10, 14, 4, 45, tzinfo=UTC)
+    assert article.source == "Harbour Gazette Alerts"
+    assert article.guid == "alert-7731@gazette.example.org"
+    assert article.origin == str(path)
+
+
+def test_an_email_with_only_a_text_part_gives_text_in_its_declared_charset() -> None:
+    [article] = read_file(FORMATS / "bulletin.eml", source="desk")
+
+    assert article.title == "Valley bulletin: Sainte-Cecile bridge reopens on Monday"
+    assert article.text == (
+        "Le pont de Sainte-Cécile rouvre lundi après six semaines de travaux.\n"
+        "The road authority says lorries stay banned until the spring."
+    )
+    assert article.html is None
+    assert article.source == "bulletin@valley.example.net"  # no display name: the address
+    assert article.published_at == datetime(2025, 10, 15, 17, 20, tzinfo=UTC)
+
+
+def test_an_email_with_an_unknown_charset_is_still_decoded(tmp_path: Path) -> None:
+    message = (
+        b"From: Desk <desk@example.org>\r\nSubject: Pier reopens\r\n"
+        b"Content-Type: text/plain; charset=x-no-such-charset\r\n\r\nThe pier reopens at noon.\r\n"
+    )
+
+    [article] = read_file(drop(tmp_path, "pier.eml", message))
+
+    assert article.text == "The pier reopens at noon."
+    assert article.published_at is None and article.guid is None
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        pytest.param(
+            b"From: Desk <desk@example.org>\r\nSubject: Pier reopens\r\n\r\n \r\n",
+            r"^no text or HTML body in the e-mail$",
+            id="no-body",
+        ),
+        pytest.param(
+            b"Subject: Minutes\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Type: application/pdf\r\nContent-Disposition: attachment\r\n\r\nJVBERi0=\r\n--b--\r\n",
+            r"^no text or HTML body in the e-mail \(only application/pdf\)$",
+            id="attachment-only",
+        ),
+        pytest.param(b"Just a note about the pier.\r\n", r"^not an e-mail message", id="no-headers"),
+        pytest.param(b"\r\n \r\n", r"^empty file$", id="empty"),
+    ],
+)
+def test_an_email_without_a_readable_body_is_unreadable_with_the_reason(
+    tmp_path: Path, message: bytes, reason: str
+) -> None:
+    with pytest.raises(UnreadableFile, match=reason):
+        read_file(drop(tmp_path, "mail.eml", message))
 
 
 # --- unsupported ------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import redis
 
-from services.fetcher.feeds import FeedSource, http_client, load_feeds
+from services.fetcher.feeds import FeedSource, http_client
 from services.fetcher.inbox import InboxSource
+from services.fetcher.registry import FeedRegistry
 from services.fetcher.sources import Delivery, Source
 from shared import runs
 from shared.article import Article
@@ -79,9 +80,11 @@ class Fetcher:
         report_health: Callable[[Article], None] = lambda event: None,
     ) -> None:
         self.settings, self.client, self.enqueue = settings, client, enqueue
-        self.inbox = InboxSource(settings.inbox_dir, settings.processed_dir, settings.rejected_dir)
-        feeds = load_feeds(settings.feeds) if settings.feeds else []
-        self.feeds = FeedSource(feeds, client, settings, http_client(settings), report_health) if feeds else None
+        self.inbox = InboxSource(settings.inbox_dir, settings.processed_dir, settings.rejected_dir, dead_letters=client)
+        registry = FeedRegistry(client)
+        if settings.feeds:
+            registry.merge_file(settings.feeds)  # the file's feeds join those added by command
+        self.feeds = FeedSource([], client, settings, http_client(settings), report_health, registry)
 
     @property
     def sources(self) -> list[Source]:
@@ -101,7 +104,9 @@ class Fetcher:
     def run_forever(self, stop: threading.Event) -> None:
         """Scan the inbox every few seconds and poll feeds as they fall due, until `stop`."""
         log.info(
-            "fetcher watching %s and %d feeds", self.settings.inbox_dir, len(self.feeds.feeds) if self.feeds else 0
+            "fetcher watching %s and %d feeds",
+            self.settings.inbox_dir,
+            len(self.feeds.current_feeds()) if self.feeds else 0,
         )
         while not stop.is_set():
             batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, None)

@@ -84,11 +84,13 @@ def extract_text(article: Article) -> None:
         document = None
         article.notes.append(f"clean: main-text extraction failed ({type(error).__name__}); used plain text")
     text = getattr(document, "text", None) if document is not None else None
-    if text:
+    if text and len(text) >= len(article.text):
         article.text = text
         article.notes.append("clean: main text extracted from HTML by trafilatura")
         article.title = article.title or (getattr(document, "title", None) or "")
         article.published_at = article.published_at or parse_date(getattr(document, "date", None))
+    elif article.text:  # a feed summary beside a fetched page: better than a failed extraction
+        article.notes.append("clean: no main text longer than the feed summary found in the page; kept the summary")
     else:
         article.text = trafilatura.html2txt(html) or ""
         article.notes.append("clean: no main text found in HTML; kept all of the page's text")

@@ -122,7 +122,7 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
         found = evidence.setdefault(hit.value, [])
         if phrase.lower() not in (p.lower() for p in found) and len(found) < MAX_EVIDENCE:
             found.append(phrase)
-    article.tags = sorted(evidence)
+    article.tags = sorted(set(evidence) | set(article.source_tags))
     article.tag_evidence = evidence
     entities: dict[str, dict[str, None]] = {"countries": {}, "people": {}, "organizations": {}}
     for hit in _longest(taxonomy.entities.find(text)):
