@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from shared.settings import Settings, get_settings
@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         service = commands.add_parser(name, help=help_text)
         service.add_argument("--concurrency", type=int, default=None, help="worker processes or threads")
         service.set_defaults(handler=cmd_service, service=name)
+
+    ingest = commands.add_parser("ingest", help="backfill files and folders (any size), then report what came of them")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--json", action="store_true", help="print the counts as JSON")
+    ingest.add_argument("--timeout", type=float, default=3600, help="longest wait for the chain (s)")
+    ingest.set_defaults(handler=cmd_ingest)
 
     setup = commands.add_parser("setup", help="create the store's tables, or index template and alias")
     setup.add_argument(
@@ -168,10 +174,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from services.fetcher.service import Fetcher
-    from services.worker.chain import enqueue_batch, report_health
-    from shared import runs
+@contextlib.contextmanager
+def _services(settings: Settings, log_level: str) -> Iterator[Any]:
+    """The worker and alerter as child processes (and the embedded Redis when none is set),
+    stopped on the way out; yields the Redis client."""
     from shared.celery_app import configure
     from shared.redis_client import get_redis, resolve_redis_url, stop_embedded_redis
     from shared.store import open_store
@@ -188,17 +194,40 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             with open(logs / f"{service}.log", "ab") as log_file:
                 children.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "services.cli", "--log-level", args.log_level, service],
+                        [sys.executable, "-m", "services.cli", "--log-level", log_level, service],
                         env=child_env,
                         stdout=log_file,
                         stderr=subprocess.STDOUT,
                     )
                 )
-        if not args.once:
-            print(f"wirewatch running: inbox {settings.inbox_dir}, logs in {logs}; Ctrl-C stops", file=sys.stderr)
-        client = get_redis(settings)
+        yield get_redis(settings)
+    finally:
+        _stop_children(children)
+        stop_embedded_redis()
+
+
+def _wait_and_report(client: Any, settings: Settings, run_id: str, timeout: float, as_json: bool) -> dict[str, int]:
+    from shared import runs
+    from shared.store import open_store
+
+    try:
+        counts = runs.wait_until_done(client, run_id, timeout)
+    except TimeoutError as error:
+        raise UserError(str(error)) from None
+    open_store(settings).refresh()
+    _print_counts({name: counts[name] for name in runs.OUTCOMES}, as_json=as_json)
+    return counts
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from services.fetcher.service import Fetcher
+    from services.worker.chain import enqueue_batch, report_health
+
+    with _services(settings, args.log_level) as client:
         fetcher = Fetcher(settings, client, enqueue_batch, report_health)
         if not args.once:
+            logs = settings.data_dir / "logs"
+            print(f"wirewatch running: inbox {settings.inbox_dir}, logs in {logs}; Ctrl-C stops", file=sys.stderr)
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             with contextlib.suppress(KeyboardInterrupt):
@@ -206,16 +235,44 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         run_id = uuid.uuid4().hex
         fetcher.run_once(run_id)
-        try:
-            counts = runs.wait_until_done(client, run_id, args.timeout)
-        except TimeoutError as error:
-            raise UserError(str(error)) from None
-        open_store(settings).refresh()
-        _print_counts({name: counts[name] for name in runs.OUTCOMES}, as_json=args.json)
-        return 0
-    finally:
-        _stop_children(children)
-        stop_embedded_redis()
+        _wait_and_report(client, settings, run_id, args.timeout, args.json)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from services.fetcher.backfill import backfill
+    from services.fetcher.service import Batcher
+    from services.worker.chain import enqueue_batch
+
+    paths = [Path(path) for path in args.paths]
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise UserError(f"no such file or folder: {', '.join(missing)}")
+    with _services(settings, args.log_level) as client:
+        run_id = uuid.uuid4().hex
+        batcher = Batcher(settings.batch_size, enqueue_batch, client, run_id)
+        report = backfill(paths, batcher, client, progress=None if args.json else _progress)
+        if not args.json:
+            print(
+                f"\r{report.files} files read, {report.articles} articles queued; waiting for the chain…",
+                file=sys.stderr,
+            )
+        counts = _wait_and_report(client, settings, run_id, args.timeout, args.json)
+        if not args.json:
+            print(
+                f"ingested {counts['indexed']}, skipped as duplicate {counts['duplicates']}, rejected {counts['rejected']}"
+            )
+            for path, reason in report.rejected[:20]:
+                print(f"  rejected {path}: {reason}")
+            if len(report.rejected) > 20:
+                print(f"  … and {len(report.rejected) - 20} more (wirewatch dead-letters)")
+    return 0
+
+
+def _progress(files: int, articles: int) -> None:
+    print(f"\r{files} files read, {articles} articles queued", end="", file=sys.stderr, flush=True)
 
 
 def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:

@@ -22,8 +22,13 @@ def store(tmp_path: Path) -> SqliteStore:
 
 
 @pytest.fixture
-def api(settings, redis_client, store) -> TestClient:
-    return TestClient(create_app(settings, store=store, client=redis_client))
+def queued() -> list:
+    return []
+
+
+@pytest.fixture
+def api(settings, redis_client, store, queued) -> TestClient:
+    return TestClient(create_app(settings, store=store, client=redis_client, enqueue=queued.append))
 
 
 @pytest.fixture
@@ -159,3 +164,38 @@ def test_the_openapi_document_is_published(api):
     assert {"/subscriptions", "/subscriptions/{subscription_id}", "/subscriptions/preview", "/alerts"} <= set(
         document["paths"]
     )
+
+
+def test_pushed_articles_are_queued_and_their_ids_returned(api, alice, queued):
+    one = {"url": "https://desk.example/a?utm_source=x", "title": "Missile test", "text": "A missile was fired."}
+    response = api.post("/articles", headers=alice, json=one)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 1 and len(body["ids"]) == 1
+    ((article,),) = queued
+    assert (
+        article.id == body["ids"][0]
+        and article.canonical_url == "https://desk.example/a"
+        and article.source == "push:alice"
+    )
+    many = [{"title": f"Item {n}", "text": f"Body {n}."} for n in range(3)]
+    assert api.post("/articles", headers=alice, json=many).json()["accepted"] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"title": 5, "text": "x"}, "field 'title' must be a string"),
+        ({"url": "https://desk.example/b"}, "has no 'text', 'html' or 'title'"),
+        ([{"title": "ok", "text": "ok"}, "not an object"], "article 2 is a JSON str"),
+        ([], "no articles"),
+    ],
+)
+def test_bad_pushes_are_refused_whole_with_the_reason(api, alice, queued, body, message):
+    response = api.post("/articles", headers=alice, json=body)
+    assert response.status_code == 422 and message in response.text
+    assert queued == []
+
+
+def test_pushing_needs_a_token(api):
+    assert api.post("/articles", json={"title": "x", "text": "y"}).status_code == 401

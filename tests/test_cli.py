@@ -108,3 +108,68 @@ def test_health_reports_redis_and_store(home: Path) -> None:
     result = wirewatch(home, "health")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "healthy"
+
+
+FEED_FILES = Path(__file__).parent / "fixtures" / "feeds"
+
+
+def test_feeds_status_on_a_folder_of_real_world_feed_files(tmp_path: Path) -> None:
+    for path in sorted(FEED_FILES.iterdir()):
+        assert wirewatch(tmp_path, "feeds", "add", str(path), "--name", path.stem).returncode == 0
+    result = wirewatch(tmp_path, "run", "--once", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["seen"] == 4  # 2 + 1 + 1 entries; the maintenance page has none
+    rows = {
+        row["name"]: row
+        for row in map(json.loads, wirewatch(tmp_path, "feeds", "status", "--json").stdout.splitlines())
+    }
+    assert set(rows) == {"broken_wire", "courrier_du_lac", "harbour_gazette", "observatory_notes"}
+    gazette = rows["harbour_gazette"]
+    assert gazette["state"] == "ok: 2 new of 2 items" and gazette["failures"] == 0 and gazette["health"] == "ok"
+    assert gazette["interval_seconds"] >= 3600  # the feed's own ttl and update period are honoured
+    assert gazette["last_fetch"] and gazette["last_new_item"] and gazette["next_poll"]
+    assert rows["courrier_du_lac"]["state"] == "ok: 1 new of 1 items"
+    broken = rows["broken_wire"]
+    assert broken["failures"] == 1 and broken["health"].startswith("failing: malformed: no RSS or Atom document")
+    found = wirewatch(tmp_path, "search", "régate", "--json")
+    assert [json.loads(line)["title"] for line in found.stdout.splitlines()] == [
+        "Fête du lac : la régate aura lieu dimanche"
+    ]
+
+
+def test_feeds_import_and_export_opml(tmp_path: Path) -> None:
+    opml = tmp_path / "reader.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>My reader</title></head><body>'
+        '<outline text="Asia"><outline text="Harbour Gazette" type="rss" xmlUrl="https://gazette.example.org/rss"/></outline>'
+        '<outline text="Observatory" type="rss" xmlUrl="https://notes.example.net/atom.xml"/>'
+        "</body></opml>",
+        "utf-8",
+    )
+    imported = wirewatch(tmp_path, "feeds", "import", str(opml))
+    assert imported.returncode == 0 and "2 feeds imported" in imported.stdout
+    listed = [json.loads(line) for line in wirewatch(tmp_path, "feeds", "list", "--json").stdout.splitlines()]
+    assert [(feed["url"], feed["tags"]) for feed in listed] == [
+        ("https://gazette.example.org/rss", ["asia"]),
+        ("https://notes.example.net/atom.xml", []),
+    ]
+    exported = wirewatch(tmp_path, "feeds", "export").stdout
+    assert 'xmlUrl="https://gazette.example.org/rss"' in exported and exported.startswith("<?xml")
+    assert wirewatch(tmp_path, "feeds", "remove", "https://gazette.example.org/rss").returncode == 0
+    assert len(wirewatch(tmp_path, "feeds", "list").stdout.splitlines()) == 1
+
+
+def test_ingest_backfills_a_tree_and_reports_what_came_of_it(home: Path) -> None:
+    archive = home / "archive"
+    (archive / "2026" / "03").mkdir(parents=True)
+    for source in sorted((FIXTURES / "inbox").iterdir()):
+        (archive / "2026" / "03" / source.name).write_bytes(source.read_bytes())
+    (archive / "notes.docx").write_bytes(b"PK\x03\x04 not ours")
+    result = wirewatch(home, "ingest", str(archive), "--json")
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)
+    assert (counts["indexed"], counts["duplicates"], counts["rejected"]) == (8, 1, 3)
+    assert (archive / "2026" / "03" / "01_missile_launch.txt").exists()  # an archive is read in place
+    text = wirewatch(home, "ingest", str(archive))
+    assert "ingested 0, skipped as duplicate 9, rejected 3" in text.stdout
+    assert "rejected" in text.stdout and "notes.docx: unsupported file type '.docx'" in text.stdout

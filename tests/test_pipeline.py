@@ -229,3 +229,24 @@ def test_a_story_from_three_outlets_alerts_each_subscriber_once_with_a_valid_sig
         signed = hmac.new(key, headers["x-wirewatch-timestamp"].encode() + b"." + raw, hashlib.sha256).hexdigest()
         assert headers["x-wirewatch-signature"] == f"sha256={signed}"
         assert sent["story"]["articles"] >= 1 and sent["snippet"]
+
+
+def test_a_crash_between_queueing_and_moving_a_file_loses_and_doubles_nothing(settings, worker, store, inbox_files):
+    client = get_redis(settings)
+
+    def enqueue_then_crash(articles, run_id):
+        enqueue_batch(articles, run_id)
+        raise SystemExit("killed after queueing, before moving the files")
+
+    with pytest.raises(SystemExit):
+        Fetcher(settings, client, enqueue_then_crash).run_once(uuid.uuid4().hex)
+    assert len(list(settings.inbox_dir.iterdir())) == 8  # nothing moved: every readable file is still there
+    first = by_title(store)
+    deadline = time.monotonic() + 30
+    while len(first) < 8 and time.monotonic() < deadline:  # the queued batch still goes through
+        time.sleep(0.1)
+        first = by_title(store)
+    counts = run_inbox_once(settings)  # the restarted fetcher reads them again
+    assert counts["indexed"] == 0 and counts["duplicates"] == 9
+    assert sorted(path.name for path in settings.processed_dir.iterdir())[0] == "01_missile_launch.txt"
+    assert len(by_title(store)) == 8

@@ -4,6 +4,7 @@ Every route but /health needs `Authorization: Bearer <token>` (`wirewatch tokens
 a token's owner sees and changes only their own subscriptions and alerts.
 """
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import redis
@@ -11,6 +12,11 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from services.fetcher.decode import UnreadableFile
+from services.fetcher.readers import article_from_mapping
+from services.worker.chain import enqueue_batch
+from shared.article import Article
+from shared.celery_app import configure
 from shared.matcher import AnalyzedArticle, matches
 from shared.query import QueryError, parse_query
 from shared.redis_client import get_redis
@@ -26,6 +32,8 @@ from shared.subscriptions import (
     save_subscription,
 )
 from shared.tokens import owner_of
+
+MAX_PUSH = 1000  # articles per POST /articles
 
 
 class PreviewRequest(BaseModel):
@@ -50,10 +58,16 @@ class Preview(BaseModel):
 
 
 def create_app(
-    settings: Settings | None = None, store: Store | None = None, client: redis.Redis | None = None
+    settings: Settings | None = None,
+    store: Store | None = None,
+    client: redis.Redis | None = None,
+    enqueue: Callable[[list[Article]], None] | None = None,
 ) -> FastAPI:
-    """The API app; tests pass their own store and Redis client."""
+    """The API app; tests pass their own store, Redis client and queue."""
     settings = settings or get_settings()
+    if enqueue is None:
+        configure(settings)
+        enqueue = enqueue_batch
     app = FastAPI(title="wirewatch", version="0.1.0", description=__doc__)
     bearer = HTTPBearer(auto_error=False)
 
@@ -139,6 +153,27 @@ def create_app(
                 )
             )
         return Preview(count=total, articles=rows)
+
+    @app.post("/articles", status_code=status.HTTP_202_ACCEPTED, tags=["articles"])
+    def push_articles(body: dict[str, Any] | list[Any], who: Owner) -> dict[str, Any]:
+        """Push one article (a JSON object: url, title, text or html, published, source, guid)
+        or a list of them; they go through the same chain as every other source."""
+        items = body if isinstance(body, list) else [body]
+        if not items:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "no articles in the body")
+        if len(items) > MAX_PUSH:
+            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"at most {MAX_PUSH} articles per request")
+        articles, problems = [], []
+        for number, item in enumerate(items, 1):
+            try:
+                articles.append(article_from_mapping(item, f"push:{who}", f"push:{who}", f"article {number}"))
+            except UnreadableFile as error:
+                problems.append(str(error))
+        if problems:  # all or nothing: a client fixes its batch and sends it again
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, problems)
+        for start in range(0, len(articles), settings.batch_size):
+            enqueue(articles[start : start + settings.batch_size])
+        return {"accepted": len(articles), "ids": [article.id for article in articles]}
 
     @app.get("/alerts", tags=["alerts"])
     def alerts(

@@ -138,9 +138,10 @@ class FeedSource:
             feed = feed.model_copy(update={"url": response.url})
             key = redis_keys.feed_validators(feed.url)
         parsed = feedparser.parse(response.body, response_headers=response.headers)
-        if not parsed.entries and parsed.bozo:
-            log.warning("feed %s is malformed: %s", feed.url, parsed.get("bozo_exception"))
-            self._failed(feed, key, f"malformed: {parsed.get('bozo_exception')}", Outcome(failed=True), state)
+        if not parsed.entries and (parsed.bozo or not parsed.version):
+            why = parsed.get("bozo_exception") or "no RSS or Atom document (an HTML page?)"
+            log.warning("feed %s is malformed: %s", feed.url, why)
+            self._failed(feed, key, f"malformed: {why}", Outcome(failed=True), state)
             return None
         source = feed.name or parsed.feed.get("title") or feed.url
         articles = articles_from_feed(parsed, feed.url, source)
