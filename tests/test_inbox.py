@@ -491,3 +491,26 @@ def test_a_failed_enqueue_leaves_the_file_in_the_inbox(
 
     assert dropped.exists()
     assert not settings.processed_dir.exists()
+
+
+def test_the_fetcher_reads_a_dropped_file_without_waiting_for_its_scan_timer(settings, redis_client) -> None:
+    import threading
+    import time
+
+    from services.fetcher.service import Fetcher
+
+    slow = settings.model_copy(update={"inbox_scan_seconds": 60.0})  # only file events can explain a quick read
+    queued: list = []
+    fetcher = Fetcher(slow, redis_client, lambda articles, run_id: queued.extend(articles))
+    fetcher.inbox.settle_seconds = 0.3
+    stop = threading.Event()
+    thread = threading.Thread(target=fetcher.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(0.5)  # the first (empty) scan has happened; the loop now waits on its 60 s timer
+    (slow.inbox_dir / "late.txt").write_text("Late headline\n\nDropped while the fetcher was waiting.\n")
+    deadline = time.monotonic() + 10
+    while not queued and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    assert [article.title for article in queued] == ["Late headline"]
+    assert (slow.processed_dir / "late.txt").exists()

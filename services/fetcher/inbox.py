@@ -53,6 +53,7 @@ class InboxSource:
         self.settle_seconds = settle_seconds
         self.dead_letters = dead_letters
         self._last_scan: dict[Path, tuple[int, int]] = {}  # (size, mtime in ns) by file, at the previous scan
+        self.waiting = 0  # files seen at the last scan but not settled yet
         inbox.mkdir(parents=True, exist_ok=True)
 
     def poll(self, *, settle: bool = True) -> Iterator[Delivery]:
@@ -99,6 +100,7 @@ class InboxSource:
             if now - stat.st_mtime >= settle_seconds:
                 ready.append((stat.st_mtime, path))
         self._last_scan = scan
+        self.waiting = len(scan) - len(ready)
         return [path for _, path in sorted(ready)]
 
     def _processed(self, path: Path, reading: FileReading) -> None:

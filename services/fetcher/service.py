@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -102,13 +105,24 @@ class Fetcher:
         return batcher.counts
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Scan the inbox every few seconds and poll feeds as they fall due, until `stop`."""
+        """Read the inbox as soon as a file lands in it (inotify; a scan every few seconds
+        where that is not available) and poll feeds as they fall due, until `stop`."""
         log.info(
             "fetcher watching %s and %d feeds",
             self.settings.inbox_dir,
             len(self.feeds.current_feeds()) if self.feeds else 0,
         )
+        wake = threading.Event()
+        observer = watch_folder(self.settings.inbox_dir, wake)
+        try:
+            self._loop(stop, wake)
+        finally:
+            if observer is not None:
+                observer.stop()
+
+    def _loop(self, stop: threading.Event, wake: threading.Event) -> None:
         while not stop.is_set():
+            wake.clear()
             batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, None)
             for source in self.sources:
                 try:
@@ -117,4 +131,36 @@ class Fetcher:
                 except Exception:  # a broken source must not stop the others
                     log.exception("source %s failed", source.name)
             batcher.flush()
-            stop.wait(self.settings.inbox_scan_seconds)
+            # A file event cuts the wait short; files seen but not settled yet are looked at
+            # again as soon as they can be.
+            pause = self.settings.inbox_scan_seconds
+            if self.inbox.waiting:
+                pause = min(pause, self.inbox.settle_seconds + 0.1)
+            deadline = time.monotonic() + pause
+            while not (stop.is_set() or wake.is_set()) and time.monotonic() < deadline:
+                wake.wait(min(0.5, max(0.0, deadline - time.monotonic())))  # and notice `stop` soon
+            if wake.is_set():
+                stop.wait(0.2)  # let a burst of file events finish
+
+
+def watch_folder(folder: Path, wake: threading.Event) -> Any:
+    """Set `wake` whenever something changes under `folder`; None when file events are not
+    available here (the fetcher then scans on its timer alone)."""
+    try:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+    except ImportError:
+        return None
+
+    class Waker(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            wake.set()
+
+    observer = Observer()
+    try:
+        observer.schedule(Waker(), str(folder), recursive=True)
+        observer.start()
+    except OSError as error:  # e.g. the inotify watch limit: polling still works
+        log.warning("no file events for %s (%s); scanning every few seconds", folder, error)
+        return None
+    return observer
