@@ -34,6 +34,9 @@ FEEDS = f"{PREFIX}:feeds"
 FEEDS_DUE = f"{PREFIX}:feeds:due"
 """Sorted set of feed URLs, scored by when each is next polled."""
 
+WEBSUB_CALLBACKS = f"{PREFIX}:websub"
+"""Hash: callback key (in the URL a hub calls) -> feed URL."""
+
 TOKENS = f"{PREFIX}:tokens"
 """Hash: SHA-256 of an API token -> owner name. The tokens themselves are never stored."""
 

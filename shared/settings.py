@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(default=None, description="SMTP login password.")
     smtp_from: str = Field(default="wirewatch@localhost", description="From address of alert e-mails.")
     api_bind: str = Field(default="127.0.0.1:8080", description="Address the HTTP API listens on.")
+    public_url: str | None = Field(
+        default=None,
+        description="The API's URL as seen from outside (for WebSub hub callbacks). Unset: no WebSub, polling only.",
+    )
+    websub_lease_seconds: int = Field(default=10 * 86400, ge=3600, description="Lease asked of WebSub hubs.")
     alert_retry_seconds: float = Field(
         default=5.0, gt=0, description="First retry delay of a failed webhook; doubles each time, at most an hour."
     )

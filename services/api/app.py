@@ -4,22 +4,30 @@ Every route but /health needs `Authorization: Bearer <token>` (`wirewatch tokens
 a token's owner sees and changes only their own subscriptions and alerts.
 """
 
+import hashlib
+import hmac
+import logging
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import redis
-from fastapi import Depends, FastAPI, HTTPException, Query, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from services.fetcher.decode import UnreadableFile
+from services.fetcher.feeds import FeedSource, http_client
 from services.fetcher.readers import article_from_mapping
+from services.fetcher.registry import Feed, FeedRegistry
 from services.worker.chain import enqueue_batch
+from shared import redis_keys
 from shared.article import Article
 from shared.celery_app import configure
 from shared.matcher import AnalyzedArticle, matches
 from shared.query import QueryError, parse_query
-from shared.redis_client import get_redis
+from shared.redis_client import as_text, get_redis
 from shared.settings import Settings, get_settings
 from shared.store import Store, process_store
 from shared.subscriptions import (
@@ -34,6 +42,16 @@ from shared.subscriptions import (
 from shared.tokens import owner_of
 
 MAX_PUSH = 1000  # articles per POST /articles
+log = logging.getLogger(__name__)
+
+
+def valid_hub_signature(secret: str, body: bytes, header: str) -> bool:
+    """WebSub's `X-Hub-Signature: <method>=<hex HMAC of the body>` (sha1, sha256 or sha512)."""
+    method, _, signature = header.partition("=")
+    if method not in ("sha1", "sha256", "sha384", "sha512") or not signature:
+        return False
+    expected = hmac.new(secret.encode(), body, getattr(hashlib, method)).hexdigest()
+    return hmac.compare_digest(expected, signature.strip().lower())
 
 
 class PreviewRequest(BaseModel):
@@ -174,6 +192,59 @@ def create_app(
         for start in range(0, len(articles), settings.batch_size):
             enqueue(articles[start : start + settings.batch_size])
         return {"accepted": len(articles), "ids": [article.id for article in articles]}
+
+    @app.get("/websub/{key}", tags=["websub"], response_class=PlainTextResponse)
+    def websub_verify(key: str, request: Request) -> PlainTextResponse:
+        """A hub's verification of intent: echo the challenge only for a subscription we asked for."""
+        params = request.query_params
+        url = redis_client().hget(redis_keys.WEBSUB_CALLBACKS, key)
+        if url is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown callback")
+        state_key = redis_keys.feed_validators(as_text(url))
+        state = {as_text(k): as_text(v) for k, v in redis_client().hgetall(state_key).items()}
+        mode, topic = params.get("hub.mode"), params.get("hub.topic")
+        if mode == "denied":
+            redis_client().hset(
+                state_key, mapping={"websub_state": "denied", "websub_note": params.get("hub.reason", "")}
+            )
+            return PlainTextResponse("")
+        if (
+            mode != "subscribe"
+            or topic != state.get("websub_topic")
+            or state.get("websub_state") not in ("pending", "verified")
+        ):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such subscription pending")
+        lease = int(params.get("hub.lease_seconds") or settings.websub_lease_seconds)
+        redis_client().hset(
+            state_key,
+            mapping={
+                "websub_state": "verified",
+                "websub_expires": str(time.time() + lease),
+                "websub_lease": str(lease),
+            },
+        )
+        return PlainTextResponse(params.get("hub.challenge", ""))
+
+    @app.post("/websub/{key}", tags=["websub"], status_code=status.HTTP_202_ACCEPTED)
+    async def websub_deliver(key: str, request: Request) -> Response:
+        """Content pushed by a hub, taken only with a valid signature (X-Hub-Signature)."""
+        body = await request.body()
+        url = redis_client().hget(redis_keys.WEBSUB_CALLBACKS, key)
+        if url is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown callback")
+        feed_url = as_text(url)
+        secret = as_text(redis_client().hget(redis_keys.feed_validators(feed_url), "websub_secret") or b"")
+        if not secret or not valid_hub_signature(secret, body, request.headers.get("x-hub-signature", "")):
+            # The spec wants a 2xx even so, so that a forger learns nothing; the content is dropped.
+            log.warning("WebSub delivery for %s with a bad signature dropped", feed_url)
+            return Response(status_code=status.HTTP_202_ACCEPTED)
+        feed = (FeedRegistry(redis_client()).get(feed_url)) or Feed(url=feed_url)
+        source = FeedSource([feed], redis_client(), settings, http_client(settings))
+        delivery = source.accept_push(feed, body, {k.lower(): v for k, v in request.headers.items()})
+        if delivery is not None:
+            enqueue(delivery.articles)
+            delivery.on_enqueued()
+        return Response(status_code=status.HTTP_202_ACCEPTED)
 
     @app.get("/alerts", tags=["alerts"])
     def alerts(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -137,12 +138,26 @@ class FeedSource:
             self.registry.move(feed.url, response.url)
             feed = feed.model_copy(update={"url": response.url})
             key = redis_keys.feed_validators(feed.url)
+        return self._deliver(feed, key, state, response)
+
+    def accept_push(self, feed: Feed, body: bytes, headers: dict[str, str]) -> Delivery | None:
+        """A WebSub hub's delivery of the feed: handled like a poll's response."""
+        key = redis_keys.feed_validators(feed.url)
+        state = {as_text(k): as_text(v) for k, v in self.redis.hgetall(key).items()}
+        return self._deliver(feed, key, state, Response(200, body, headers, feed.url, False), pushed=True)
+
+    def _deliver(
+        self, feed: Feed, key: str, state: dict[str, str], response: Response, pushed: bool = False
+    ) -> Delivery | None:
         parsed = feedparser.parse(response.body, response_headers=response.headers)
         if not parsed.entries and (parsed.bozo or not parsed.version):
             why = parsed.get("bozo_exception") or "no RSS or Atom document (an HTML page?)"
             log.warning("feed %s is malformed: %s", feed.url, why)
-            self._failed(feed, key, f"malformed: {why}", Outcome(failed=True), state)
+            if not pushed:
+                self._failed(feed, key, f"malformed: {why}", Outcome(failed=True), state)
             return None
+        if not pushed:
+            self._websub(feed, key, parsed, state)
         source = feed.name or parsed.feed.get("title") or feed.url
         articles = articles_from_feed(parsed, feed.url, source)
         fresh = self._unseen(feed, parsed.entries, articles)
@@ -152,11 +167,17 @@ class FeedSource:
         self._fetch_full_text(feed, fresh)
         outcome = Outcome(new_items=len(fresh), declared_minimum=declared_minimum(parsed.feed))
         fingerprints = [_fingerprint(entry) for entry in parsed.entries]
-        saved = {
-            "etag": response.headers.get("etag", ""),
-            "last_modified": response.headers.get("last-modified", ""),
-            "body_hash": hashlib.sha256(response.body).hexdigest(),
-        }
+        saved = (
+            {"status": f"pushed: {len(fresh)} new of {len(articles)} items"}
+            if pushed
+            else {
+                "status": f"ok: {len(fresh)} new of {len(articles)} items",
+                "http_status": str(response.status),
+                "etag": response.headers.get("etag", ""),
+                "last_modified": response.headers.get("last-modified", ""),
+                "body_hash": hashlib.sha256(response.body).hexdigest(),
+            }
+        )
 
         def remember() -> None:
             if fingerprints:
@@ -164,15 +185,11 @@ class FeedSource:
                 pipe.sadd(redis_keys.feed_entries(feed.url), *fingerprints)
                 pipe.expire(redis_keys.feed_entries(feed.url), ENTRY_MEMORY_SECONDS)
                 pipe.execute()
-            self._finish(
-                feed,
-                key,
-                state,
-                outcome,
-                status=f"ok: {len(fresh)} new of {len(articles)} items",
-                http_status=str(response.status),
-                **saved,
-            )
+            if pushed:  # the polling schedule stays as it is
+                self._record(key, **saved)
+                self._watch_rhythm(feed, key, datetime.now(UTC) if fresh else None)
+            else:
+                self._finish(feed, key, state, outcome, **saved)
 
         if not fresh:
             remember()
@@ -262,10 +279,59 @@ class FeedSource:
             article.html = page.body.decode(_charset(page.headers), errors="replace")
             article.notes.append(f"fetch: full article fetched from {page.url}")
 
+    # -- WebSub ----------------------------------------------------------------------------
+
+    def _websub(self, feed: Feed, key: str, parsed: Any, state: dict[str, str]) -> None:
+        """Subscribe at the feed's hub (and renew the lease a day before it ends), when the
+        feed names one and wirewatch has a public URL for the hub to call back."""
+        if not self.settings.public_url:
+            return
+        links = parsed.feed.get("links", [])
+        hub = next((link.get("href") for link in links if link.get("rel") == "hub"), None)
+        topic = next((link.get("href") for link in links if link.get("rel") == "self"), None) or feed.url
+        if not hub:
+            return
+        now = time.time()
+        lease = float(state.get("websub_lease") or self.settings.websub_lease_seconds)
+        renew_before = min(86400.0, lease / 10)  # a day before the end, or a tenth of a short lease
+        if state.get("websub_state") == "verified" and float(state.get("websub_expires") or 0) > now + renew_before:
+            return
+        if state.get("websub_state") == "pending" and now - float(state.get("websub_requested") or 0) < 3600:
+            return  # asked within the hour; the hub has not verified yet
+        callback_key = digest(feed.url)
+        secret = state.get("websub_secret") or secrets.token_urlsafe(24)
+        form = {
+            "hub.mode": "subscribe",
+            "hub.topic": topic,
+            "hub.callback": f"{self.settings.public_url.rstrip('/')}/websub/{callback_key}",
+            "hub.secret": secret,
+            "hub.lease_seconds": str(self.settings.websub_lease_seconds),
+        }
+        self.redis.hset(redis_keys.WEBSUB_CALLBACKS, callback_key, feed.url)
+        self._record(
+            key,
+            websub_hub=hub,
+            websub_topic=topic,
+            websub_secret=secret,
+            websub_state="pending",
+            websub_requested=str(now),
+        )
+        try:
+            reply = self.http.post(hub, data=form)
+        except (httpx.HTTPError, UnsafeURL) as error:
+            self._record(key, websub_state="failed", websub_note=f"hub unreachable: {error}")
+            return
+        if reply.status_code not in (202, 204):
+            self._record(key, websub_state="failed", websub_note=f"hub answered HTTP {reply.status_code}")
+
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _finish(self, feed: Feed, key: str, state: dict[str, str], outcome: Outcome, **fields: str) -> None:
-        interval = next_interval(_float(state.get("interval")), outcome, self._bounds(), feed.interval)
+        fixed = feed.interval
+        websub, expires = (as_text(v) if v else "" for v in self.redis.hmget(key, "websub_state", "websub_expires"))
+        if websub == "verified" and float(expires or 0) > time.time():
+            fixed = self.settings.feed_max_interval_seconds  # pushes come from the hub: poll slowly, as a fallback
+        interval = next_interval(_float(state.get("interval")), outcome, self._bounds(), fixed)
         now = time.time()
         fields.update(
             interval=f"{interval:.0f}",
