@@ -207,3 +207,32 @@ def test_floors_are_never_undercut_by_jitter():
     for _ in range(200):
         assert next_interval(1000, Outcome(failed=True, retry_after=7200), BOUNDS) >= 7200
         assert next_interval(1000, Outcome(declared_minimum=3600), BOUNDS) >= 3600
+
+
+def test_a_server_too_slow_to_answer_times_out_and_is_recorded(settings, redis_client):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.end_headers()
+            self.wfile.write(COURIER[:40])
+            self.wfile.flush()
+            time.sleep(3)  # the rest of the body never comes in time
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        feed = Feed(url=f"http://127.0.0.1:{server.server_port}/slow.rss")
+        started = time.monotonic()
+        assert source(settings, redis_client, feed, fetch_timeout_seconds=0.5).fetch(feed) is None
+        assert time.monotonic() - started < 2.5
+        state = feed_state(redis_client, feed.url)
+        assert state["failures"] == "1" and "timed out" in state["last_error"].lower()
+    finally:
+        server.shutdown()
