@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     taxonomy: Path | None = Field(default=None, description="Taxonomy YAML for tagging. Default: the shipped taxonomy.")
 
     batch_size: int = Field(default=100, ge=1, le=1000, description="Articles a source puts in one chain message.")
+    story_window_days: float = Field(
+        default=3.0, gt=0, description="Articles further apart than this are never one story."
+    )
+    story_threshold: float = Field(
+        default=0.3, gt=0, le=1, description="Similarity (words, entities, tags) at which an article joins a story."
+    )
     bulk_max_docs: int = Field(
         default=500, ge=1, le=10_000, description="Articles the bulk indexer gathers into one bulk request at most."
     )

@@ -10,6 +10,7 @@ from services.alerter.dispatch import Dispatcher
 from services.worker.clean import BoilerplateRules
 from services.worker.dedupe import Deduper
 from services.worker.match import SubscriptionMatcher
+from services.worker.stories import StoryClusterer
 from services.worker.tag import Taxonomy
 from shared.redis_client import get_redis
 from shared.settings import Settings, get_settings
@@ -26,6 +27,7 @@ class WorkerContext:
     taxonomy: Taxonomy
     matcher: SubscriptionMatcher
     dispatcher: Dispatcher
+    stories: StoryClusterer
 
 
 def build_context(settings: Settings, store: Store | None = None) -> WorkerContext:
@@ -40,6 +42,7 @@ def build_context(settings: Settings, store: Store | None = None) -> WorkerConte
         taxonomy=Taxonomy.load(settings.taxonomy),
         matcher=SubscriptionMatcher(client),
         dispatcher=Dispatcher(client),
+        stories=StoryClusterer(client, settings.story_window_days, settings.story_threshold),
     )
 
 

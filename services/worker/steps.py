@@ -62,6 +62,11 @@ def tag_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article
     return tag(article, ctx.taxonomy)
 
 
+def story_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:
+    ctx.stories.assign(article)
+    return article
+
+
 def index_step(articles: list[Article], ctx: WorkerContext, state: BatchState) -> list[Article]:
     # The bulk indexer writes this batch together with others and then sends it on to
     # match_alerts; the chain itself ends here.
@@ -94,6 +99,7 @@ STEPS = (
     Step("dedupe", dedupe_step),
     Step("clean", clean_step),
     Step("tag", tag_step),
+    Step("story", story_step),  # needs the entities and tags that tag found
     Step("index", index_step, whole_batch=True),
     Step("match_alerts", match_alerts_step),
 )

@@ -1,0 +1,140 @@
+"""Stories: articles on the same event from different outlets, grouped under one story id.
+
+Copies are dedupe's business; this groups independent write-ups. An article joins the most
+similar story seen within a time window, where similarity weighs its distinctive words
+(TF-IDF, with document frequencies kept in Redis), the entities it names and its tags. The
+window keeps two events on one subject apart (a 2022 summit and a 2023 one); the words keep
+two events of one week apart (two different missile tests).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from shared import redis_keys
+from shared.analysis import terms
+from shared.article import Article
+from shared.redis_client import as_text
+
+KEYWORDS = 30  # distinctive words kept per article and per story
+WORD_WEIGHT, ENTITY_WEIGHT, TAG_WEIGHT = 0.6, 0.3, 0.1
+
+
+class StoryClusterer:
+    def __init__(self, client: redis.Redis, window_days: float = 3.0, threshold: float = 0.3) -> None:
+        self.client, self.window_seconds, self.threshold = client, window_days * 86400, threshold
+
+    def assign(self, article: Article) -> str:
+        """The story id for a cleaned and tagged article (set on `cluster_id`, and returned)."""
+        if article.duplicate_of is not None and article.cluster_id:
+            return article.cluster_id  # a copy belongs to its original's story
+        words = self._keywords(article)
+        entities = _entities(article)
+        moment = _moment(article)
+        best, best_score = None, 0.0
+        for story_id, story in self._candidates(words, entities):
+            if abs(moment - story["time"]) > self.window_seconds:
+                continue
+            score = (
+                WORD_WEIGHT * _cosine(words, story["words"])
+                + ENTITY_WEIGHT * _jaccard(entities, set(story["entities"]))
+                + TAG_WEIGHT * _jaccard(set(article.tags), set(story["tags"]))
+            )
+            if score > best_score:
+                best, best_score = story_id, score
+        story_id = (
+            best if best is not None and best_score >= self.threshold else (article.cluster_id or uuid.uuid4().hex)
+        )
+        self._remember(
+            story_id, article, words, entities, moment, joined=best is not None and best_score >= self.threshold
+        )
+        article.cluster_id = story_id
+        # Copies of this article that arrive later take their story from its signature.
+        if self.client.exists(redis_keys.signature(article.id)):
+            self.client.hset(redis_keys.signature(article.id), "cluster", story_id)
+        return story_id
+
+    def _keywords(self, article: Article) -> dict[str, float]:
+        counts = Counter(terms(article.text))
+        for word in terms(article.title):
+            counts[word] += 2  # a headline word says what the story is about
+        counts = Counter({word: n for word, n in counts.items() if len(word) > 2 and not word.isdigit()})
+        if not counts:
+            return {}
+        ordered = sorted(counts)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incr(redis_keys.DOCUMENTS_SEEN)
+        for word in ordered:
+            pipe.hincrby(redis_keys.DOCUMENT_FREQUENCY, word, 1)
+        total, *frequencies = pipe.execute()
+        weights = {
+            word: counts[word] * math.log((1 + int(total)) / (1 + int(df)))
+            for word, df in zip(ordered, frequencies, strict=True)
+        }
+        top = sorted(weights.items(), key=lambda item: -item[1])[:KEYWORDS]
+        return {word: weight for word, weight in top if weight > 0}
+
+    def _candidates(self, words: dict[str, float], entities: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        keys = [redis_keys.story_index(f"w:{word}") for word in words] + [redis_keys.story_index(e) for e in entities]
+        if not keys:
+            return []
+        ids = sorted({as_text(member) for member in self.client.sunion(keys)})[:200]
+        if not ids:
+            return []
+        records = self.client.mget([redis_keys.story_record(i) for i in ids])
+        return [(i, json.loads(raw)) for i, raw in zip(ids, records, strict=True) if raw]
+
+    def _remember(
+        self, story_id: str, article: Article, words: dict[str, float], entities: set[str], moment: float, joined: bool
+    ) -> None:
+        key = redis_keys.story_record(story_id)
+        raw = self.client.get(key) if joined else None
+        story: dict[str, Any] = (
+            json.loads(raw) if raw else {"words": {}, "entities": [], "tags": [], "time": moment, "size": 0}
+        )
+        merged: Counter[str] = Counter(story["words"])
+        merged.update(words)
+        story["words"] = dict(sorted(merged.items(), key=lambda item: -item[1])[: KEYWORDS * 2])
+        story["entities"] = sorted(set(story["entities"]) | entities)
+        story["tags"] = sorted(set(story["tags"]) | set(article.tags))
+        story["time"] = min(story["time"], moment) if joined else moment
+        story["size"] += 1
+        ttl = int(self.window_seconds * 2)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(key, json.dumps(story), ex=ttl)
+        for index_key in [f"w:{word}" for word in words] + sorted(entities):
+            pipe.sadd(redis_keys.story_index(index_key), story_id)
+            pipe.expire(redis_keys.story_index(index_key), ttl)
+        pipe.execute()
+
+
+def _entities(article: Article) -> set[str]:
+    return (
+        {f"c:{c}" for c in article.countries}
+        | {f"p:{p}" for p in article.people}
+        | {f"o:{o}" for o in article.organizations}
+    )
+
+
+def _moment(article: Article) -> float:
+    when: datetime = article.published_at or article.ingested_at
+    return when.timestamp()
+
+
+def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    if not a or not b:
+        return 0.0
+    dot = sum(weight * b.get(word, 0.0) for word, weight in a.items())
+    norm = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
+    return dot / norm if norm else 0.0
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 0.0
