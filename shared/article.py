@@ -50,6 +50,10 @@ class Article(BaseModel):
         default_factory=list, description="Tags the feed list gives every article of a feed."
     )
     tag_evidence: dict[str, list[str]] = Field(default_factory=dict)
+    tag_scores: dict[str, float] = Field(default_factory=dict)
+    evidence: list[dict[str, str]] = Field(
+        default_factory=list, description="Why each tag and entity is there: kind, value, phrase, sentence."
+    )
     countries: list[str] = Field(default_factory=list)
     people: list[str] = Field(default_factory=list)
     organizations: list[str] = Field(default_factory=list)

@@ -282,3 +282,39 @@ def test_custom_taxonomy_unless_phrases_apply(tmp_path: Path) -> None:
     taxonomy = Taxonomy.load(custom)
     assert tag(make_article("x", "Heavy rain is forecast."), taxonomy).tags == ["weather"]
     assert tag(make_article("x", "Take a rain check on heavy rain."), taxonomy).tags == []
+
+
+def test_a_taxonomy_edit_is_picked_up_without_a_restart(tmp_path) -> None:
+    import os
+    import time
+
+    from services.worker.tag import TaxonomyFiles
+
+    path = tmp_path / "taxonomy.yml"
+    path.write_text("tags:\n  weather:\n    phrases: [storm]\n")
+    files = TaxonomyFiles(path, check_seconds=0)
+    article = Article.create(title="Storm and drought", text="A storm hit the coast after a long drought.")
+    assert tag(article, files.current()).tags == ["weather"]
+    path.write_text("tags:\n  weather:\n    phrases: [storm]\n  climate:\n    phrases: [drought]\n")
+    later = time.time() + 5
+    os.utime(path, (later, later))
+    assert tag(article, files.current()).tags == ["climate", "weather"]
+    path.write_text("tags: [this is: not: valid")  # a broken save keeps the last good taxonomy
+    os.utime(path, (later + 5, later + 5))
+    assert tag(article, files.current()).tags == ["climate", "weather"]
+
+
+def test_weak_phrases_need_company_and_evidence_has_sentences(tmp_path) -> None:
+    path = tmp_path / "taxonomy.yml"
+    path.write_text("tags:\n  military:\n    phrases: [troops]\n    weak: [exercise, drill]\n")
+    taxonomy = Taxonomy.load(path)
+    alone = tag(Article.create(title="Fire drill at school", text="Pupils left during the drill."), taxonomy)
+    assert alone.tags == []
+    paired = tag(
+        Article.create(title="Navy exercise", text="The annual exercise began. A drill followed at sea."), taxonomy
+    )
+    assert paired.tags == ["military"] and paired.tag_scores == {"military": 1.12}  # 0.5 + 0.5 + a repeat
+    strong = tag(Article.create(title="Troops move", text="Troops moved to the border on Monday."), taxonomy)
+    assert strong.tags == ["military"]
+    (item,) = [e for e in strong.evidence if e["kind"] == "tag"]
+    assert item == {"kind": "tag", "value": "military", "phrase": "Troops", "sentence": "Troops move"}

@@ -11,7 +11,7 @@ from services.worker.clean import BoilerplateRules
 from services.worker.dedupe import Deduper
 from services.worker.match import SubscriptionMatcher
 from services.worker.stories import StoryClusterer
-from services.worker.tag import Taxonomy
+from services.worker.tag import TaxonomyFiles
 from shared.redis_client import get_redis
 from shared.settings import Settings, get_settings
 from shared.store import Store, process_store
@@ -24,7 +24,7 @@ class WorkerContext:
     store: Store
     deduper: Deduper
     boilerplate: BoilerplateRules
-    taxonomy: Taxonomy
+    taxonomy: TaxonomyFiles
     matcher: SubscriptionMatcher
     dispatcher: Dispatcher
     stories: StoryClusterer
@@ -39,7 +39,7 @@ def build_context(settings: Settings, store: Store | None = None) -> WorkerConte
         store=store if store is not None else process_store(settings),
         deduper=Deduper(client, settings.dedupe_window_seconds, settings.near_duplicate_threshold),
         boilerplate=BoilerplateRules.load(),
-        taxonomy=Taxonomy.load(settings.taxonomy),
+        taxonomy=TaxonomyFiles(settings.taxonomy),
         matcher=SubscriptionMatcher(client),
         dispatcher=Dispatcher(client),
         stories=StoryClusterer(client, settings.story_window_days, settings.story_threshold),

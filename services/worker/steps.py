@@ -59,7 +59,7 @@ def clean_step(article: Article, ctx: WorkerContext, state: BatchState) -> Artic
 
 
 def tag_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:
-    return tag(article, ctx.taxonomy)
+    return tag(article, ctx.taxonomy.current())
 
 
 def story_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:

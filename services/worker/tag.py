@@ -9,7 +9,10 @@ boundaries, and where matches overlap the longest wins ("South Korean" is KR, no
 from __future__ import annotations
 
 import bisect
+import logging
 import re
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,7 +23,11 @@ import yaml
 
 from shared.article import Article
 
+log = logging.getLogger(__name__)
+
 MAX_EVIDENCE = 5
+WEAK_WEIGHT = 0.5
+REPEAT_WEIGHT = 0.25
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -81,6 +88,7 @@ class Taxonomy:
     topics: _Automaton
     entities: _Automaton
     exclusions: _Automaton
+    min_scores: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def load(cls, taxonomy: Path | None = None) -> Taxonomy:
@@ -90,11 +98,15 @@ class Taxonomy:
             taxonomy.read_text("utf-8") if taxonomy else data.joinpath("taxonomy.yml").read_text("utf-8")
         )["tags"]
         topics, exclusions = _Automaton(fold_case=True), _Automaton(fold_case=True)
+        min_scores = {}
         for tag, spec in tags.items():
             for phrase in spec.get("phrases", []):
-                topics.add(phrase, "tag", tag)
+                topics.add(phrase, "strong", tag)
+            for phrase in spec.get("weak", []):
+                topics.add(phrase, "weak", tag)
             for phrase in spec.get("unless", []):
                 exclusions.add(phrase, "unless", tag)
+            min_scores[tag] = float(spec.get("min_score", 1.0))
         entities = _Automaton(fold_case=False)
         for kind, file_name in (
             ("countries", "countries.yml"),
@@ -106,31 +118,107 @@ class Taxonomy:
                     entities.add(str(name), kind, str(value))
         for automaton in (topics, entities, exclusions):
             automaton.finish()
-        return cls(topics, entities, exclusions)
+        return cls(topics, entities, exclusions, min_scores)
+
+
+class TaxonomyFiles:
+    """The taxonomy as its files say now: reloaded when one of them changes, so a taxonomy
+    edit reaches running workers within seconds, without a restart."""
+
+    def __init__(self, taxonomy: Path | None = None, check_seconds: float = 2.0) -> None:
+        self.path, self.check_seconds = taxonomy, check_seconds
+        data = resources.files(__package__).joinpath("data")
+        self._files = [Path(str(taxonomy or data.joinpath("taxonomy.yml")))] + [
+            Path(str(data.joinpath(name))) for name in ("countries.yml", "people.yml", "organizations.yml")
+        ]
+        self._stamp = self._stamps()
+        self._taxonomy = Taxonomy.load(taxonomy)
+        self._checked = time.monotonic()
+
+    def current(self) -> Taxonomy:
+        now = time.monotonic()
+        if now - self._checked >= self.check_seconds:
+            self._checked = now
+            stamp = self._stamps()
+            if stamp != self._stamp:
+                try:
+                    self._taxonomy = Taxonomy.load(self.path)
+                    self._stamp = stamp
+                except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as error:
+                    # A half-saved or broken file: keep tagging with the last good taxonomy.
+                    log.warning("taxonomy not reloaded: %s", error)
+        return self._taxonomy
+
+    def _stamps(self) -> tuple[tuple[int, int], ...]:
+        stamps = []
+        for path in self._files:
+            try:
+                stat = path.stat()
+                stamps.append((stat.st_mtime_ns, stat.st_size))
+            except OSError:
+                stamps.append((0, 0))
+        return tuple(stamps)
 
 
 def tag(article: Article, taxonomy: Taxonomy) -> Article:
-    """Set the article's tags (with the phrases that triggered them) and its entities."""
+    """Set the article's tags, with the phrases that triggered them and a score, its entities,
+    and the evidence for each: the phrase and the sentence it stands in.
+
+    A phrase from a tag's `phrases` scores 1, one from its `weak` list 0.5, and each further
+    occurrence a quarter of that; a tag is kept when its score reaches its `min_score`
+    (1 unless the taxonomy says otherwise), so weak words alone need company.
+    """
     text = f"{article.title}\n{article.text}"
     sentences = _sentence_starts(text)
     excluded = {(_sentence_of(sentences, hit.start), hit.value) for hit in taxonomy.exclusions.find(text)}
-    evidence: dict[str, list[str]] = {}
+    phrases: dict[str, list[str]] = {}
+    scores: dict[str, float] = {}
+    evidence: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
     for hit in _longest(taxonomy.topics.find(text)):
         if (_sentence_of(sentences, hit.start), hit.value) in excluded:
             continue
         phrase = text[hit.start : hit.end]
-        found = evidence.setdefault(hit.value, [])
-        if phrase.lower() not in (p.lower() for p in found) and len(found) < MAX_EVIDENCE:
+        weight = WEAK_WEIGHT if hit.kind == "weak" else 1.0
+        first = (hit.value, phrase.lower()) not in seen
+        seen.add((hit.value, phrase.lower()))
+        scores[hit.value] = scores.get(hit.value, 0.0) + (weight if first else weight * REPEAT_WEIGHT)
+        found = phrases.setdefault(hit.value, [])
+        if first and len(found) < MAX_EVIDENCE:
             found.append(phrase)
-    article.tags = sorted(set(evidence) | set(article.source_tags))
-    article.tag_evidence = evidence
+            evidence.append(
+                {"kind": "tag", "value": hit.value, "phrase": phrase, "sentence": _sentence(text, sentences, hit.start)}
+            )
+    kept = {name for name, score in scores.items() if score >= taxonomy.min_scores.get(name, 1.0)}
+    article.tags = sorted(kept | set(article.source_tags))
+    article.tag_evidence = {name: found for name, found in phrases.items() if name in kept}
+    article.tag_scores = {name: round(scores[name], 2) for name in sorted(kept)}
+    evidence = [item for item in evidence if item["value"] in kept]
     entities: dict[str, dict[str, None]] = {"countries": {}, "people": {}, "organizations": {}}
+    mentions: Counter[tuple[str, str]] = Counter()
     for hit in _longest(taxonomy.entities.find(text)):
         entities[hit.kind][hit.value] = None
+        mentions[(hit.kind, hit.value)] += 1
+        if mentions[(hit.kind, hit.value)] <= MAX_EVIDENCE:
+            evidence.append(
+                {
+                    "kind": hit.kind,
+                    "value": hit.value,
+                    "phrase": text[hit.start : hit.end],
+                    "sentence": _sentence(text, sentences, hit.start),
+                }
+            )
     article.countries = list(entities["countries"])
     article.people = list(entities["people"])
     article.organizations = list(entities["organizations"])
+    article.evidence = evidence
     return article
+
+
+def _sentence(text: str, starts: list[int], position: int) -> str:
+    index = _sentence_of(starts, position)
+    end = starts[index + 1] if index + 1 < len(starts) else len(text)
+    return text[starts[index] : end].strip()[:400]
 
 
 def _longest(hits: list[Hit]) -> list[Hit]:

@@ -34,6 +34,8 @@ ARTICLE_MAPPING: dict[str, Any] = {
         "lang": _KEYWORD,
         "tags": _KEYWORD,
         "tag_evidence": {"type": "object", "enabled": False},
+        "tag_scores": {"type": "object", "enabled": False},
+        "evidence": {"type": "object", "enabled": False},
         "countries": _KEYWORD,
         "people": _KEYWORD,
         "organizations": _KEYWORD,
