@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         service.add_argument("--concurrency", type=int, default=None, help="worker processes or threads")
         service.set_defaults(handler=cmd_service, service=name)
 
+    inspect = commands.add_parser("inspect", help="read, clean and tag files without storing anything, and show why")
+    inspect.add_argument("files", nargs="+", metavar="FILE")
+    inspect.add_argument("--json", action="store_true")
+    inspect.set_defaults(handler=cmd_inspect)
+
     ingest = commands.add_parser("ingest", help="backfill files and folders (any size), then report what came of them")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument("--json", action="store_true", help="print the counts as JSON")
@@ -237,6 +242,31 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         fetcher.run_once(run_id)
         _wait_and_report(client, settings, run_id, args.timeout, args.json)
     return 0
+
+
+def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from services.fetcher.decode import UnreadableFile
+    from services.worker.clean import BoilerplateRules
+    from services.worker.inspection import describe, inspect_file, render
+    from services.worker.tag import Taxonomy
+
+    taxonomy, rules = Taxonomy.load(settings.taxonomy), BoilerplateRules.load()
+    failed = False
+    for name in args.files:
+        try:
+            articles = inspect_file(Path(name), taxonomy, rules)
+        except (UnreadableFile, OSError) as error:
+            print(f"{name}: cannot be read: {error}", file=sys.stderr)
+            failed = True
+            continue
+        for article in articles:
+            if args.json:
+                print(json.dumps({"file": name, **describe(article)}, ensure_ascii=False))
+            else:
+                print(f"== {name}\n{render(article)}\n")
+    return 1 if failed else 0
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:

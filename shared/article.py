@@ -40,6 +40,7 @@ class Article(BaseModel):
     source: str = ""
     origin: str = Field(default="", description="Where it came from: a file path or a feed URL.")
     title: str = ""
+    author: str | None = None
     text: str = ""
     html: str | None = Field(default=None, description="Raw HTML, until clean extracts the text.")
     published_at: datetime | None = None

@@ -376,3 +376,43 @@ def test_failed_language_detection_is_noted_and_cleaning_goes_on(
     assert article.title == "Reservoirs at a ten-year low"
     assert article.published_at == datetime(2024, 5, 1, tzinfo=UTC)
     assert article.text == BODY
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Kim vowed to ''frustrate'' threats.", 'Kim vowed to "frustrate" threats.'),
+        ("The talks -- long delayed -- began.", "The talks – long delayed – began."),
+        ("It is called ,,Aufbruch'' here.", 'It is called "Aufbruch" here.'),
+    ],
+)
+def test_typewriter_quotes_and_dashes_become_typographic(raw: str, expected: str) -> None:
+    assert normalize_text(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("opening", "day"),
+    [
+        ("PYONGYANG, 26 February 2022 — Leaders met on Saturday.", "2022-02-26"),
+        ("On February 26, 2022, leaders met in the capital.", "2022-02-26"),
+    ],
+)
+def test_a_date_written_in_the_opening_becomes_published_at(rules: BoilerplateRules, opening: str, day: str) -> None:
+    article = Article.create(title="Leaders meet", text=f"{opening}\n\nMore followed later.")
+    clean(article, rules)
+    assert article.published_at is not None and article.published_at.date().isoformat() == day
+    assert any("date in the text" in note for note in article.notes)
+
+
+def test_a_headline_repeated_as_the_first_paragraph_is_dropped(rules: BoilerplateRules) -> None:
+    article = Article.create(
+        title="Ferry link reopens", text="Ferry link reopens\n\nThe ferry link reopened on Monday."
+    )
+    clean(article, rules)
+    assert article.text == "The ferry link reopened on Monday."
+
+
+def test_an_author_line_sets_the_author(rules: BoilerplateRules) -> None:
+    article = Article.create(title="author: Night desk", text="Comet brightens\n\nThe comet brightened on Thursday.")
+    clean(article, rules)
+    assert (article.author, article.title) == ("Night desk", "Comet brightens")

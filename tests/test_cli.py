@@ -173,3 +173,23 @@ def test_ingest_backfills_a_tree_and_reports_what_came_of_it(home: Path) -> None
     text = wirewatch(home, "ingest", str(archive))
     assert "ingested 0, skipped as duplicate 9, rejected 3" in text.stdout
     assert "rejected" in text.stdout and "notes.docx: unsupported file type '.docx'" in text.stdout
+
+
+def test_inspect_shows_tags_with_their_evidence_without_storing_anything(tmp_path: Path) -> None:
+    page = FIXTURES / "inbox" / "04_sanctions_un.html"
+    result = wirewatch(tmp_path, "inspect", str(page), str(FIXTURES / "inbox" / "07_football_fine.txt"), "--json")
+    assert result.returncode == 0, result.stderr
+    sanctions_page, football = (json.loads(line) for line in result.stdout.splitlines())
+    evidence = sanctions_page["tags"]["sanctions"]["evidence"]
+    assert {"phrase": "asset freeze", "sentence": evidence[1]["sentence"]} in evidence and "asset freeze" in evidence[
+        1
+    ]["sentence"]
+    assert sanctions_page["countries"]["KP"] == ["Pyongyang", "North Korea", "North Korean"]
+    assert sanctions_page["canonical_url"] == "https://times.example.com/world/un-panel-sanctions-pyongyang"
+    assert any("read_more" in note for note in sanctions_page["notes"])
+    assert "sanctions" not in football["tags"]
+    assert not (tmp_path / "wirewatch-data").exists()  # nothing stored, no Redis started
+    text = wirewatch(tmp_path, "inspect", str(page))
+    assert "«asset freeze» in:" in text.stdout
+    missing = wirewatch(tmp_path, "inspect", str(tmp_path / "nope.txt"))
+    assert missing.returncode == 1 and "cannot be read" in missing.stderr

@@ -286,18 +286,18 @@ def articles_from_feed(parsed: Any, origin: str, source: str) -> list[Article]:
             body = entry.content[0].get("value", "")
         body = body or entry.get("summary", "")
         is_html = bool(_MARKUP.search(body))
-        articles.append(
-            Article.create(
-                title=html_lib.unescape(entry.get("title", "")).strip(),
-                text="" if is_html else body.strip(),
-                html=body if is_html else None,
-                url=entry.get("link"),
-                guid=entry.get("id"),
-                source=source,
-                origin=origin,
-                published_at=parse_date(entry.get("published_parsed") or entry.get("updated_parsed")),
-            )
+        article = Article.create(
+            title=html_lib.unescape(entry.get("title", "")).strip(),
+            text="" if is_html else body.strip(),
+            html=body if is_html else None,
+            url=entry.get("link"),
+            guid=entry.get("id"),
+            source=source,
+            origin=origin,
+            published_at=parse_date(entry.get("published_parsed") or entry.get("updated_parsed")),
         )
+        article.author = entry.get("author") or None
+        articles.append(article)
     return articles
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -34,6 +35,7 @@ _NAMED_LINE = re.compile(
 )
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[a-z]{2})?$", re.IGNORECASE)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
+_DOUBLED_QUOTE = re.compile(r"''|,,(?=\w)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’]?\s+(?=[A-Z\"“‘])")
 
 
@@ -69,6 +71,11 @@ def clean(article: Article, rules: BoilerplateRules) -> Article:
     _remove_boilerplate(article, rules)
     if not article.title:
         article.title = _first_sentence(article.text)
+    first, _, rest = article.text.partition("\n\n")
+    if rest and first.strip() == article.title.strip():
+        article.text = rest  # the page repeated its headline as the first paragraph
+    if article.published_at is None:
+        _date_from_text(article)
     _detect_language(article)
     return article
 
@@ -88,6 +95,7 @@ def extract_text(article: Article) -> None:
         article.text = text
         article.notes.append("clean: main text extracted from HTML by trafilatura")
         article.title = article.title or (getattr(document, "title", None) or "")
+        article.author = article.author or getattr(document, "author", None)
         article.published_at = article.published_at or parse_date(getattr(document, "date", None))
     elif article.text:  # a feed summary beside a fetched page: better than a failed extraction
         article.notes.append("clean: no main text longer than the feed summary found in the page; kept the summary")
@@ -102,6 +110,8 @@ def normalize_text(text: str) -> str:
     if _MOJIBAKE.search(text):
         text = ftfy.fix_text(text, uncurl_quotes=False)  # repair, but keep the writer's quotes
     text = unicodedata.normalize("NFC", text).translate(_ZERO_WIDTH)
+    # Typewriter stand-ins: two apostrophes or commas for a double quote, two hyphens for a dash.
+    text = _DOUBLED_QUOTE.sub('"', text).replace(" -- ", " – ")
     paragraphs = (_SPACES.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n"))
     return "\n\n".join(paragraph for paragraph in paragraphs if paragraph)
 
@@ -140,6 +150,8 @@ def _apply_metadata(article: Article, key: str, value: str) -> bool:
         article.notes.append(f"clean: published_at from the leading '{key}' line")
     elif key == "source":
         article.source = value
+    elif key == "author":
+        article.author = value
     elif key == "lang":
         if not _LANGUAGE.match(value):
             return False
@@ -149,6 +161,24 @@ def _apply_metadata(article: Article, key: str, value: str) -> bool:
             return False
         article.url = value
     return True
+
+
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
+_MONTH = r"(January|February|March|April|May|June|July|August|September|October|November|December)"
+_DATE_IN_TEXT = re.compile(rf"\b(?:(\d{{1,2}}) {_MONTH},? (\d{{4}})|{_MONTH} (\d{{1,2}}),? (\d{{4}}))\b")
+
+
+def _date_from_text(article: Article) -> None:
+    """A date written out in the opening paragraph ("26 February 2022", "February 26, 2022")."""
+    match = _DATE_IN_TEXT.search(article.text[:600])
+    if not match:
+        return
+    day, month, year = (match[1], match[2], match[3]) if match[1] else (match[5], match[4], match[6])
+    try:
+        article.published_at = datetime(int(year), _MONTHS.index(month.lower()) + 1, int(day), tzinfo=UTC)
+    except ValueError:
+        return
+    article.notes.append(f"clean: published_at from a date in the text ({match[0]})")
 
 
 def _first_sentence(text: str) -> str:

@@ -26,6 +26,7 @@ ARTICLE_MAPPING: dict[str, Any] = {
         "source": _KEYWORD,
         "origin": {"type": "keyword", "index": False},
         "title": _TEXT,
+        "author": _KEYWORD,
         "text": _TEXT,
         "published_at": _DATE,
         "ingested_at": _DATE,
