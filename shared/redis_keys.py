@@ -99,6 +99,11 @@ def story_index(key: str) -> str:
     return f"{PREFIX}:storyidx:{key}"
 
 
+def source_paragraph(source_digest: str, paragraph_digest: str) -> str:
+    """HyperLogLog of the articles of one source that contain one paragraph."""
+    return f"{PREFIX}:para:{source_digest}:{paragraph_digest}"
+
+
 def story(cluster_id: str) -> str:
     """Counter of the articles seen in one story (cluster)."""
     return f"{PREFIX}:story:{cluster_id}"

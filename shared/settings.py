@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     taxonomy: Path | None = Field(default=None, description="Taxonomy YAML for tagging. Default: the shipped taxonomy.")
 
     batch_size: int = Field(default=100, ge=1, le=1000, description="Articles a source puts in one chain message.")
+    boilerplate_min_articles: int = Field(
+        default=6, ge=2, description="A paragraph a source prints in this many articles is removed as boilerplate."
+    )
     story_window_days: float = Field(
         default=3.0, gt=0, description="Articles further apart than this are never one story."
     )

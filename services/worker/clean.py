@@ -19,6 +19,7 @@ import ftfy
 import trafilatura
 import yaml
 
+from services.worker.boilerplate import LearnedBoilerplate
 from shared.article import Article
 from shared.dates import parse_date
 
@@ -62,13 +63,16 @@ class BoilerplateRules:
         return None
 
 
-def clean(article: Article, rules: BoilerplateRules) -> Article:
-    """Clean one article in place and return it."""
+def clean(article: Article, rules: BoilerplateRules, learned: LearnedBoilerplate | None = None) -> Article:
+    """Clean one article in place and return it (`learned`: the per-source boilerplate memory;
+    without it, as in `wirewatch inspect`, only the shipped patterns apply)."""
     extract_text(article)
     article.title = normalize_text(article.title).replace("\n", " ")
     article.text = normalize_text(article.text)
     _read_metadata_lines(article)
     _remove_boilerplate(article, rules)
+    if learned is not None:
+        learned.remove(article)
     if not article.title:
         article.title = _first_sentence(article.text)
     first, _, rest = article.text.partition("\n\n")
@@ -163,7 +167,20 @@ def _apply_metadata(article: Article, key: str, value: str) -> bool:
     return True
 
 
-_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
+_MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 _MONTH = r"(January|February|March|April|May|June|July|August|September|October|November|December)"
 _DATE_IN_TEXT = re.compile(rf"\b(?:(\d{{1,2}}) {_MONTH},? (\d{{4}})|{_MONTH} (\d{{1,2}}),? (\d{{4}}))\b")
 

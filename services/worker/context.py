@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 
 from services.alerter.dispatch import Dispatcher
+from services.worker.boilerplate import LearnedBoilerplate
 from services.worker.clean import BoilerplateRules
 from services.worker.dedupe import Deduper
 from services.worker.match import SubscriptionMatcher
@@ -28,6 +29,7 @@ class WorkerContext:
     matcher: SubscriptionMatcher
     dispatcher: Dispatcher
     stories: StoryClusterer
+    learned_boilerplate: LearnedBoilerplate
 
 
 def build_context(settings: Settings, store: Store | None = None) -> WorkerContext:
@@ -43,6 +45,7 @@ def build_context(settings: Settings, store: Store | None = None) -> WorkerConte
         matcher=SubscriptionMatcher(client),
         dispatcher=Dispatcher(client),
         stories=StoryClusterer(client, settings.story_window_days, settings.story_threshold),
+        learned_boilerplate=LearnedBoilerplate(client, settings.boilerplate_min_articles, settings.dedupe_window_days),
     )
 
 

@@ -55,7 +55,7 @@ def dedupe_step(article: Article, ctx: WorkerContext, state: BatchState) -> Arti
 
 
 def clean_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:
-    return clean(article, ctx.boilerplate)
+    return clean(article, ctx.boilerplate, ctx.learned_boilerplate)
 
 
 def tag_step(article: Article, ctx: WorkerContext, state: BatchState) -> Article | None:
