@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="Articles further apart than this are never one story."
     )
     story_threshold: float = Field(
-        default=0.3, gt=0, le=1, description="Similarity (words, entities, tags) at which an article joins a story."
+        default=0.2, gt=0, le=1, description="Similarity (words, entities, tags) at which an article joins a story."
     )
     bulk_max_docs: int = Field(
         default=500, ge=1, le=10_000, description="Articles the bulk indexer gathers into one bulk request at most."

@@ -28,7 +28,7 @@ WORD_WEIGHT, ENTITY_WEIGHT, TAG_WEIGHT = 0.6, 0.3, 0.1
 
 
 class StoryClusterer:
-    def __init__(self, client: redis.Redis, window_days: float = 3.0, threshold: float = 0.3) -> None:
+    def __init__(self, client: redis.Redis, window_days: float = 3.0, threshold: float = 0.2) -> None:
         self.client, self.window_seconds, self.threshold = client, window_days * 86400, threshold
 
     def assign(self, article: Article) -> str:
