@@ -43,6 +43,7 @@ class Article(BaseModel):
     author: str | None = None
     text: str = ""
     html: str | None = Field(default=None, description="Raw HTML, until clean extracts the text.")
+    extraction: str | None = Field(default=None, description="How the text was taken from HTML, if it was.")
     published_at: datetime | None = None
     ingested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     lang: str | None = None

@@ -20,6 +20,7 @@ import trafilatura
 import yaml
 
 from services.worker.boilerplate import LearnedBoilerplate
+from services.worker.extract import extract_main_text
 from shared.article import Article
 from shared.dates import parse_date
 
@@ -85,26 +86,25 @@ def clean(article: Article, rules: BoilerplateRules, learned: LearnedBoilerplate
 
 
 def extract_text(article: Article) -> None:
-    """Replace raw HTML by its main text (also used by dedupe, which needs text first)."""
+    """Replace raw HTML by its main text (also used by dedupe, which needs text first), and
+    record which extraction method produced it."""
     if article.html is None:
         return
     html, article.html = article.html, None
-    try:
-        document = trafilatura.bare_extraction(html, include_comments=False, with_metadata=True)
-    except Exception as error:  # trafilatura raises many kinds on odd markup; all mean "no result"
-        document = None
-        article.notes.append(f"clean: main-text extraction failed ({type(error).__name__}); used plain text")
-    text = getattr(document, "text", None) if document is not None else None
-    if text and len(text) >= len(article.text):
-        article.text = text
-        article.notes.append("clean: main text extracted from HTML by trafilatura")
-        article.title = article.title or (getattr(document, "title", None) or "")
-        article.author = article.author or getattr(document, "author", None)
-        article.published_at = article.published_at or parse_date(getattr(document, "date", None))
+    found = extract_main_text(html, article.url)
+    if found.text and len(found.text) >= len(article.text):
+        article.text = found.text
+        article.extraction = found.method
+        article.notes.append(f"clean: main text extracted from HTML ({found.method})")
+        article.title = article.title or (found.title or "")
+        article.author = article.author or found.author
+        article.published_at = article.published_at or parse_date(found.published)
     elif article.text:  # a feed summary beside a fetched page: better than a failed extraction
+        article.extraction = "feed-summary"
         article.notes.append("clean: no main text longer than the feed summary found in the page; kept the summary")
     else:
         article.text = trafilatura.html2txt(html) or ""
+        article.extraction = "all-text"
         article.notes.append("clean: no main text found in HTML; kept all of the page's text")
 
 

@@ -27,6 +27,7 @@ ARTICLE_MAPPING: dict[str, Any] = {
         "origin": {"type": "keyword", "index": False},
         "title": _TEXT,
         "author": _KEYWORD,
+        "extraction": _KEYWORD,
         "text": _TEXT,
         "published_at": _DATE,
         "ingested_at": _DATE,
