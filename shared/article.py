@@ -53,6 +53,9 @@ class Article(BaseModel):
     )
     tag_evidence: dict[str, list[str]] = Field(default_factory=dict)
     tag_scores: dict[str, float] = Field(default_factory=dict)
+    entity_scores: dict[str, float] = Field(
+        default_factory=dict, description="`countries:KP` -> mentions (headline counts twice)."
+    )
     evidence: list[dict[str, str]] = Field(
         default_factory=list, description="Why each tag and entity is there: kind, value, phrase, sentence."
     )

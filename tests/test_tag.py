@@ -318,3 +318,17 @@ def test_weak_phrases_need_company_and_evidence_has_sentences(tmp_path) -> None:
     assert strong.tags == ["military"]
     (item,) = [e for e in strong.evidence if e["kind"] == "tag"]
     assert item == {"kind": "tag", "value": "military", "phrase": "Troops", "sentence": "Troops move"}
+
+
+def test_entities_have_scores_and_a_threshold_decides_what_is_kept(tmp_path) -> None:
+    article = Article.create(
+        title="Seoul warns Pyongyang", text="Officials in Seoul spoke. A note mentioned Tokyo once."
+    )
+    tag(article, Taxonomy.load())
+    assert article.entity_scores["countries:KR"] == 3.0  # twice: headline (2) and text (1)
+    assert article.entity_scores["countries:JP"] == 1.0
+    strict = tmp_path / "taxonomy.yml"
+    strict.write_text("entity_min_score: 2\ntags:\n  diplomacy:\n    phrases: [warns]\n")
+    tag(article, Taxonomy.load(strict))
+    assert article.countries == ["KR", "KP"]  # Tokyo's single passing mention is not kept
+    assert {e["value"] for e in article.evidence if e["kind"] == "countries"} == {"KR", "KP"}

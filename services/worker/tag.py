@@ -89,16 +89,19 @@ class Taxonomy:
     entities: _Automaton
     exclusions: _Automaton
     min_scores: dict[str, float] = field(default_factory=dict)
+    entity_min_score: float = 1.0
 
     @classmethod
     def load(cls, taxonomy: Path | None = None) -> Taxonomy:
         """The shipped vocabularies, with the topic taxonomy replaced by `taxonomy` if given."""
         data = resources.files(__package__).joinpath("data")
-        tags = yaml.safe_load(
+        raw = yaml.safe_load(
             taxonomy.read_text("utf-8") if taxonomy else data.joinpath("taxonomy.yml").read_text("utf-8")
-        )["tags"]
+        )
+        tags = raw["tags"]
         topics, exclusions = _Automaton(fold_case=True), _Automaton(fold_case=True)
         min_scores = {}
+        entity_min_score = float(raw.get("entity_min_score", 1.0))
         for tag, spec in tags.items():
             for phrase in spec.get("phrases", []):
                 topics.add(phrase, "strong", tag)
@@ -118,7 +121,7 @@ class Taxonomy:
                     entities.add(str(name), kind, str(value))
         for automaton in (topics, entities, exclusions):
             automaton.finish()
-        return cls(topics, entities, exclusions, min_scores)
+        return cls(topics, entities, exclusions, min_scores, entity_min_score)
 
 
 class TaxonomyFiles:
@@ -196,11 +199,14 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     evidence = [item for item in evidence if item["value"] in kept]
     entities: dict[str, dict[str, None]] = {"countries": {}, "people": {}, "organizations": {}}
     mentions: Counter[tuple[str, str]] = Counter()
+    title_end = len(article.title)
+    found_evidence: list[dict[str, str]] = []
     for hit in _longest(taxonomy.entities.find(text)):
         entities[hit.kind][hit.value] = None
-        mentions[(hit.kind, hit.value)] += 1
-        if mentions[(hit.kind, hit.value)] <= MAX_EVIDENCE:
-            evidence.append(
+        # A mention scores 1, one in the headline 2: the headline says what the story is about.
+        mentions[(hit.kind, hit.value)] += 2 if hit.start < title_end else 1
+        if sum(1 for e in found_evidence if e["kind"] == hit.kind and e["value"] == hit.value) < MAX_EVIDENCE:
+            found_evidence.append(
                 {
                     "kind": hit.kind,
                     "value": hit.value,
@@ -208,9 +214,12 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
                     "sentence": _sentence(text, sentences, hit.start),
                 }
             )
-    article.countries = list(entities["countries"])
-    article.people = list(entities["people"])
-    article.organizations = list(entities["organizations"])
+    keep = {key for key, score in mentions.items() if score >= taxonomy.entity_min_score}
+    article.countries = [value for value in entities["countries"] if ("countries", value) in keep]
+    article.people = [value for value in entities["people"] if ("people", value) in keep]
+    article.organizations = [value for value in entities["organizations"] if ("organizations", value) in keep]
+    article.entity_scores = {f"{kind}:{value}": float(mentions[(kind, value)]) for kind, value in sorted(keep)}
+    evidence += [item for item in found_evidence if (item["kind"], item["value"]) in keep]
     article.evidence = evidence
     return article
 

@@ -37,6 +37,7 @@ ARTICLE_MAPPING: dict[str, Any] = {
         "tags": _KEYWORD,
         "tag_evidence": {"type": "object", "enabled": False},
         "tag_scores": {"type": "object", "enabled": False},
+        "entity_scores": {"type": "object", "enabled": False},
         "evidence": {"type": "object", "enabled": False},
         "countries": _KEYWORD,
         "people": _KEYWORD,
