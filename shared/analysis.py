@@ -60,6 +60,8 @@ def stem(word: str) -> str:
     """Porter stem of a lower-case word, memoised: news vocabulary repeats a lot."""
     cached = _stems.get(word)
     if cached is None:
+        if word.isdigit():
+            return word  # numbers do not stem, and would only fill the memo
         cached = _stemmer.stemWord(word)
         if len(_stems) < 500_000:
             _stems[word] = cached

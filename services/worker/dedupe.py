@@ -20,6 +20,7 @@ from datasketch import MinHash
 from shared import redis_keys
 from shared.article import Article, digest, normalized_content
 from shared.redis_client import as_text
+from shared.redis_scripts import ADD_TO_SETS
 
 NUM_PERM = 128
 BANDS = 32  # 32 bands of 4 rows: pairs at Jaccard 0.5 share a bucket with probability 0.87
@@ -28,12 +29,6 @@ SHINGLE_WORDS = 3
 MIN_WORDS_FOR_NEAR = 12  # shorter texts have too few shingles to compare meaningfully
 MIN_WORDS_FOR_CONTENT_HASH = 8
 
-_ADD_TO_BUCKETS = """
-for _, key in ipairs(KEYS) do
-    redis.call('SADD', key, ARGV[1])
-    redis.call('EXPIRE', key, ARGV[2])
-end
-"""
 # Move identity keys to a new owner only if none changed since they were read.
 _SWAP_IF_UNCHANGED = """
 for i, key in ipairs(KEYS) do
@@ -64,7 +59,7 @@ class Deduper:
 
     def __post_init__(self) -> None:
         # Server-side, so adding an article to its 32 buckets costs one command, not 64.
-        self._add_to_buckets = self.client.register_script(_ADD_TO_BUCKETS)
+        self._add_to_buckets = self.client.register_script(ADD_TO_SETS)
         self._swap = self.client.register_script(_SWAP_IF_UNCHANGED)
 
     def check(self, article: Article) -> Verdict:
