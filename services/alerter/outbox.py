@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from shared import redis_keys
+from shared.redis_client import as_text
 
 LEASE_SECONDS = 120  # longer than any one delivery (timeouts are 10-30 s)
 
@@ -95,7 +96,7 @@ class Outbox:
         if not ids:
             return []
         raws = self.client.hmget(redis_keys.OUTBOX, ids)
-        return [Entry(_text(i), json.loads(raw)) for i, raw in zip(ids, raws, strict=True) if raw]
+        return [Entry(as_text(i), json.loads(raw)) for i, raw in zip(ids, raws, strict=True) if raw]
 
     def reap(self, now: float | None = None) -> int:
         """Put back entries whose deliverer vanished; returns how many."""
@@ -127,7 +128,3 @@ class Outbox:
     def get(self, entry: str) -> dict[str, Any] | None:
         raw = self.client.hget(redis_keys.OUTBOX, entry)
         return json.loads(raw) if raw else None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -441,8 +442,6 @@ def _charset(headers: dict[str, str]) -> str:
 
 
 def _plain(html: str) -> str:
-    import re
-
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
 
 

@@ -25,6 +25,7 @@ import redis
 from shared import redis_keys, runs
 from shared.article import Article
 from shared.deadletters import quarantine
+from shared.redis_client import as_text
 from shared.store import Store, TransientStoreError
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class BulkIndexer:
             GROUP, self.consumer, {redis_keys.INDEX_STREAM: ">"}, count=1, block=block_ms
         )
         return [
-            (_text(entry_id), json.loads(fields[b"batch"])) for _, items in reply or [] for entry_id, fields in items
+            (as_text(entry_id), json.loads(fields[b"batch"])) for _, items in reply or [] for entry_id, fields in items
         ]
 
     def _claim_stale(self) -> list[tuple[str, dict[str, Any]]]:
@@ -101,7 +102,7 @@ class BulkIndexer:
             redis_keys.INDEX_STREAM, GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=1
         )
         claimed = reply[1]
-        return [(_text(entry_id), json.loads(fields[b"batch"])) for entry_id, fields in claimed if fields]
+        return [(as_text(entry_id), json.loads(fields[b"batch"])) for entry_id, fields in claimed if fields]
 
     def _write(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
         articles = [Article.model_validate(raw) for _, batch in entries for raw in batch["articles"]]
@@ -141,7 +142,3 @@ def start_indexer_thread(indexer: BulkIndexer) -> tuple[threading.Thread, thread
 
 def _size(entries: list[tuple[str, dict[str, Any]]]) -> int:
     return sum(len(batch["articles"]) for _, batch in entries)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
