@@ -183,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
 def _services(settings: Settings, log_level: str) -> Iterator[Any]:
     """The worker and alerter as child processes (and the embedded Redis when none is set),
     stopped on the way out; yields the Redis client."""
-    from shared.celery_app import configure
+    from shared.queue import configure
     from shared.redis_client import get_redis, resolve_redis_url, stop_embedded_redis
     from shared.store import open_store
 
@@ -226,7 +226,7 @@ def _wait_and_report(client: Any, settings: Settings, run_id: str, timeout: floa
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from services.fetcher.service import Fetcher
-    from services.worker.chain import enqueue_batch, report_health
+    from shared.queue import enqueue_batch, report_health
 
     with _services(settings, args.log_level) as client:
         fetcher = Fetcher(settings, client, enqueue_batch, report_health)
@@ -247,16 +247,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from services.fetcher.decode import UnreadableFile
-    from services.worker.clean import BoilerplateRules
-    from services.worker.inspection import describe, inspect_file, render
-    from services.worker.tag import Taxonomy
+    from shared.formats.decode import UnreadableFile
+    from shared.pipeline.context import build_context
+    from shared.pipeline.inspection import describe, inspect_file, render
 
-    taxonomy, rules = Taxonomy.load(settings.taxonomy), BoilerplateRules.load()
+    context = build_context(settings, _redis(settings), learn=False)
     failed = False
     for name in args.files:
         try:
-            articles = inspect_file(Path(name), taxonomy, rules)
+            articles = inspect_file(Path(name), context)
         except (UnreadableFile, OSError) as error:
             print(f"{name}: cannot be read: {error}", file=sys.stderr)
             failed = True
@@ -272,9 +271,9 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from services.fetcher.backfill import backfill
-    from services.fetcher.service import Batcher
-    from services.worker.chain import enqueue_batch
+    from shared.queue import enqueue_batch
+    from shared.sources.backfill import backfill
+    from shared.sources.batcher import Batcher
 
     paths = [Path(path) for path in args.paths]
     missing = [str(path) for path in paths if not path.exists()]
@@ -326,8 +325,7 @@ def _print_counts(counts: dict[str, int], *, as_json: bool) -> None:
 
 
 def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.celery_app import PIPELINE_QUEUE, configure
-
+    stop = threading.Event()
     if args.service == "api":
         import uvicorn
 
@@ -336,44 +334,27 @@ def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
         host, _, port = settings.api_bind.rpartition(":")
         uvicorn.run(create_app(settings), host=host or "127.0.0.1", port=int(port), log_level=args.log_level)
         return 0
+    if args.service == "worker":
+        from services.worker.service import run_worker
+
+        run_worker(settings, concurrency=args.concurrency, log_level=args.log_level)
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.service == "alerter":
         from services.alerter.service import Alerter
         from shared.redis_client import get_redis
-        from shared.store import process_store
+        from shared.store import open_store
 
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
-            Alerter(settings, get_redis(settings), process_store(settings)).run(stop)
+            Alerter(settings, get_redis(settings), open_store(settings)).run(stop)
         return 0
-    if args.service == "fetcher":
-        from services.fetcher.service import Fetcher
-        from services.worker.chain import enqueue_batch, report_health
-        from shared.redis_client import get_redis
+    from services.fetcher.service import Fetcher
+    from shared.queue import configure, enqueue_batch, report_health
+    from shared.redis_client import get_redis
 
-        configure(settings)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            Fetcher(settings, get_redis(settings), enqueue_batch, report_health).run_forever(stop)
-        return 0
-    app = configure(settings)
-    from services.worker.service import run_indexer_with_worker
-
-    run_indexer_with_worker(settings)
-    options = ["-Q", PIPELINE_QUEUE, "-c", str(args.concurrency or settings.worker_concurrency)]
-    app.worker_main(
-        [
-            "worker",
-            *options,
-            "-n",
-            f"{args.service}-{uuid.uuid4().hex[:6]}@%h",
-            "--loglevel",
-            args.log_level.upper(),
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    configure(settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        Fetcher(settings, get_redis(settings), enqueue_batch, report_health).run_forever(stop)
     return 0
 
 
@@ -423,8 +404,14 @@ def _redis(settings: Settings) -> Any:
 def cmd_subscriptions_add(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
+    from shared.alerting.subscriptions import (
+        Channel,
+        SubscriptionError,
+        SubscriptionSpec,
+        find_by_name,
+        save_subscription,
+    )
     from shared.query import QueryError
-    from shared.subscriptions import Channel, SubscriptionError, SubscriptionSpec, find_by_name, save_subscription
 
     client = _redis(settings)
     try:
@@ -458,7 +445,7 @@ def cmd_subscriptions_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.subscriptions import list_subscriptions
+    from shared.alerting.subscriptions import list_subscriptions
 
     for subscription in list_subscriptions(_redis(settings), args.owner):
         if args.json:
@@ -473,7 +460,7 @@ def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_subscriptions_remove(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.subscriptions import delete_subscription, find_by_name
+    from shared.alerting.subscriptions import delete_subscription, find_by_name
 
     client = _redis(settings)
     existing = find_by_name(client, args.owner, args.name)
@@ -484,7 +471,7 @@ def cmd_subscriptions_remove(args: argparse.Namespace, settings: Settings) -> in
 
 
 def _feed_registry(settings: Settings) -> Any:
-    from services.fetcher.registry import FeedRegistry
+    from shared.feeds.registry import FeedRegistry
 
     registry = FeedRegistry(_redis(settings))
     if settings.feeds:
@@ -495,7 +482,7 @@ def _feed_registry(settings: Settings) -> Any:
 def cmd_feeds_add(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
-    from services.fetcher.registry import Feed
+    from shared.feeds.registry import Feed
 
     try:
         feed = Feed(
@@ -534,7 +521,7 @@ def cmd_feeds_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_feeds_import(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from services.fetcher.opml import OpmlError, parse_opml
+    from shared.feeds.opml import OpmlError, parse_opml
 
     try:
         feeds = parse_opml(Path(args.file).read_text("utf-8"))
@@ -548,14 +535,14 @@ def cmd_feeds_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_feeds_export(args: argparse.Namespace, settings: Settings) -> int:
-    from services.fetcher.opml import export_opml
+    from shared.feeds.opml import export_opml
 
     sys.stdout.write(export_opml(_feed_registry(settings).all()))
     return 0
 
 
 def cmd_feeds_status(args: argparse.Namespace, settings: Settings) -> int:
-    from services.fetcher.status import feed_status
+    from shared.feeds.status import feed_status
 
     rows = feed_status(_redis(settings), _feed_registry(settings).all())
     if args.json:
@@ -633,7 +620,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
-    from services.worker.reindex import ReindexBusy, reindex
+    from shared.pipeline.reindex import ReindexBusy, reindex
 
     def show(done: int, total: int) -> None:
         print(f"\rreindex: {done}/{total} articles", end="", file=sys.stderr, flush=True)

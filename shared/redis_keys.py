@@ -43,6 +43,10 @@ TOKENS = f"{PREFIX}:tokens"
 INDEX_STREAM = f"{PREFIX}:index-stream"
 """Stream of batches waiting for the bulk indexer (consumer group `indexers`)."""
 
+PUSH_STREAM = f"{PREFIX}:push-stream"
+"""Stream of what the API was handed (pushed articles, WebSub deliveries) for the fetcher to
+read (consumer group `fetchers`)."""
+
 TOTALS = f"{PREFIX}:totals"
 """Hash of counters since the data dir (or Redis) was created."""
 

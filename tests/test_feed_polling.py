@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from services.fetcher.feeds import Feed, FeedSource, http_client
-from services.fetcher.registry import FeedRegistry
-from services.fetcher.schedule import Bounds, Outcome, declared_minimum, next_interval
-from services.fetcher.status import feed_status
 from shared import redis_keys
+from shared.feeds.registry import FeedRegistry
+from shared.feeds.schedule import Bounds, Outcome, declared_minimum, next_interval
+from shared.feeds.source import Feed, FeedSource, feed_client
+from shared.feeds.status import feed_status
 from tests.test_feeds import COURIER, ETAG, Reply, feed_state, rss, serve_courier
 
 BOUNDS = Bounds(minimum=300, maximum=6 * 3600, start=900)
@@ -20,7 +20,7 @@ BOUNDS = Bounds(minimum=300, maximum=6 * 3600, start=900)
 def source(settings, redis_client, *feeds, registry=None, events=None, **overrides):
     settings = settings.model_copy(update=overrides)
     report = events.append if events is not None else (lambda event: None)
-    return FeedSource(list(feeds), redis_client, settings, http_client(settings), report, registry)
+    return FeedSource(list(feeds), redis_client, settings, feed_client(settings), report, registry)
 
 
 def enqueue(delivery):

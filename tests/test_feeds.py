@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import redis
 
-from services.fetcher.feeds import Feed, FeedsFileError, FeedSource, http_client, load_feeds
 from shared import redis_keys
+from shared.feeds.source import Feed, FeedsFileError, FeedSource, feed_client, load_feeds
 from shared.redis_client import as_text
 from shared.settings import Settings
 
@@ -98,7 +98,7 @@ def feed_server() -> Iterator[FeedServer]:
 
 
 def source_for(settings: Settings, client: redis.Redis, *feeds: Feed) -> FeedSource:
-    return FeedSource(list(feeds), client, settings, http_client(settings))
+    return FeedSource(list(feeds), client, settings, feed_client(settings))
 
 
 def feed_state(client: redis.Redis, url: str) -> dict[str, str]:

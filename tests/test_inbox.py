@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from services.fetcher.inbox import InboxSource
-from services.fetcher.service import Batcher, Enqueue, Fetcher
-from services.fetcher.sources import Delivery
+from services.fetcher.service import Fetcher
 from shared import runs
 from shared.article import Article
 from shared.deadletters import read_dead_letters
 from shared.settings import Settings
+from shared.sources.batcher import Batcher, Enqueue
+from shared.sources.delivery import Delivery
+from shared.sources.inbox import InboxSource
 
 STORY = "Night buses return to the city centre\nThe operator restored six routes after the strike.\n"
 

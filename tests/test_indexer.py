@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from services.worker.indexer import BulkIndexer, submit
 from shared import runs
 from shared.deadletters import read_dead_letters
+from shared.pipeline.indexer import BulkIndexer, submit
 from shared.store import IndexFailure, TransientStoreError
 from shared.store.sqlite import SqliteStore
 from tests.factories import make_article

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from services.worker.clean import BoilerplateRules
-from services.worker.tag import Taxonomy
+from shared.pipeline.clean import BoilerplateRules
+from shared.pipeline.tag import Taxonomy
 from tests.benchmarks.bench_tagging import DEFAULT_TAGS, ENTITY_KINDS, Evaluation, evaluate, load_labelled, tag_text
 
 MIN_PRECISION = 0.95
@@ -55,7 +55,7 @@ def test_the_labelled_set_is_large_and_balanced_enough_to_measure(labelled: list
 
 
 def test_entity_labels_are_canonical_names_from_the_shipped_lists(labelled: list[dict[str, Any]]) -> None:
-    data = resources.files("services.worker").joinpath("data")
+    data = resources.files("shared.pipeline").joinpath("data")
     for kind in ENTITY_KINDS:
         known = set(yaml.safe_load(data.joinpath(f"{kind}.yml").read_text("utf-8"))[kind])
         unknown = {value for example in labelled for value in example[kind]} - known

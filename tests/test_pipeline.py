@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from services.fetcher.service import Fetcher
-from services.worker.chain import enqueue_batch
 from shared import runs
+from shared.alerting.subscriptions import save_subscription, webhook_subscription
 from shared.deadletters import read_dead_letters
+from shared.queue import enqueue_batch
 from shared.redis_client import get_redis
-from shared.subscriptions import save_subscription, webhook_subscription
 
 
 def run_inbox_once(settings: Any, timeout: float = 60) -> dict[str, int]:
@@ -159,7 +159,7 @@ def test_alerts_reach_a_receiver_that_was_down_at_first(settings, worker, store,
 
 
 def test_an_article_that_fails_a_step_is_quarantined_and_the_batch_goes_on(settings, worker, store, monkeypatch):
-    import services.worker.steps as steps
+    import shared.pipeline.steps as steps
 
     real_tag = steps.tag
 

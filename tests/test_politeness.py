@@ -10,7 +10,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from services.fetcher.politeness import HostLimiter, host_key, parse_retry_after
+from shared.feeds.politeness import HostLimiter, host_key, parse_retry_after
 
 FEED = "https://courier.example.com/rss"
 OTHER_FEED = "https://monitor.example.org/atom"

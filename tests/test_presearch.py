@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.matcher import AnalyzedArticle, matches
-from shared.presearch import Presearcher, all_required_keys, article_keys, required_keys
+from shared.alerting.matcher import AnalyzedArticle, matches
+from shared.alerting.presearch import Presearcher, all_required_keys, article_keys, required_keys
 from shared.query import parse_query
 from tests.test_store_contract import ARTICLES, QUERIES
 

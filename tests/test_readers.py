@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.fetcher.decode import UnreadableFile
-from services.fetcher.readers import read_file, read_file_report
+from shared.formats.decode import UnreadableFile
+from shared.formats.readers import read_file, read_file_report
 from tests.conftest import FIXTURES
 
 FORMATS = FIXTURES / "formats"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.worker.reindex import LOCK_NAME, ReindexBusy, reindex
+from shared.pipeline.reindex import LOCK_NAME, ReindexBusy, reindex
 from shared.redis_client import get_redis
 from shared.store import open_store
 from tests.factories import make_article

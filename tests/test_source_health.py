@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from services.fetcher.feeds import Feed, FeedSource, http_client
-from services.worker.chain import report_health
+from shared.alerting.subscriptions import save_subscription, webhook_subscription
 from shared.article import Article
+from shared.feeds.source import Feed, FeedSource, feed_client
+from shared.queue import report_health
 from shared.redis_client import get_redis
-from shared.subscriptions import save_subscription, webhook_subscription
 
 FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Desk</title>
 <item><title>Ferry resumes</title><link>https://desk.example/ferry</link><description>The ferry runs again.</description></item>
@@ -49,7 +49,7 @@ def flaky() -> Iterator[dict[str, Any]]:
 def test_the_third_failure_in_a_row_raises_one_event_and_success_resets_the_count(settings, redis_client, flaky):
     events: list[Article] = []
     feed = Feed(url=flaky["url"], name="Desk feed")
-    source = FeedSource([feed], redis_client, settings, http_client(settings), events.append)
+    source = FeedSource([feed], redis_client, settings, feed_client(settings), events.append)
     for _ in range(4):
         assert source.fetch(feed) is None
     (event,) = events
@@ -69,7 +69,7 @@ def test_a_source_health_subscription_is_alerted(settings, worker, store, receiv
     save_subscription(get_redis(settings), "ops", webhook_subscription("feeds", "tags:source-health", receiver.url))
     save_subscription(get_redis(settings), "desk", webhook_subscription("news", "ferry", receiver.url))
     feed = Feed(url=flaky["url"], name="Desk feed")
-    source = FeedSource([feed], get_redis(settings), settings, http_client(settings), report_health)
+    source = FeedSource([feed], get_redis(settings), settings, feed_client(settings), report_health)
     for _ in range(3):
         source.fetch(feed)
     (alert,) = receiver.wait_for(1)
@@ -82,12 +82,12 @@ def test_a_source_health_subscription_is_alerted(settings, worker, store, receiv
 def test_a_feed_silent_far_longer_than_its_rhythm_raises_one_event(settings, redis_client, flaky):
     from datetime import UTC, datetime, timedelta
 
-    from shared import redis_keys
+    from shared.feeds.state import FeedState
 
     events: list[Article] = []
     feed = Feed(url=flaky["url"], name="Desk feed")
-    source = FeedSource([feed], redis_client, settings, http_client(settings), events.append)
-    key = redis_keys.feed_validators(feed.url)
+    source = FeedSource([feed], redis_client, settings, feed_client(settings), events.append)
+    key = FeedState(redis_client, feed.url)
     # It used to publish every two hours; the newest item it shows is three days old.
     three_days_ago = datetime.now(UTC) - timedelta(days=3)
     source._watch_rhythm(feed, key, three_days_ago - timedelta(hours=2))
@@ -99,4 +99,4 @@ def test_a_feed_silent_far_longer_than_its_rhythm_raises_one_event(settings, red
     assert event.title == "Feed silent: Desk feed" and event.tags == ["source-health"]
     assert "no new item for 72 hours" in event.text and "every 2.0 hours" in event.text
     source._watch_rhythm(feed, key, datetime.now(UTC))  # a new item: it speaks again
-    assert redis_client.hget(key, "silent_reported") == b""
+    assert key.read()["silent_reported"] == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.matcher import AnalyzedArticle, matches
+from shared.alerting.matcher import AnalyzedArticle, matches
 from shared.query import QueryError, parse_query
 from tests.factories import day, make_article
 

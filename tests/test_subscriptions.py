@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from services.worker.match import SubscriptionMatcher
-from shared.subscriptions import (
+from shared.alerting.matching import SubscriptionMatcher
+from shared.alerting.subscriptions import (
     Channel,
     SubscriptionError,
     SubscriptionSpec,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.worker.tag import MAX_EVIDENCE, Taxonomy, tag
 from shared.article import Article
+from shared.pipeline.tag import MAX_EVIDENCE, Taxonomy, tag
 from tests.factories import make_article
 
 
@@ -288,7 +288,7 @@ def test_a_taxonomy_edit_is_picked_up_without_a_restart(tmp_path) -> None:
     import os
     import time
 
-    from services.worker.tag import TaxonomyFiles
+    from shared.pipeline.tag import TaxonomyFiles
 
     path = tmp_path / "taxonomy.yml"
     path.write_text("tags:\n  weather:\n    phrases: [storm]\n")

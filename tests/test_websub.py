@@ -18,8 +18,9 @@ import pytest
 import uvicorn
 
 from services.api.app import create_app
-from services.fetcher.feeds import FeedSource, http_client
-from services.fetcher.registry import Feed, FeedRegistry
+from shared.feeds.registry import Feed, FeedRegistry
+from shared.feeds.source import FeedSource, feed_client
+from shared.sources.push import PushSource
 from tests.test_feeds import Reply, feed_state
 
 
@@ -30,15 +31,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def queued() -> list:
-    return []
-
-
-@pytest.fixture
-def api_url(settings, redis_client, queued) -> Iterator[str]:
+def api_url(settings, redis_client) -> Iterator[str]:
     """The real API on a real port, so a hub can call it back."""
     port = free_port()
-    app = create_app(settings, client=redis_client, enqueue=queued.extend)
+    app = create_app(settings, client=redis_client)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -93,15 +89,13 @@ def feed_naming_hub(hub_url: str, topic: str, items: list[tuple[str, str]]) -> b
     ).encode()
 
 
-def test_a_feed_naming_a_hub_is_subscribed_verified_and_pushed_to(
-    settings, redis_client, feed_server, hub, api_url, queued
-):
+def test_a_feed_naming_a_hub_is_subscribed_verified_and_pushed_to(settings, redis_client, feed_server, hub, api_url):
     settings = settings.model_copy(update={"public_url": api_url})
     topic = feed_server.url("/pushed.rss")
     feed_server.replies["/pushed.rss"] = Reply(body=feed_naming_hub(hub["url"], topic, [("p-1", "First story")]))
     feed = Feed(url=topic, name="Pushed desk", full_text=False)
     FeedRegistry(redis_client).put(feed)
-    source = FeedSource([feed], redis_client, settings, http_client(settings))
+    source = FeedSource([feed], redis_client, settings, feed_client(settings))
 
     delivery = source.fetch(feed)
     delivery.on_enqueued()
@@ -123,12 +117,21 @@ def test_a_feed_naming_a_hub_is_subscribed_verified_and_pushed_to(
         headers={"X-Hub-Signature": signature, "Content-Type": "application/rss+xml"},
     )
     assert reply.status_code == 202
-    assert [article.title for article in queued] == ["Second story"]  # only what is new
+    assert taken_by_fetcher(source) == ["Second story"]  # only what is new
     assert feed_state(redis_client, topic)["status"] == "pushed: 1 new of 2 items"
 
     forged = feed_naming_hub(hub["url"], topic, [("p-3", "Forged story")])
     reply = httpx.post(request["hub.callback"], content=forged, headers={"X-Hub-Signature": "sha256=" + "0" * 64})
-    assert reply.status_code == 202 and [article.title for article in queued] == ["Second story"]
+    assert reply.status_code == 202 and taken_by_fetcher(source) == []
+
+
+def taken_by_fetcher(source: FeedSource) -> list[str]:
+    """The titles the fetcher takes from the push stream now, each delivery marked as queued."""
+    titles = []
+    for delivery in PushSource(source.redis, source).poll():
+        titles += [article.title for article in delivery.articles]
+        delivery.on_enqueued()
+    return titles
 
 
 def test_a_verification_for_a_topic_never_asked_for_is_refused(settings, redis_client, api_url):
@@ -158,7 +161,7 @@ def test_a_lease_about_to_end_is_renewed(settings, redis_client, feed_server, hu
     topic = feed_server.url("/renew.rss")
     feed_server.replies["/renew.rss"] = Reply(body=feed_naming_hub(hub["url"], topic, [("r-1", "Story")]))
     feed = Feed(url=topic, full_text=False)
-    source = FeedSource([feed], redis_client, settings, http_client(settings))
+    source = FeedSource([feed], redis_client, settings, feed_client(settings))
     source.fetch(feed).on_enqueued()
     assert len(hub["requests"]) == 1
     source.fetch(feed)  # verified, lease long: nothing to do

@@ -17,14 +17,15 @@ from typing import Any
 
 import redis
 
-from services.alerter.channels import DeliveryFailed, DeliveryRefused, send
-from services.alerter.dispatch import digest_payload
-from services.alerter.outbox import Entry, Outbox, entry_id
 from shared import redis_keys, runs
+from shared.alerting.channels import DeliveryFailed, DeliveryRefused, send
+from shared.alerting.dispatch import digest_payload
+from shared.alerting.outbox import Entry, Outbox, entry_id
+from shared.alerting.subscriptions import get_subscription
+from shared.outbound import outbound_client
 from shared.redis_client import as_text
 from shared.settings import Settings
 from shared.store import Store
-from shared.subscriptions import get_subscription
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Alerter:
     def __init__(self, settings: Settings, client: redis.Redis, store: Store) -> None:
         self.settings, self.client, self.store = settings, client, store
         self.outbox = Outbox(client)
+        self.http = outbound_client(settings, timeout=settings.webhook_timeout_seconds)
         self._pool = ThreadPoolExecutor(max_workers=settings.alerter_concurrency, thread_name_prefix="deliver")
 
     def run(self, stop: threading.Event) -> None:
@@ -65,7 +67,7 @@ class Alerter:
         if entry.attempts == 0:
             counts["alert_attempts"] += 1
         try:
-            send(entry.channel, entry.payload, entry.id, self.settings, self.client)
+            send(entry.channel, entry.payload, entry.id, self.settings, self.client, self.http)
         except DeliveryFailed as error:
             given_up = time.time() - entry.record["created"] > self.settings.alert_retry_hours * 3600
             if given_up:

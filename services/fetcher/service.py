@@ -6,70 +6,25 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from services.fetcher.feeds import FeedSource, http_client
-from services.fetcher.inbox import InboxSource
-from services.fetcher.registry import FeedRegistry
-from services.fetcher.sources import Delivery, Source
-from shared import runs
 from shared.article import Article
+from shared.backoff import compute_backoff
+from shared.feeds.registry import FeedRegistry
+from shared.feeds.source import FeedSource, feed_client
 from shared.settings import Settings
+from shared.sources.batcher import Batcher, Enqueue
+from shared.sources.delivery import Source
+from shared.sources.inbox import InboxSource
+from shared.sources.push import PushSource
 
 log = logging.getLogger(__name__)
 
-Enqueue = Callable[[Sequence[Article], str | None], None]
-
-
-@dataclass
-class Batcher:
-    """Groups articles from many deliveries into batches of `size` for the chain.
-
-    A delivery's `on_enqueued` runs once all of its articles are on the queue. A poll ends
-    with `flush()`, so a lone article is never held back waiting for company.
-    """
-
-    size: int
-    enqueue: Enqueue
-    client: redis.Redis
-    run_id: str | None
-    counts: Counter[str] = field(default_factory=Counter)
-    _articles: list[Article] = field(default_factory=list)
-    _waiting: list[tuple[Delivery, int]] = field(default_factory=list)
-
-    def add(self, delivery: Delivery) -> None:
-        if delivery.rejected:
-            self._record(Counter(rejected=delivery.rejected))
-        if not delivery.articles:
-            delivery.on_enqueued()
-            return
-        self._articles.extend(delivery.articles)
-        self._waiting.append((delivery, len(self._articles)))
-        while len(self._articles) >= self.size:
-            self._send(self.size)
-
-    def flush(self) -> None:
-        while self._articles:
-            self._send(min(self.size, len(self._articles)))
-
-    def _send(self, count: int) -> None:
-        batch, self._articles = self._articles[:count], self._articles[count:]
-        # Counted before sending: a fast worker must never finish more than was seen.
-        self._record(Counter(seen=len(batch)))
-        self.enqueue(batch, self.run_id)
-        finished = [delivery for delivery, end in self._waiting if end <= count]
-        self._waiting = [(delivery, end - count) for delivery, end in self._waiting if end > count]
-        for delivery in finished:
-            delivery.on_enqueued()
-
-    def _record(self, counts: Counter[str]) -> None:
-        self.counts.update(counts)
-        runs.record(self.client, self.run_id, counts)
+PUSH_WAIT_MS = 1000
 
 
 class Fetcher:
@@ -87,38 +42,56 @@ class Fetcher:
         registry = FeedRegistry(client)
         if settings.feeds:
             registry.merge_file(settings.feeds)  # the file's feeds join those added by command
-        self.feeds = FeedSource([], client, settings, http_client(settings), report_health, registry)
+        self.feeds = FeedSource([], client, settings, feed_client(settings), report_health, registry)
+        self.push = PushSource(client, self.feeds)
 
     @property
     def sources(self) -> list[Source]:
-        return [source for source in (self.inbox, self.feeds) if source is not None]
+        return [self.inbox, self.feeds]
 
     def run_once(self, run_id: str | None = None) -> Counter[str]:
         """Read everything once: every file in the inbox, every feed. Returns the counts."""
         batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, run_id)
         for delivery in self.inbox.poll(settle=False):
             batcher.add(delivery)
-        if self.feeds is not None:
-            for delivery in self.feeds.poll(all_feeds=True):
-                batcher.add(delivery)
+        for delivery in self.feeds.poll(all_feeds=True):
+            batcher.add(delivery)
+        for delivery in self.push.poll():
+            batcher.add(delivery)
         batcher.flush()
         return batcher.counts
 
     def run_forever(self, stop: threading.Event) -> None:
         """Read the inbox as soon as a file lands in it (inotify; a scan every few seconds
-        where that is not available) and poll feeds as they fall due, until `stop`."""
-        log.info(
-            "fetcher watching %s and %d feeds",
-            self.settings.inbox_dir,
-            len(self.feeds.current_feeds()) if self.feeds else 0,
-        )
+        where that is not available), poll feeds as they fall due, and take pushes as they
+        come, until `stop`."""
+        log.info("fetcher watching %s and %d feeds", self.settings.inbox_dir, len(self.feeds.current_feeds()))
         wake = threading.Event()
         observer = watch_folder(self.settings.inbox_dir, wake)
+        pushes = threading.Thread(target=self._take_pushes, args=(stop,), name="push", daemon=True)
+        pushes.start()
         try:
             self._loop(stop, wake)
         finally:
             if observer is not None:
                 observer.stop()
+            pushes.join(timeout=5)
+
+    def _take_pushes(self, stop: threading.Event) -> None:
+        # Its own thread: a push waits for no feed poll or file scan.
+        failures = 0
+        while not stop.is_set():
+            batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, None)
+            try:
+                for delivery in self.push.poll(block_ms=PUSH_WAIT_MS):
+                    batcher.add(delivery)
+                batcher.flush()
+                failures = 0
+            except redis.RedisError as error:
+                delay = compute_backoff(failures, first=0.5, maximum=30)
+                log.warning("push stream unavailable, again in %.1f s: %s", delay, error)
+                failures += 1
+                stop.wait(delay)
 
     def _loop(self, stop: threading.Event, wake: threading.Event) -> None:
         while not stop.is_set():

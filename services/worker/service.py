@@ -1,41 +1,76 @@
-"""The worker service: the Celery worker for the chain, with a bulk indexer thread beside it."""
+"""The worker service: the Celery worker for the chain, with a bulk indexer thread beside it.
+
+Clients are built when a worker process starts (in every pool process, for prefork) and
+handed to the tasks; nothing is built at import time.
+"""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 from celery import signals
 
-from services.worker.indexer import BulkIndexer, start_indexer_thread
+from services.worker import tasks
+from shared.pipeline.context import build_context
+from shared.pipeline.indexer import BulkIndexer, start_indexer_thread
+from shared.queue import PIPELINE_QUEUE, configure, send_after_index
 from shared.redis_client import get_redis
 from shared.settings import Settings
-from shared.store import process_store
-
-_running: list[threading.Event] = []
+from shared.store import Store, open_store
 
 
-def bulk_indexer(settings: Settings) -> BulkIndexer:
-    """A bulk indexer for this process, writing to the process's store."""
-    from services.worker.tasks import send_matches
-
+def bulk_indexer(settings: Settings, store: Store) -> BulkIndexer:
+    """A bulk indexer writing to `store`, sending what it wrote on to alert matching."""
     return BulkIndexer(
         get_redis(settings),
-        process_store(settings),
-        send_matches,
+        store,
+        send_after_index,
         max_docs=settings.bulk_max_docs,
         max_wait=settings.bulk_max_wait_seconds,
     )
 
 
-def run_indexer_with_worker(settings: Settings) -> None:
-    """Start the bulk indexer when the Celery worker is ready, stop it when the worker stops."""
+def start_pipeline(settings: Settings) -> None:
+    """Give this process's tasks their clients."""
+    tasks.bind_context(build_context(settings, get_redis(settings)))
+
+
+def run_worker(settings: Settings, *, concurrency: int | None, log_level: str) -> None:
+    """Run the Celery worker on the pipeline queue until it is stopped, with a bulk indexer."""
+    app = configure(settings)
+    running: list[threading.Event] = []
+
+    @signals.worker_init.connect(weak=False)
+    def start_main(**_: Any) -> None:
+        start_pipeline(settings)
+
+    @signals.worker_process_init.connect(weak=False)
+    def start_child(**_: Any) -> None:
+        start_pipeline(settings)  # a forked process opens its own connections
 
     @signals.worker_ready.connect(weak=False)
     def start_indexer(**_: Any) -> None:
-        _running.append(start_indexer_thread(bulk_indexer(settings))[1])
+        running.append(start_indexer_thread(bulk_indexer(settings, open_store(settings)))[1])
 
     @signals.worker_shutting_down.connect(weak=False)
     def stop_indexer(**_: Any) -> None:
-        for event in _running:
+        for event in running:
             event.set()
+
+    app.worker_main(
+        [
+            "worker",
+            "-Q",
+            PIPELINE_QUEUE,
+            "-c",
+            str(concurrency or settings.worker_concurrency),
+            "-n",
+            f"worker-{uuid.uuid4().hex[:6]}@%h",
+            "--loglevel",
+            log_level.upper(),
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )

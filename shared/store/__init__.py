@@ -64,23 +64,6 @@ class Store(Protocol):
         """Release connections."""
 
 
-_process_store: Store | None = None
-
-
-def process_store(settings: Settings) -> Store:
-    """The store this process uses, opened once."""
-    global _process_store
-    if _process_store is None:
-        _process_store = open_store(settings)
-    return _process_store
-
-
-def use_store(store: Store | None) -> None:
-    """Make `process_store` return `store` (tests running services in-process)."""
-    global _process_store
-    _process_store = store
-
-
 def open_store(settings: Settings) -> Store:
     """The Elasticsearch store when a URL is configured, else the embedded SQLite store."""
     if settings.elasticsearch_url:

@@ -21,7 +21,7 @@ of the same event and articles on the same subject are negatives. Targets: preci
 recall >= 0.95.
 
 Stories: each base article is cleaned and tagged, then given to
-`services.worker.stories.StoryClusterer.assign` in order of publication; two articles belong to
+`shared.pipeline.stories.StoryClusterer.assign` in order of publication; two articles belong to
 the same story iff they report the same event (pair-level precision and recall).
 
     python tests/benchmarks/bench_dedupe.py [--redis redis://127.0.0.1:6379/13] [--seed 7] [--errors]
@@ -47,9 +47,9 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from services.worker.dedupe import SHINGLE_WORDS, Deduper, Verdict, minhash
 from shared import redis_keys
 from shared.article import Article, digest, normalized_content
+from shared.pipeline.dedupe import SHINGLE_WORDS, Deduper, Verdict, minhash
 from shared.redis_client import as_text
 from shared.settings import Settings
 
@@ -507,14 +507,14 @@ class StoryResult:
 
 
 def stories_available() -> bool:
-    return importlib.util.find_spec("services.worker.stories") is not None
+    return importlib.util.find_spec("shared.pipeline.stories") is not None
 
 
 def evaluate_stories(client: redis.Redis, bases: list[BaseArticle]) -> StoryResult:
     """Clean and tag each base article, then assign it a story, in order of publication."""
-    from services.worker.clean import BoilerplateRules, clean
-    from services.worker.stories import StoryClusterer
-    from services.worker.tag import Taxonomy, tag
+    from shared.pipeline.clean import BoilerplateRules, clean
+    from shared.pipeline.stories import StoryClusterer
+    from shared.pipeline.tag import Taxonomy, tag
 
     rules, taxonomy = BoilerplateRules.load(), Taxonomy.load()
     clusterer = StoryClusterer(client)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import trafilatura
 
-from services.worker.extract import extract_main_text
+from shared.pipeline.extract import extract_main_text
 
 SHINGLE_SIZE = 4
 _TOKEN = re.compile(r"\w+")

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import redis
 
-from services.worker.match import SubscriptionMatcher
 from shared import redis_keys
+from shared.alerting.matcher import AnalyzedArticle
+from shared.alerting.matching import SubscriptionMatcher
+from shared.alerting.presearch import article_keys
+from shared.alerting.subscriptions import Channel, Subscription
 from shared.article import Article
-from shared.matcher import AnalyzedArticle
-from shared.presearch import article_keys
-from shared.subscriptions import Channel, Subscription
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "inbox"
 NEWS_WORDS = [
@@ -173,7 +173,7 @@ def main() -> int:
         f"({candidates} candidates evaluated, {matched} matched)"
     )
 
-    from shared.subscriptions import SubscriptionSpec, save_subscription
+    from shared.alerting.subscriptions import SubscriptionSpec, save_subscription
 
     spec = SubscriptionSpec(name="fresh", query='"intercontinental missile" OR zzyzx', channels=[channel])
     save_subscription(client, "bench", spec)

@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.worker.clean import BoilerplateRules, clean
-from services.worker.tag import Taxonomy, tag
 from shared.article import Article
+from shared.pipeline.clean import BoilerplateRules, clean
+from shared.pipeline.tag import Taxonomy, tag
 
 LABELLED = Path(__file__).parents[1] / "fixtures" / "labelled" / "articles.jsonl"
 DEFAULT_TAGS = ("missile-test", "nuclear", "sanctions", "military", "diplomacy")

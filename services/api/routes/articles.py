@@ -1,0 +1,37 @@
+"""POST /articles: articles pushed by a client, handed to the fetcher."""
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+
+from services.api.deps import Clients, Owner
+from shared.formats.decode import UnreadableFile
+from shared.formats.readers import article_from_mapping
+from shared.sources.push import push_articles
+
+MAX_PUSH = 1000  # articles per request
+
+router = APIRouter(tags=["articles"])
+
+
+@router.post("/articles", status_code=status.HTTP_202_ACCEPTED)
+def push(body: dict[str, Any] | list[Any], clients: Clients, who: Owner) -> dict[str, Any]:
+    """Push one article (a JSON object: url, title, text or html, published, source, guid)
+    or a list of them; they go through the same chain as every other source."""
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "no articles in the body")
+    if len(items) > MAX_PUSH:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"at most {MAX_PUSH} articles per request")
+    articles, problems = [], []
+    for number, item in enumerate(items, 1):
+        try:
+            articles.append(article_from_mapping(item, f"push:{who}", f"push:{who}", f"article {number}"))
+        except UnreadableFile as error:
+            problems.append(str(error))
+    if problems:  # all or nothing: a client fixes its batch and sends it again
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, problems)
+    batch_size = clients.settings.batch_size
+    for start in range(0, len(articles), batch_size):
+        push_articles(clients.redis, articles[start : start + batch_size])
+    return {"accepted": len(articles), "ids": [article.id for article in articles]}

@@ -1,0 +1,109 @@
+"""Subscriptions: the owner's list, one by one, and a preview of what a query would match."""
+
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel, Field
+
+from services.api.deps import Clients, Owner
+from shared.alerting.matcher import AnalyzedArticle, matches
+from shared.alerting.subscriptions import (
+    Subscription,
+    SubscriptionError,
+    SubscriptionSpec,
+    delete_subscription,
+    get_subscription,
+    list_subscriptions,
+    save_subscription,
+)
+from shared.query import QueryError, parse_query
+
+router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
+
+
+class PreviewRequest(BaseModel):
+    query: str = Field(min_length=1, description="Lucene syntax, as typed in Kibana")
+    filter: str | None = None
+    days: int = Field(default=7, ge=1, le=365, description="How far back to look (by ingest time)")
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class PreviewMatch(BaseModel):
+    id: str
+    title: str
+    url: str | None
+    source: str
+    published_at: str | None
+    matched_terms: list[str]
+
+
+class Preview(BaseModel):
+    count: int
+    articles: list[PreviewMatch]
+
+
+def _owned(clients: Clients, subscription_id: str, who: str) -> Subscription:
+    subscription = get_subscription(clients.redis, subscription_id)
+    if subscription is None or subscription.owner != who:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {subscription_id}")
+    return subscription
+
+
+@router.get("")
+def list_own(clients: Clients, who: Owner) -> list[Subscription]:
+    return list_subscriptions(clients.redis, who)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create(spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription:
+    try:
+        return save_subscription(clients.redis, who, spec)
+    except SubscriptionError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+
+
+@router.post("/preview")
+def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
+    """What a query would have matched among the articles of the last days."""
+    query = f"({request.query}) AND ({request.filter})" if request.filter else request.query
+    try:
+        node = parse_query(query)
+        window = f"({query}) AND ingested_at:[now-{request.days}d TO now]"
+        found = clients.store.search(window, limit=request.limit)
+        total = clients.store.count(window)
+    except QueryError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
+    rows = []
+    for article in found:
+        doc = AnalyzedArticle.of(article)
+        matches(node, doc)
+        rows.append(
+            PreviewMatch(
+                id=article.id,
+                title=article.title,
+                url=article.url,
+                source=article.source,
+                published_at=article.published_at.isoformat() if article.published_at else None,
+                matched_terms=sorted(set(doc.matched)),
+            )
+        )
+    return Preview(count=total, articles=rows)
+
+
+@router.get("/{subscription_id}")
+def read(subscription_id: str, clients: Clients, who: Owner) -> Subscription:
+    return _owned(clients, subscription_id, who)
+
+
+@router.put("/{subscription_id}")
+def replace(subscription_id: str, spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription:
+    _owned(clients, subscription_id, who)
+    try:
+        return save_subscription(clients.redis, who, spec, subscription_id)
+    except SubscriptionError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+
+
+@router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete(subscription_id: str, clients: Clients, who: Owner) -> Response:
+    _owned(clients, subscription_id, who)
+    delete_subscription(clients.redis, who, subscription_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

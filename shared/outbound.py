@@ -1,0 +1,275 @@
+"""Every request wirewatch sends out (feeds, pages, WebSub hubs, webhooks, Slack) goes through
+here: no requests to internal addresses (SSRF).
+
+A feed list, a subscription's webhook or a redirect can point at loopback, the private network
+or a cloud metadata service. Every request's host is resolved and refused when any of its
+addresses is not a public one, unless the operator allowed that host name or network. The
+client connects to the very address it checked, so a DNS server that answers differently the
+second time (DNS rebinding) gains nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from typing import Any
+
+import httpcore
+import httpx
+
+from shared.settings import Settings
+
+IPAddress = IPv4Address | IPv6Address
+IPNetwork = IPv4Network | IPv6Network
+Resolver = Callable[[str, int], list[str]]
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_METADATA = frozenset({ip_address("169.254.169.254"), ip_address("fd00:ec2::254")})
+_CARRIER_GRADE_NAT = ip_network("100.64.0.0/10")
+_UNIQUE_LOCAL = ip_network("fc00::/7")
+_NAT64 = ip_network("64:ff9b::/96")
+_HOST_NAME = re.compile(r"[a-z0-9_.-]+")
+
+
+class UnsafeURL(ValueError):
+    """A URL the fetcher must not request; `reason` says why, `host` and `address` say where."""
+
+    def __init__(self, url: str, reason: str, *, host: str | None = None, address: str | None = None) -> None:
+        self.url = url
+        self.reason = reason
+        self.host = host
+        self.address = address
+        where = f": host {host!r} resolves to {address}" if host is not None and address is not None else ""
+        super().__init__(f"refused {url!r}{where} ({reason})")
+
+
+class UnresolvableHost(OSError):
+    """The host name did not resolve; a network failure to retry later, not a policy refusal."""
+
+
+@dataclass(frozen=True)
+class URLPolicy:
+    """Exceptions to the refusal of internal addresses: CIDR networks and exact host names."""
+
+    allow: tuple[str, ...] = ()
+    _networks: tuple[IPNetwork, ...] = field(default=(), init=False, repr=False, compare=False)
+    _hosts: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        networks: list[IPNetwork] = []
+        hosts: set[str] = set()
+        for entry in self.allow:
+            text = entry.strip().lower()
+            try:
+                networks.append(ip_network(text))
+                continue
+            except ValueError:
+                pass
+            name = text.rstrip(".")
+            if not _HOST_NAME.fullmatch(name) or "/" in text:
+                # a mistyped network must not silently become a host name that never matches
+                raise ValueError(f"allow entry {entry!r} is neither a CIDR network nor an ASCII host name")
+            hosts.add(name)
+        # frozen: the parsed forms are set once, here
+        object.__setattr__(self, "_networks", tuple(networks))
+        object.__setattr__(self, "_hosts", frozenset(hosts))
+
+    @classmethod
+    def from_setting(cls, value: str | None) -> URLPolicy:
+        """The policy from a comma-separated setting such as "10.0.0.0/8, feeds.internal.example";
+        a missing or blank setting allows nothing, and an entry that is neither a network nor a
+        host name raises ValueError."""
+        entries = [part.strip() for part in (value or "").split(",")]
+        return cls(tuple(entry for entry in entries if entry))
+
+    def allows_host(self, host: str) -> bool:
+        """Whether the host name (compared case-insensitively, trailing dot ignored) is allowed."""
+        return host.lower().rstrip(".") in self._hosts
+
+    def allows_address(self, address: IPAddress) -> bool:
+        """Whether the address, or the IPv4 address it maps to, lies in an allowed network."""
+        candidates: list[IPAddress] = [address]
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            candidates.append(embedded)
+        return any(candidate in network for candidate in candidates for network in self._networks)
+
+
+def default_resolver(host: str, port: int) -> list[str]:
+    """The distinct IP addresses the system resolver gives for host, in its order; an IP literal
+    comes back as itself without a DNS query. Raises OSError when the name does not resolve."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def check_url(url: str, policy: URLPolicy, resolve: Resolver = default_resolver) -> None:
+    """Raise UnsafeURL unless url is http(s) with a host whose every resolved address is public
+    (or allowed by policy); raise UnresolvableHost when the host does not resolve. Refused are
+    private, loopback, link-local, multicast, reserved, unspecified, site-local, unique-local,
+    carrier-grade NAT and cloud metadata addresses, also when mapped into IPv6."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise UnsafeURL(url, f"not a valid URL: {error}") from None
+    _check(parsed, url, policy, resolve)
+
+
+def httpx_request_guard(policy: URLPolicy, resolve: Resolver = default_resolver) -> Callable[[httpx.Request], None]:
+    """A request event hook for httpx.Client(event_hooks={"request": [...]}) that runs check_url
+    on every request the client sends, redirects included, so UnsafeURL or UnresolvableHost is
+    raised from the client call before any connection to a refused address is made."""
+
+    def guard(request: httpx.Request) -> None:
+        # the URL httpx will connect to, not a re-parse of its text that might differ
+        _check(request.url, str(request.url), policy, resolve)
+
+    return guard
+
+
+def _check(parsed: httpx.URL, url: str, policy: URLPolicy, resolve: Resolver) -> None:
+    scheme = parsed.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise UnsafeURL(url, f"scheme {scheme!r} is not http or https" if scheme else "no scheme")
+    host = parsed.host.lower().rstrip(".")
+    if not host:
+        raise UnsafeURL(url, "no host")
+    if policy.allows_host(host):
+        return
+    for address in _addresses(host, parsed.port or DEFAULT_PORTS[scheme], resolve):
+        reason = why_refused(address)
+        if reason is not None and not policy.allows_address(address):
+            raise UnsafeURL(url, reason, host=host, address=_shown(address))
+
+
+def _addresses(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
+    try:
+        return [ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        found = resolve(host, port)
+    except (OSError, UnicodeError) as error:
+        raise UnresolvableHost(f"cannot resolve host {host!r}: {error}") from error
+    if not found:
+        raise UnresolvableHost(f"cannot resolve host {host!r}: no addresses")
+    addresses = []
+    for text in found:
+        try:
+            addresses.append(ip_address(text))
+        except ValueError:
+            raise UnresolvableHost(f"resolving host {host!r} gave {text!r}, not an IP address") from None
+    return addresses
+
+
+def why_refused(address: IPAddress) -> str | None:
+    """Why the fetcher must not connect to address (e.g. "loopback address"), or None when it is
+    public; an IPv6 address that embeds an IPv4 one (mapped, NAT64, 6to4) is judged by that too."""
+    if address in _METADATA:
+        return "cloud metadata address"
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        inner = why_refused(embedded)
+        if inner is not None:
+            return f"{inner}, embedded in IPv6"
+        if isinstance(address, IPv6Address) and (address.ipv4_mapped is not None or address in _NAT64):
+            return None  # these reach the IPv4 address itself, which is public
+    for reason, refused in _REASONS:
+        if refused(address):
+            return reason
+    return None
+
+
+def _shown(address: IPAddress) -> str:
+    # the dotted form for IPv4-mapped addresses, as Python 3.13 and later print them anyway
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
+
+
+def _embedded_ipv4(address: IPAddress) -> IPv4Address | None:
+    if not isinstance(address, IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64:
+        return IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.sixtofour
+
+
+# most specific first, so the message names the narrowest reason
+_REASONS: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
+    ("unspecified address", lambda a: a.is_unspecified),
+    ("loopback address", lambda a: a.is_loopback),
+    ("link-local address", lambda a: a.is_link_local),
+    ("multicast address", lambda a: a.is_multicast),
+    ("carrier-grade NAT address (100.64.0.0/10)", lambda a: a in _CARRIER_GRADE_NAT),
+    ("site-local address", lambda a: isinstance(a, IPv6Address) and a.is_site_local),
+    ("unique-local address (fc00::/7)", lambda a: a in _UNIQUE_LOCAL),
+    ("reserved address", lambda a: a.is_reserved),
+    ("private address", lambda a: a.is_private),
+    ("address not globally reachable", lambda a: not a.is_global),
+)
+
+
+class _CheckedNetwork(httpcore.SyncBackend):
+    """Resolves the host once, refuses internal addresses, and connects to a checked address."""
+
+    def __init__(self, policy: URLPolicy, resolve: Resolver) -> None:
+        self.policy, self.resolve = policy, resolve
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        name = host.lower().rstrip(".")
+        addresses = _addresses(name, port, self.resolve)
+        if not self.policy.allows_host(name):
+            for address in addresses:
+                reason = why_refused(address)
+                if reason is not None and not self.policy.allows_address(address):
+                    raise UnsafeURL(f"{host}:{port}", reason, host=name, address=_shown(address))
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(str(address), port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as failed:
+                error = failed
+        assert error is not None
+        raise error
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    def __init__(self, policy: URLPolicy, resolve: Resolver) -> None:
+        super().__init__()
+        # httpx offers no parameter for the network backend; its pool takes one (TLS still
+        # names the original host, so certificates are checked against it).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), network_backend=_CheckedNetwork(policy, resolve)
+        )
+
+
+def outbound_client(
+    settings: Settings,
+    *,
+    timeout: float | None = None,
+    headers: dict[str, str] | None = None,
+    resolve: Resolver = default_resolver,
+) -> httpx.Client:
+    """An HTTP client for anything wirewatch requests: timeouts, redirects, gzip and deflate, an
+    honest User-Agent, and every request (redirects included) refused before it connects to an
+    internal address, unless `url_allow` allows it."""
+    policy = URLPolicy.from_setting(settings.url_allow)
+    return httpx.Client(
+        timeout=timeout if timeout is not None else settings.fetch_timeout_seconds,
+        follow_redirects=True,
+        headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate", **(headers or {})},
+        event_hooks={"request": [httpx_request_guard(policy, resolve)]},
+        transport=_GuardedTransport(policy, resolve),
+    )

@@ -1,0 +1,193 @@
+"""The pipeline's steps as plain functions, and the runner that applies one step to a batch.
+
+A step takes an article (or, for indexing, the batch), the pipeline context and the batch's
+state, and returns the article, or None when the article leaves the chain here (an exact
+duplicate). The runner gives every article its own fate: a permanent error quarantines that
+article with the reason and the rest go on; a transient error propagates so the task retries
+the batch (every step is idempotent, so a retry repeats nothing visible). The order of the
+steps is declared in `shared.pipeline.pipelines`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from shared import runs
+from shared.alerting.matching import alert_payload, match_alerts
+from shared.article import Article
+from shared.deadletters import quarantine
+from shared.pipeline.clean import clean, extract_text
+from shared.pipeline.context import PipelineContext
+from shared.pipeline.dedupe import Verdict
+from shared.pipeline.indexer import submit
+from shared.pipeline.tag import tag
+from shared.queue import TRANSIENT_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchState:
+    """What one batch carries between its articles: its run and the outcome counts."""
+
+    run_id: str | None
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+ArticleStep = Callable[[Article, PipelineContext, BatchState], Article | None]
+BatchStep = Callable[[list[Article], PipelineContext, BatchState], list[Article]]
+
+
+def dedupe_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
+    extract_text(article)  # duplicates are judged on text, never on markup
+    verdict = ctx.deduper.check(article)
+    if verdict is Verdict.DUPLICATE:
+        state.counts["duplicates"] += 1
+        log.debug("article=%s step=dedupe duplicate", article.id)
+        return None
+    if verdict is Verdict.NEAR_DUPLICATE:
+        state.counts["near_duplicates"] += 1
+    elif verdict is Verdict.UPDATE:
+        state.counts["updates"] += 1
+    return article
+
+
+def clean_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
+    return clean(article, ctx.boilerplate, ctx.learned_boilerplate)
+
+
+def tag_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
+    return tag(article, ctx.taxonomy.current())
+
+
+def story_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
+    ctx.stories.assign(article)
+    return article
+
+
+def index_step(articles: list[Article], ctx: PipelineContext, state: BatchState) -> list[Article]:
+    # The bulk indexer writes this batch together with others and then sends it on to the
+    # steps after indexing; the queued chain itself ends here.
+    submit(ctx.redis, articles, state.run_id)
+    return []
+
+
+def match_alerts_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
+    found = match_alerts(article, ctx.matcher)
+    if found:
+        story_size = max(1, ctx.stories.size(article.cluster_id or article.id))
+        for match in found:
+            payload = alert_payload(match.subscription, article, match.matched, story_size)
+            if ctx.dispatcher.raise_alert(match.subscription, payload, state.run_id):
+                state.counts["alerts"] += 1
+                log.info("article=%s step=match_alerts alert for subscription %s", article.id, match.subscription.id)
+    return article
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    function: ArticleStep | BatchStep
+    whole_batch: bool = False
+
+
+STEPS: dict[str, Step] = {
+    step.name: step
+    for step in (
+        Step("dedupe", dedupe_step),
+        Step("clean", clean_step),
+        Step("tag", tag_step),
+        Step("story", story_step),
+        Step("index", index_step, whole_batch=True),
+        Step("match_alerts", match_alerts_step),
+    )
+}
+
+
+def run_step(step: Step, batch: dict[str, Any], ctx: PipelineContext, *, last: bool) -> dict[str, Any]:
+    """Apply one step to a batch message and return the message for the next step."""
+    started = time.perf_counter()
+    state = BatchState(batch.get("run"))
+    articles = []
+    for raw in batch["articles"]:
+        try:
+            articles.append(Article.model_validate(raw))
+        except ValueError as error:
+            _quarantine(ctx, state, step.name, f"invalid article: {error}", raw)
+    survivors = _apply(step, articles, ctx, state)
+    if last:
+        state.counts["done"] += len(survivors)
+    runs.record(ctx.redis, state.run_id, state.counts)
+    log.info(
+        "step=%s articles=%d out=%d seconds=%.4f",
+        step.name,
+        len(batch["articles"]),
+        len(survivors),
+        time.perf_counter() - started,
+    )
+    return {"run": state.run_id, "articles": [article.to_message() for article in survivors]}
+
+
+def run_pipeline(steps: Iterable[str], articles: list[Article], ctx: PipelineContext) -> list[Article]:
+    """Run named steps over articles in this process (the enrich pipeline: reindex, inspect);
+    an article a step fails on is kept as it was, with a note, and goes on."""
+    state = BatchState(None)
+    for name in steps:
+        step = STEPS[name]
+        if step.whole_batch:
+            articles = cast(BatchStep, step.function)(articles, ctx, state)
+            continue
+        kept = []
+        for article in articles:
+            try:
+                result = cast(ArticleStep, step.function)(article, ctx, state)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as error:  # an enrichment that failed must not lose the article
+                log.warning("article=%s step=%s failed: %r", article.id, name, error)
+                article.notes.append(f"{name}: failed ({type(error).__name__}: {error})")
+                result = article
+            if result is not None:
+                kept.append(result)
+        articles = kept
+    return articles
+
+
+def _apply(step: Step, articles: list[Article], ctx: PipelineContext, state: BatchState) -> list[Article]:
+    if step.whole_batch:
+        return cast(BatchStep, step.function)(articles, ctx, state) if articles else []
+    article_step = cast(ArticleStep, step.function)
+    survivors = []
+    for article in articles:
+        try:
+            result = article_step(article, ctx, state)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:  # one bad article must not stop the batch
+            log.warning("article=%s step=%s quarantined: %r", article.id, step.name, error)
+            _quarantine(ctx, state, step.name, f"{type(error).__name__}: {error}", article.to_message())
+            continue
+        if result is None:
+            state.counts["done"] += 1
+        else:
+            survivors.append(result)
+    return survivors
+
+
+def quarantine_batch(batch: dict[str, Any], ctx: PipelineContext, stage: str, reason: str) -> None:
+    """Keep every article of a batch whose task failed for good (retries spent, or a bug)."""
+    state = BatchState(batch.get("run"))
+    for raw in batch.get("articles", []):
+        _quarantine(ctx, state, stage, reason, raw)
+    runs.record(ctx.redis, state.run_id, state.counts)
+
+
+def _quarantine(ctx: PipelineContext, state: BatchState, stage: str, reason: str, item: dict[str, Any]) -> None:
+    quarantine(ctx.redis, stage=stage, reason=reason, item=item)
+    state.counts["rejected"] += 1
+    state.counts["done"] += 1

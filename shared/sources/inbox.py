@@ -1,0 +1,141 @@
+"""The drop folder: files dropped into the inbox become articles.
+
+A file that has been read and queued moves to `processed/`; one that cannot be read moves to
+`rejected/` beside a `.reason` file. A file read only in part (bad lines in a `.jsonl`) moves
+to `processed/` beside a `.problems` file, and its bad lines become dead letters. Nothing is
+ever deleted, and the folder layout under the inbox is kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+
+from shared.deadletters import quarantine
+from shared.formats.decode import UnreadableFile
+from shared.formats.readers import FileReading, read_file_report
+from shared.sources.delivery import Delivery
+
+log = logging.getLogger(__name__)
+
+PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
+SETTLE_SECONDS = 1.0  # a file modified more recently than this may still be being written
+DEAD_LETTER_LINE_CHARS = 2000  # a bad line kept as a dead letter is cut to this length
+
+
+class InboxSource:
+    """Reads the files in the inbox, subfolders included, oldest first.
+
+    While watching, a file is read once it is older than `settle_seconds` and its size and
+    modification time have not changed since the previous scan: a slow copy that stalls for
+    longer than the settle time is still not read half-written. Bad lines of a file go to the
+    dead-letter list when `dead_letters` is given."""
+
+    name = "inbox"
+
+    def __init__(
+        self,
+        inbox: Path,
+        processed: Path,
+        rejected: Path,
+        *,
+        settle_seconds: float = SETTLE_SECONDS,
+        dead_letters: redis.Redis | None = None,
+    ) -> None:
+        self.inbox, self.processed, self.rejected = inbox, processed, rejected
+        self.settle_seconds = settle_seconds
+        self.dead_letters = dead_letters
+        self._last_scan: dict[Path, tuple[int, int]] = {}  # (size, mtime in ns) by file, at the previous scan
+        self.waiting = 0  # files seen at the last scan but not settled yet
+        inbox.mkdir(parents=True, exist_ok=True)
+
+    def poll(self, *, settle: bool = True) -> Iterator[Delivery]:
+        """Read the files that are ready; `settle=False` takes every file at once (a one-off pass
+        started after the files were dropped)."""
+        for path in self._ready_files(settle):
+            try:
+                reading = read_file_report(path)
+            except UnreadableFile as error:
+                self._reject(path, str(error))
+                yield Delivery([], rejected=1)
+                continue
+            except OSError as error:
+                log.warning("cannot read %s yet: %s", path, error)
+                continue
+            except Exception as error:  # a reader's bug must not stop the inbox: keep the file, say why
+                log.exception("reading %s failed", path)
+                self._reject(path, f"could not be read ({type(error).__name__}: {error})")
+                yield Delivery([], rejected=1)
+                continue
+            yield Delivery(
+                reading.articles,
+                on_enqueued=functools.partial(self._processed, path, reading),
+                rejected=len(reading.problems),
+            )
+
+    def _ready_files(self, settle: bool) -> list[Path]:
+        now = time.time()
+        settle_seconds = self.settle_seconds if settle else 0.0
+        scan: dict[Path, tuple[int, int]] = {}
+        ready = []
+        for path in self.inbox.rglob("*"):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if path.suffix.lower() in PARTIAL_SUFFIXES:
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            scan[path] = (stat.st_size, stat.st_mtime_ns)
+            if settle and self._last_scan.get(path) != scan[path]:
+                continue  # new, or still growing since the previous scan
+            if now - stat.st_mtime >= settle_seconds:
+                ready.append((stat.st_mtime, path))
+        self._last_scan = scan
+        self.waiting = len(scan) - len(ready)
+        return [path for _, path in sorted(ready)]
+
+    def _processed(self, path: Path, reading: FileReading) -> None:
+        target = self._move(path, self.processed)
+        if not reading.problems:
+            return
+        lines = [f"line {number}: {reason}" for number, reason in reading.problems]
+        target.with_name(target.name + ".problems").write_text(
+            "\n".join(lines) + f"\nfile: {path}\nread at: {datetime.now(UTC).isoformat()}\n", "utf-8"
+        )
+        log.warning("%s: %d bad lines skipped, listed in %s.problems", path, len(reading.problems), target.name)
+        if self.dead_letters is None:
+            return
+        try:
+            for number, reason in reading.problems:
+                content = reading.bad_lines.get(number, "")[:DEAD_LETTER_LINE_CHARS]
+                item = {"file": str(target), "line": number, "content": content}
+                quarantine(self.dead_letters, stage="read", reason=reason, item=item)
+        except redis.RedisError:
+            # Raising here would keep the batch's other files from moving on; the .problems file
+            # and the file itself in processed/ still hold every bad line.
+            log.exception("could not keep the bad lines of %s as dead letters", target)
+
+    def _reject(self, path: Path, reason: str) -> None:
+        target = self._move(path, self.rejected)
+        target.with_name(target.name + ".reason").write_text(
+            f"{reason}\nfile: {path}\nrejected at: {datetime.now(UTC).isoformat()}\n", "utf-8"
+        )
+        log.warning("rejected %s: %s", path, reason)
+
+    def _move(self, path: Path, folder: Path) -> Path:
+        target = folder / path.relative_to(self.inbox)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # the same name dropped again: keep both
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            target = target.with_name(f"{target.stem}.{stamp}{target.suffix}")
+        shutil.move(path, target)
+        return target
