@@ -247,7 +247,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from shared.formats.decode import UnreadableFile
+    from shared.formats.mapping import UnreadableFile
     from shared.pipeline.context import build_context
     from shared.pipeline.inspection import describe, inspect_file, render
 

@@ -26,6 +26,10 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
+AFTER_INDEX_UNUSED = frozenset({"evidence", "tag_evidence", "entity_scores", "notes", "extraction"})
+"""Fields that nothing after indexing reads: left out of the messages that follow it."""
+
+
 class Article(BaseModel):
     """One news article on its way through wirewatch.
 
@@ -108,10 +112,44 @@ class Article(BaseModel):
             notes=list(notes or []),
         )
 
-    def to_message(self) -> dict[str, Any]:
-        """The JSON form that travels through the queue."""
-        return self.model_dump(mode="json")
+    def to_message(self, *, leave_out: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The compact JSON form that travels through the queue: unset and empty fields are
+        left out (with any named in `leave_out`), and each evidence sentence is written once,
+        as its place in the text where it stands there, evidence items pointing at it by
+        number, as [kind, value, phrase, sentence number] (`from_message` reads it back)."""
+        data = {
+            name: value
+            for name, value in self.model_dump(mode="json", exclude_none=True, exclude=set(leave_out)).items()
+            if value not in ("", [], {})
+        }
+        if "evidence" in data:
+            sentences = list(dict.fromkeys(item["sentence"] for item in self.evidence))
+            number = {sentence: n for n, sentence in enumerate(sentences)}
+            data["evidence"] = [
+                [item["kind"], item["value"], item["phrase"], number[item["sentence"]]] for item in self.evidence
+            ]
+            data["sentences"] = [_place(sentence, self.text) for sentence in sentences]
+        return data
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Article:
+        """An article from its queue form (raises ValueError when it is not one)."""
+        if "sentences" in data:
+            text = data.get("text", "")
+            sentences = [text[at[0] : at[0] + at[1]] if isinstance(at, list) else at for at in data["sentences"]]
+            evidence = [
+                {"kind": kind, "value": value, "phrase": phrase, "sentence": sentences[number]}
+                for kind, value, phrase, number in data.get("evidence", [])
+            ]
+            data = {**{k: v for k, v in data.items() if k != "sentences"}, "evidence": evidence}
+        return cls.model_validate(data)
 
     def to_document(self) -> dict[str, Any]:
         """The JSON form a store keeps: everything but the transient delivery fields."""
         return self.model_dump(mode="json", exclude={"html", "delivery"})
+
+
+def _place(sentence: str, text: str) -> str | list[int]:
+    # [start, length] of the sentence in the text, or the sentence itself (a headline's).
+    start = text.find(sentence)
+    return [start, len(sentence)] if start >= 0 and sentence else sentence

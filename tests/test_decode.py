@@ -6,7 +6,8 @@ import codecs
 
 import pytest
 
-from shared.formats.decode import UnreadableFile, decode_text
+from shared.formats.decode import decode_text
+from shared.formats.mapping import UnreadableFile
 
 CURLY = "\u201cWe will not back down,\u201d the minister said of the \u20ac4bn plan \u2013 a first for the port."
 FRENCH = "Les élèves du lycée ont été reçus à l'hôtel de ville mercredi après la grève des transports."

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.formats.decode import UnreadableFile
+from shared.formats.mapping import UnreadableFile
 from shared.formats.readers import read_file, read_file_report
 from tests.conftest import FIXTURES
 

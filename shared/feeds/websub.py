@@ -9,17 +9,18 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import redis
 
 from shared import redis_keys
 from shared.article import digest
 from shared.feeds.state import FeedState
-from shared.outbound import UnsafeURL
 from shared.redis_client import as_text
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 PENDING_SECONDS = 3600  # a hub that has not verified within this long is asked again
 
@@ -31,6 +32,11 @@ class UnknownCallback(LookupError):
 def subscribe(http: httpx.Client, settings: Settings, url: str, links: list[Any], state: FeedState) -> None:
     """Subscribe at the feed's hub (and renew the lease a day before it ends), when the feed
     names one and wirewatch has a public URL for the hub to call back."""
+    # Imported here: the API answers hubs with this module and never subscribes.
+    import httpx
+
+    from shared.outbound import UnsafeURL
+
     if not settings.public_url:
         return
     hub = next((link.get("href") for link in links if link.get("rel") == "hub"), None)

@@ -6,10 +6,7 @@ import codecs
 
 import charset_normalizer
 
-
-class UnreadableFile(ValueError):
-    """A dropped file that cannot become an article; the message is the reason kept beside it."""
-
+from shared.formats.mapping import UnreadableFile
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),

@@ -21,7 +21,8 @@ import feedparser
 
 from shared.article import Article
 from shared.dates import parse_date
-from shared.formats.decode import UnreadableFile, decode_text
+from shared.formats.decode import decode_text
+from shared.formats.mapping import UnreadableFile, article_from_mapping
 
 TEXT_SUFFIXES = (".txt",)
 MARKDOWN_SUFFIXES = (".md",)
@@ -159,28 +160,6 @@ def read_json(data: bytes, origin: str, source: str) -> list[Article]:
         raise UnreadableFile(f"malformed JSON: {error}") from None
     items = value if isinstance(value, list) else [value]
     return [article_from_mapping(item, origin, source, f"item {n}") for n, item in enumerate(items, 1)]
-
-
-def article_from_mapping(item: Any, origin: str, source: str, where: str = "the object") -> Article:
-    """An article from a JSON object; raises `UnreadableFile` saying what is missing."""
-    if not isinstance(item, dict):
-        raise UnreadableFile(f"{where} is a JSON {type(item).__name__}, not an object")
-    fields = {key: item.get(key) for key in ("url", "title", "text", "html", "source", "guid")}
-    for key, value in fields.items():
-        if value is not None and not isinstance(value, str):
-            raise UnreadableFile(f"{where}: field {key!r} must be a string, not {type(value).__name__}")
-    if not (fields["text"] or fields["html"] or fields["title"]):
-        raise UnreadableFile(f"{where} has no 'text', 'html' or 'title'")
-    return Article.create(
-        title=fields["title"] or "",
-        text=fields["text"] or "",
-        html=fields["html"],
-        url=fields["url"],
-        guid=fields["guid"],
-        source=fields["source"] or source,
-        origin=origin,
-        published_at=parse_date(item.get("published") or item.get("published_at")),
-    )
 
 
 def read_json_lines(data: bytes, origin: str, source: str) -> FileReading:

@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from shared import redis_keys, runs
-from shared.article import Article
+from shared.article import AFTER_INDEX_UNUSED, Article
 from shared.deadletters import quarantine
 from shared.redis_client import as_text
 from shared.store import Store, TransientStoreError
@@ -105,21 +105,22 @@ class BulkIndexer:
         return [(as_text(entry_id), json.loads(fields[b"batch"])) for entry_id, fields in claimed if fields]
 
     def _write(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
-        articles = [Article.model_validate(raw) for _, batch in entries for raw in batch["articles"]]
+        groups = [[Article.from_message(raw) for raw in batch["articles"]] for _, batch in entries]
+        articles = [article for group in groups for article in group]
         failures = self.store.index(articles) if articles else []
         if any(failure.transient for failure in failures):
             raise TransientStoreError(f"store refused {len(failures)} articles for now: {failures[0].reason}")
         refused = {failure.article_id: failure.reason for failure in failures}
         written = 0
-        for entry_id, batch in entries:
+        for (entry_id, batch), group in zip(entries, groups, strict=True):
             counts: Counter[str] = Counter()
             kept = []
-            for raw in batch["articles"]:
-                if raw["id"] in refused:
-                    quarantine(self.client, stage="index", reason=refused[raw["id"]], item=raw)
+            for article in group:
+                if article.id in refused:
+                    quarantine(self.client, stage="index", reason=refused[article.id], item=article.to_message())
                     counts.update(rejected=1, done=1)
                 else:
-                    kept.append(raw)
+                    kept.append(article.to_message(leave_out=AFTER_INDEX_UNUSED))
             counts["indexed"] += len(kept)
             written += len(kept)
             if kept:

@@ -116,7 +116,7 @@ def run_step(step: Step, batch: dict[str, Any], ctx: PipelineContext, *, last: b
     articles = []
     for raw in batch["articles"]:
         try:
-            articles.append(Article.model_validate(raw))
+            articles.append(Article.from_message(raw))
         except ValueError as error:
             _quarantine(ctx, state, step.name, f"invalid article: {error}", raw)
     survivors = _apply(step, articles, ctx, state)

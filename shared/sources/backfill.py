@@ -11,7 +11,7 @@ from pathlib import Path
 import redis
 
 from shared.deadletters import quarantine
-from shared.formats.decode import UnreadableFile
+from shared.formats.mapping import UnreadableFile
 from shared.formats.readers import SUPPORTED_SUFFIXES, read_file_report
 from shared.sources.batcher import Batcher
 from shared.sources.delivery import Delivery

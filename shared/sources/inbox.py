@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 
 from shared.deadletters import quarantine
-from shared.formats.decode import UnreadableFile
+from shared.formats.mapping import UnreadableFile
 from shared.formats.readers import FileReading, read_file_report
 from shared.sources.delivery import Delivery
 

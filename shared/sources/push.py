@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -21,9 +21,11 @@ from shared import redis_keys
 from shared.article import Article
 from shared.deadletters import quarantine
 from shared.feeds.registry import Feed, FeedRegistry
-from shared.feeds.source import FeedSource
 from shared.redis_client import as_text
 from shared.sources.delivery import Delivery
+
+if TYPE_CHECKING:  # the API writes to the stream without loading the feed reader
+    from shared.feeds.source import FeedSource
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ class PushSource:
 
         try:
             if as_text(fields.get("kind", b"")) == "articles":
-                articles = [Article.model_validate(raw) for raw in json.loads(fields["articles"])]
+                articles = [Article.from_message(raw) for raw in json.loads(fields["articles"])]
                 return Delivery(articles, on_enqueued=done)
             feed_url = as_text(fields["feed"])
             feed = FeedRegistry(self.client).get(feed_url) or Feed(url=feed_url)

@@ -5,8 +5,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from services.api.deps import Clients, Owner
-from shared.formats.decode import UnreadableFile
-from shared.formats.readers import article_from_mapping
+from shared.formats.mapping import UnreadableFile, article_from_mapping
 from shared.sources.push import push_articles
 
 MAX_PUSH = 1000  # articles per request
