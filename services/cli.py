@@ -341,12 +341,13 @@ def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.service == "alerter":
-        from services.alerter.service import Alerter
+        from services.alerter.service import run_alerter
+        from shared.alerting.delivery import AlertSender
         from shared.redis_client import get_redis
         from shared.store import open_store
 
         with contextlib.suppress(KeyboardInterrupt):
-            Alerter(settings, get_redis(settings), open_store(settings)).run(stop)
+            run_alerter(AlertSender(settings, get_redis(settings), open_store(settings)), stop)
         return 0
     from services.fetcher.service import Fetcher
     from shared.queue import configure, enqueue_batch, report_health

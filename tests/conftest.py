@@ -95,9 +95,10 @@ def worker(settings: Settings, redis_client: redis.Redis, store: Any) -> Iterato
     indexer and the alerter beside it, all in this process so they use the test's store."""
     from celery.contrib.testing.worker import start_worker
 
-    from services.alerter.service import Alerter
+    from services.alerter.service import run_alerter
     from services.worker import tasks
     from services.worker.service import bulk_indexer, start_pipeline
+    from shared.alerting.delivery import AlertSender
     from shared.pipeline.indexer import start_indexer_thread
     from shared.queue import PIPELINE_QUEUE, configure
     from shared.redis_client import get_redis
@@ -105,7 +106,8 @@ def worker(settings: Settings, redis_client: redis.Redis, store: Any) -> Iterato
     app = configure(settings)
     start_pipeline(settings)
     thread, stop = start_indexer_thread(bulk_indexer(settings, store))
-    alerter = threading.Thread(target=Alerter(settings, get_redis(settings), store).run, args=(stop,), daemon=True)
+    sender = AlertSender(settings, get_redis(settings), store)
+    alerter = threading.Thread(target=run_alerter, args=(sender, stop), daemon=True)
     alerter.start()
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=[PIPELINE_QUEUE]) as running:
         yield running

@@ -23,6 +23,7 @@ from shared.outbound import (
     check_url,
     default_resolver,
     httpx_request_guard,
+    outbound_client,
 )
 
 PUBLIC_V4 = "93.184.216.34"
@@ -395,3 +396,23 @@ def test_a_guarded_streaming_request_is_refused_too(local_server: LocalServer) -
             pass
 
     assert local_server.paths == []
+
+
+def test_the_outbound_client_connects_only_to_the_address_it_checked(local_server: LocalServer, settings) -> None:
+    answers = iter([[PUBLIC_V4], ["127.0.0.1"]])  # public when checked, loopback when connecting
+
+    def rebinding(host: str, port: int) -> list[str]:
+        return next(answers, ["127.0.0.1"])
+
+    port = local_server.base.rsplit(":", 1)[1]
+    unguarded = settings.model_copy(update={"url_allow": None})
+    with outbound_client(unguarded, resolve=rebinding) as client, pytest.raises(UnsafeURL) as raised:
+        client.get(f"http://rebinding.example.com:{port}/feed")
+
+    assert (raised.value.address, raised.value.reason) == ("127.0.0.1", "loopback address")
+    assert local_server.paths == []
+
+
+def test_the_outbound_client_reaches_what_the_operator_allowed(local_server: LocalServer, settings) -> None:
+    with outbound_client(settings) as client:  # the tests' settings allow 127.0.0.1
+        assert client.get(local_server.base + "/feed").content == b"ok"

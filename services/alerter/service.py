@@ -1,142 +1,33 @@
-"""The alerter service: delivers what is due in the outbox, and turns ended digest periods
-into messages. Failed deliveries are retried with exponential backoff for
-`alert_retry_hours` (48 by default), then kept as failed, visible in the API."""
+"""The alerter service: a loop that sends what is due in the outbox, until stopped."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import random
 import threading
-import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from typing import Any
 
 import redis
 
-from shared import redis_keys, runs
-from shared.alerting.channels import DeliveryFailed, DeliveryRefused, send
-from shared.alerting.dispatch import digest_payload
-from shared.alerting.outbox import Entry, Outbox, entry_id
-from shared.alerting.subscriptions import get_subscription
-from shared.outbound import outbound_client
-from shared.redis_client import as_text
-from shared.settings import Settings
-from shared.store import Store
+from shared.alerting.delivery import AlertSender
+from shared.backoff import compute_backoff
 
 log = logging.getLogger(__name__)
 
-
-def retry_delay(attempt: int, first: float) -> float:
-    """Seconds before retry number `attempt` (from 0): `first` doubling to at most an hour, ±20 %."""
-    return min(first * 2**attempt, 3600) * random.uniform(0.8, 1.2)
+IDLE_SECONDS = 0.1
 
 
-class Alerter:
-    def __init__(self, settings: Settings, client: redis.Redis, store: Store) -> None:
-        self.settings, self.client, self.store = settings, client, store
-        self.outbox = Outbox(client)
-        self.http = outbound_client(settings, timeout=settings.webhook_timeout_seconds)
-        self._pool = ThreadPoolExecutor(max_workers=settings.alerter_concurrency, thread_name_prefix="deliver")
-
-    def run(self, stop: threading.Event) -> None:
-        """Deliver until `stop`; Redis outages are waited out."""
+def run_alerter(sender: AlertSender, stop: threading.Event) -> None:
+    """Deliver until `stop`; Redis outages are waited out."""
+    failures = 0
+    try:
         while not stop.is_set():
             try:
-                if not self.tick():
-                    stop.wait(0.1)
+                if not sender.tick():
+                    stop.wait(IDLE_SECONDS)
+                failures = 0
             except (redis.ConnectionError, redis.TimeoutError) as error:
-                log.warning("alerter waiting for Redis: %s", error)
-                stop.wait(2)
-        self._pool.shutdown(wait=True)
-
-    def tick(self, now: float | None = None) -> int:
-        """One round: requeue abandoned entries, close ended digests, deliver what is due."""
-        now = time.time() if now is None else now
-        self.outbox.reap(now)
-        self.flush_digests(now)
-        entries = self.outbox.claim(self.settings.alerter_concurrency * 4, now)
-        list(self._pool.map(self.deliver, entries))
-        return len(entries)
-
-    def deliver(self, entry: Entry) -> None:
-        counts: Counter[str] = Counter()
-        if entry.attempts == 0:
-            counts["alert_attempts"] += 1
-        try:
-            send(entry.channel, entry.payload, entry.id, self.settings, self.client, self.http)
-        except DeliveryFailed as error:
-            given_up = time.time() - entry.record["created"] > self.settings.alert_retry_hours * 3600
-            if given_up:
-                self._finish(entry, "failed", f"gave up after {entry.attempts + 1} attempts: {error}", counts)
-            else:
-                at = time.time() + retry_delay(entry.attempts, self.settings.alert_retry_seconds)
-                self.outbox.retry(entry, str(error), at)
-                self._history(entry, "retrying", str(error))
-                runs.record(self.client, entry.record.get("run"), counts)
-        except DeliveryRefused as error:
-            self._finish(entry, "failed", str(error), counts)
-        except Exception as error:  # a bug in a channel must not lose the alert: keep it as failed
-            log.exception("delivering %s failed", entry.id)
-            self._finish(entry, "failed", f"{type(error).__name__}: {error}", counts)
-        else:
-            self._finish(entry, "delivered", None, counts)
-
-    def _finish(self, entry: Entry, status: str, error: str | None, counts: Counter[str]) -> None:
-        if status == "delivered":
-            self.outbox.delivered(entry)
-        else:
-            self.outbox.failed(entry, error or "")
-        counts[f"alerts_{status}"] += 1
-        self._history(entry, status, error)
-        runs.record(self.client, entry.record.get("run"), counts)
-
-    def _history(self, entry: Entry, status: str, error: str | None) -> None:
-        payload = entry.payload
-        article = payload.get("article") or {}
-        try:
-            self.store.record_alert(
-                {
-                    "id": entry.id,
-                    "at": datetime.now(UTC).isoformat(),
-                    "subscription": payload["subscription"]["name"],
-                    "subscription_id": payload["subscription"]["id"],
-                    "owner": payload["subscription"]["owner"],
-                    "channel": entry.channel["type"],
-                    "query": payload.get("query"),
-                    "article_id": article.get("id"),
-                    "title": article.get("title") or f"digest of {payload.get('digest', {}).get('alerts', 0)} alerts",
-                    "url": article.get("url"),
-                    "matched_terms": payload.get("matched_terms", []),
-                    "status": status,
-                    "attempts": entry.attempts,  # the outbox has counted this attempt
-                    "error": error,
-                }
-            )
-        except Exception:  # the history is a record, not the delivery: never fail an alert over it
-            log.exception("could not record alert history for %s", entry.id)
-
-    def flush_digests(self, now: float) -> int:
-        """Turn every digest bucket whose period has ended into one outbox entry per channel."""
-        buckets: Any = self.client.zrangebyscore(redis_keys.DIGESTS_DUE, "-inf", now)
-        for raw_bucket in buckets:
-            bucket = as_text(raw_bucket)
-            _, _, subscription_id, period_end = bucket.rsplit(":", 3)
-            items: Any = self.client.lrange(bucket, 0, -1)
-            subscription = get_subscription(self.client, subscription_id)
-            if items and subscription is not None:
-                alerts: list[dict[str, Any]] = [json.loads(item) for item in items]
-                payload = digest_payload(subscription, alerts, int(period_end))
-                key = "digest:" + hashlib.sha256(b"".join(items)).hexdigest()[:16]
-                for number, channel in enumerate(subscription.channels):
-                    self.outbox.add(entry_id(subscription.id, key, number), payload, channel.model_dump())
-            pipe = self.client.pipeline(transaction=True)
-            pipe.ltrim(bucket, len(items), -1)  # only what was read: a late arrival stays for the next round
-            pipe.llen(bucket)
-            _, left = pipe.execute()
-            if not left:
-                self.client.zrem(redis_keys.DIGESTS_DUE, bucket)
-        return len(buckets)
+                delay = compute_backoff(failures, first=0.5, maximum=30)
+                log.warning("alerter waiting %.1f s for Redis: %s", delay, error)
+                failures += 1
+                stop.wait(delay)
+    finally:
+        sender.close()

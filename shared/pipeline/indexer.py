@@ -24,6 +24,7 @@ import redis
 
 from shared import redis_keys, runs
 from shared.article import AFTER_INDEX_UNUSED, Article
+from shared.backoff import compute_backoff
 from shared.deadletters import quarantine
 from shared.redis_client import as_text
 from shared.store import Store, TransientStoreError
@@ -65,15 +66,16 @@ class BulkIndexer:
 
     def run(self, stop: threading.Event) -> None:
         """Index until `stop` is set; Redis or store outages are waited out with backoff."""
-        delay = 0.5
+        failures = 0
         while not stop.is_set():
             try:
                 self.flush_once()
-                delay = 0.5
+                failures = 0
             except (redis.ConnectionError, redis.TimeoutError, TransientStoreError) as error:
+                delay = compute_backoff(failures, first=0.5, maximum=30)
                 log.warning("bulk indexer waiting %.1f s: %s", delay, error)
+                failures += 1
                 stop.wait(delay)
-                delay = min(delay * 2, 30.0)
 
     def flush_once(self, block_ms: int = READ_BLOCK_MS) -> int:
         """Gather one bulk of entries, index it, and pass it on; returns the articles written."""

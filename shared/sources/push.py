@@ -53,9 +53,11 @@ class PushSource:
 
     name = "push"
 
-    def __init__(self, client: redis.Redis, feeds: FeedSource, claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
+    def __init__(
+        self, client: redis.Redis, feeds: FeedSource, *, claim_idle_ms: int = CLAIM_IDLE_MS, consumer: str | None = None
+    ) -> None:
         self.client, self.feeds, self.claim_idle_ms = client, feeds, claim_idle_ms
-        self.consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         try:
             self.client.xgroup_create(redis_keys.PUSH_STREAM, GROUP, id="0", mkstream=True)
         except redis.ResponseError as error:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from services.alerter.service import Alerter
 from shared import redis_keys
+from shared.alerting.delivery import AlertSender
 from shared.alerting.dispatch import Dispatcher
 from shared.alerting.matching import alert_payload
 from shared.alerting.outbox import LEASE_SECONDS, Outbox
@@ -44,7 +44,7 @@ def alert_for(subscription, title: str = "Missile launched", story: str = "story
     return alert_payload(subscription, article, ["missil"], story_size=1)
 
 
-def deliver_all(alerter: Alerter, now: float | None = None, rounds: int = 20) -> None:
+def deliver_all(alerter: AlertSender, now: float | None = None, rounds: int = 20) -> None:
     for _ in range(rounds):
         if not alerter.tick(now):
             return
@@ -53,7 +53,7 @@ def deliver_all(alerter: Alerter, now: float | None = None, rounds: int = 20) ->
 def test_a_webhook_alert_is_signed_over_timestamp_and_body(redis_client, settings, history, receiver):
     subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
     assert Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
-    deliver_all(Alerter(settings, redis_client, history))
+    deliver_all(AlertSender(settings, redis_client, history))
     ((headers, body),) = receiver.requests
     secret = subscription.channels[0].secret.encode()
     expected = hmac.new(secret, headers["x-wirewatch-timestamp"].encode() + b"." + body, hashlib.sha256).hexdigest()
@@ -67,13 +67,25 @@ def test_a_webhook_alert_is_signed_over_timestamp_and_body(redis_client, setting
     assert (entry["status"], entry["channel"], entry["owner"]) == ("delivered", "webhook", "desk")
 
 
+@pytest.mark.parametrize("kind", ["webhook", "slack"])
+def test_a_hook_on_an_internal_address_is_refused_and_never_called(redis_client, settings, history, receiver, kind):
+    subscription = subscribe(redis_client, [Channel(type=kind, url=receiver.url)])
+    assert Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
+
+    deliver_all(AlertSender(settings.model_copy(update={"url_allow": None}), redis_client, history))
+
+    assert receiver.attempts == 0
+    (entry,) = history.alert_history()
+    assert entry["status"] == "failed" and "loopback address" in entry["error"]
+
+
 def test_one_alert_per_story_however_many_articles_it_has(redis_client, settings, history, receiver):
     subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
     dispatcher = Dispatcher(redis_client)
     assert dispatcher.raise_alert(subscription, alert_for(subscription, "Missile launched", "story-1"))
     assert not dispatcher.raise_alert(subscription, alert_for(subscription, "Missile fired, say officials", "story-1"))
     assert dispatcher.raise_alert(subscription, alert_for(subscription, "Second missile test", "story-2"))
-    deliver_all(Alerter(settings, redis_client, history))
+    deliver_all(AlertSender(settings, redis_client, history))
     assert sorted(alert["article"]["title"] for alert in receiver.received) == [
         "Missile launched",
         "Second missile test",
@@ -85,7 +97,7 @@ def test_realert_per_article_sends_each_article(redis_client, settings, history,
     dispatcher = Dispatcher(redis_client)
     assert dispatcher.raise_alert(subscription, alert_for(subscription, "Missile launched", "story-1"))
     assert dispatcher.raise_alert(subscription, alert_for(subscription, "Missile fired, say officials", "story-1"))
-    deliver_all(Alerter(settings, redis_client, history))
+    deliver_all(AlertSender(settings, redis_client, history))
     assert len(receiver.received) == 2
 
 
@@ -115,7 +127,7 @@ def test_an_email_alert_has_a_plain_and_an_html_part(redis_client, settings, his
     )
     subscription = subscribe(redis_client, [Channel(type="email", to=["analyst@desk.example"])])
     Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription, "Missile launched over the sea"))
-    deliver_all(Alerter(settings, redis_client, history))
+    deliver_all(AlertSender(settings, redis_client, history))
     ((recipients, content),) = smtp["messages"]
     assert recipients == ["analyst@desk.example"]
     message = message_from_bytes(content)
@@ -133,7 +145,7 @@ def test_an_email_alert_has_a_plain_and_an_html_part(redis_client, settings, his
 def test_email_without_an_smtp_server_fails_with_the_reason(redis_client, settings, history):
     subscription = subscribe(redis_client, [Channel(type="email", to=["analyst@desk.example"])])
     Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
-    deliver_all(Alerter(settings, redis_client, history))
+    deliver_all(AlertSender(settings, redis_client, history))
     (entry,) = history.alert_history()
     assert entry["status"] == "failed" and "WIREWATCH_SMTP_HOST" in entry["error"]
 
@@ -143,7 +155,7 @@ def test_slack_and_stream_channels(redis_client, settings, history, receiver):
         redis_client, [Channel(type="slack", url=receiver.url), Channel(type="stream", stream="desk-alerts")]
     )
     Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription, "Missile launched"))
-    deliver_all(Alerter(settings, redis_client, history))
+    deliver_all(AlertSender(settings, redis_client, history))
     (slack,) = receiver.received
     assert set(slack) == {"text"} and "Missile launched" in slack["text"]
     ((_, entries),) = redis_client.xread({"desk-alerts": "0"})
@@ -155,7 +167,7 @@ def test_an_hourly_digest_groups_its_alerts_by_story(redis_client, settings, his
     dispatcher = Dispatcher(redis_client)
     for title, story in (("Missile launched", "s1"), ("Missile fired", "s1"), ("Missile test two", "s2")):
         dispatcher.raise_alert(subscription, alert_for(subscription, title, story, article_id=title))
-    alerter = Alerter(settings, redis_client, history)
+    alerter = AlertSender(settings, redis_client, history)
     deliver_all(alerter)
     assert receiver.received == []  # nothing instant
     deliver_all(alerter, now=time.time() + 3601)
@@ -170,7 +182,7 @@ def test_alerts_past_the_hourly_cap_wait_for_the_digest(redis_client, settings, 
     dispatcher = Dispatcher(redis_client)
     for number in range(3):
         assert dispatcher.raise_alert(subscription, alert_for(subscription, f"Missile {number}", f"s{number}"))
-    alerter = Alerter(settings, redis_client, history)
+    alerter = AlertSender(settings, redis_client, history)
     deliver_all(alerter)
     assert [alert["article"]["title"] for alert in receiver.received] == ["Missile 0"]
     deliver_all(alerter, now=time.time() + 3601)
@@ -184,7 +196,7 @@ def test_a_receiver_that_stays_down_is_given_up_after_the_retry_window_and_kept(
     settings = settings.model_copy(update={"alert_retry_hours": 0.0005, "alert_retry_seconds": 0.05})  # 1.8 s
     subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
     Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
-    alerter = Alerter(settings, redis_client, history)
+    alerter = AlertSender(settings, redis_client, history)
     deadline = time.time() + 20
     while time.time() < deadline and not [e for e in history.alert_history() if e["status"] == "failed"]:
         alerter.tick()
@@ -198,7 +210,7 @@ def test_a_client_error_is_not_retried(redis_client, settings, history, receiver
     subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url.replace("/hook", "/missing"))])
     receiver.status_for_path = {"/missing": 404}
     Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
-    deliver_all(Alerter(settings, redis_client, history))
+    deliver_all(AlertSender(settings, redis_client, history))
     (entry,) = history.alert_history()
     assert entry["status"] == "failed" and entry["attempts"] == 1 and "HTTP 404" in entry["error"]
 
@@ -207,7 +219,7 @@ def test_an_alert_taken_by_a_deliverer_that_died_is_delivered_by_another(redis_c
     subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
     Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
     assert len(Outbox(redis_client).claim(10)) == 1  # taken, then its process died
-    alerter = Alerter(settings, redis_client, history)
+    alerter = AlertSender(settings, redis_client, history)
     deliver_all(alerter)
     assert receiver.received == []  # still leased
     deliver_all(alerter, now=time.time() + LEASE_SECONDS + 1)
@@ -224,5 +236,5 @@ def test_an_update_alerts_again_once_only_when_asked(redis_client, settings, his
         update = json.loads(json.dumps(first))
         update["article"]["version"] = version
         dispatcher.raise_alert(subscription, update)
-    deliver_all(Alerter(settings, redis_client, history))
+    deliver_all(AlertSender(settings, redis_client, history))
     assert len(receiver.received) == expected
