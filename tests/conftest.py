@@ -28,7 +28,8 @@ TEST_DB = 15
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    local = f"redis://127.0.0.1:6379/{TEST_DB}"
+    # WIREWATCH_TEST_REDIS_URL: another server, so that two test runs never flush each other.
+    local = os.environ.get("WIREWATCH_TEST_REDIS_URL") or f"redis://127.0.0.1:6379/{TEST_DB}"
     try:
         redis.Redis.from_url(local, socket_connect_timeout=0.5).ping()
         yield local
