@@ -71,13 +71,20 @@ class Phrase:
 
 @dataclass(frozen=True)
 class Range:
-    """A date range; bounds are ISO-8601 UTC strings, None for open."""
+    """A date range; bounds are ISO-8601 UTC strings or relative ones (`now`, `now-7d`), None
+    for open. Relative bounds are resolved when the range is evaluated (`bounds`), never when
+    it is parsed: a subscription compiled today must still mean "the last day" tomorrow."""
 
     field: str
     low: str | None
     high: str | None
     include_low: bool = True
     include_high: bool = True
+
+    def bounds(self, now: datetime | None = None) -> tuple[str | None, str | None]:
+        """Both bounds as ISO-8601 UTC strings, relative ones taken from `now` (default: now)."""
+        moment = now or datetime.now(UTC)
+        return _resolved(self.low, moment), _resolved(self.high, moment)
 
 
 @dataclass(frozen=True)
@@ -264,12 +271,8 @@ def _date_bound(value: str, *, end: bool = False) -> str:
     A bare date as an upper bound means the end of that day, as Elasticsearch rounds it.
     """
     value = value.strip('"')
-    relative = _RELATIVE.match(value)
-    if relative:
-        moment = datetime.now(UTC)
-        if relative.group(1):
-            moment -= timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-        return format_datetime(moment)
+    if _RELATIVE.match(value):
+        return value  # resolved at evaluation (Range.bounds)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -278,6 +281,16 @@ def _date_bound(value: str, *, end: bool = False) -> str:
         moment = moment.replace(tzinfo=UTC)
     if end and len(value) == 10:
         moment += timedelta(days=1) - timedelta(microseconds=1)
+    return format_datetime(moment)
+
+
+def _resolved(bound: str | None, now: datetime) -> str | None:
+    relative = _RELATIVE.match(bound) if bound else None
+    if relative is None:
+        return bound
+    moment = now
+    if relative.group(1):
+        moment -= timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
     return format_datetime(moment)
 
 

@@ -76,9 +76,10 @@ def digest_bucket(subscription_id: str, period_end: int) -> str:
     return f"{PREFIX}:digest:{subscription_id}:{period_end}"
 
 
-def alert_claim(subscription_id: str, key: str) -> str:
-    """Set once per (subscription, story or article): the alert has been raised."""
-    return f"{PREFIX}:alerted:{subscription_id}:{key}"
+def alerted(subscription_id: str, group: str) -> str:
+    """Sorted set of the articles one subscription alerted on for one group (a story, an
+    article, a field value), scored by the article's time: the re-alert window's memory."""
+    return f"{PREFIX}:alerted:{subscription_id}:{group}"
 
 
 def rate(subscription_id: str, hour: int) -> str:

@@ -9,6 +9,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,63 @@ def test_an_update_alerts_again_once_only_when_asked(redis_client, settings, his
         dispatcher.raise_alert(subscription, update)
     deliver_all(AlertSender(settings, redis_client, history))
     assert len(receiver.received) == expected
+
+
+def launch_on(subscription, day: str, title: str, story: str = "story-1"):
+    payload = alert_for(subscription, title, story)
+    payload["article"]["published_at"] = f"{day}T06:00:00+00:00"
+    return payload
+
+
+@pytest.mark.parametrize(("window", "expected"), [(12.0, 3), (0.0, 1)])
+def test_a_new_event_in_an_old_story_alerts_again_after_the_window(redis_client, window, expected):
+    subscription = subscribe(
+        redis_client, [Channel(type="stream", stream="ww-test:alerts")], realert_window_hours=window
+    )
+    dispatcher = Dispatcher(redis_client)
+    raised = [
+        dispatcher.raise_alert(subscription, launch_on(subscription, day, title))
+        for day, title in (
+            ("2026-11-30", "Missile launched"),
+            ("2026-11-30", "Missile launch confirmed by Tokyo"),  # the same event, written up again
+            ("2026-12-01", "ICBM launched"),
+            ("2026-12-03", "Two short-range missiles launched"),  # joined the same story
+        )
+    ]
+    assert sum(raised) == expected and raised[1] is False
+
+
+def test_alerts_can_be_grouped_by_a_field_instead_of_the_story(redis_client):
+    subscription = subscribe(redis_client, [Channel(type="stream", stream="ww-test:alerts")], realert_field="source")
+    dispatcher = Dispatcher(redis_client)
+    first = launch_on(subscription, "2026-11-30", "Missile launched", story="s1")
+    first["article"]["source"] = "Wire A"
+    same_source = launch_on(subscription, "2026-11-30", "Sanctions agreed", story="s2")
+    same_source["article"]["source"] = "Wire A"
+    other_source = launch_on(subscription, "2026-11-30", "Missile launched", story="s1")
+    other_source["article"]["source"] = "Wire B"
+    assert [dispatcher.raise_alert(subscription, p) for p in (first, same_source, other_source)] == [True, False, True]
+
+
+def test_an_alert_is_queued_once_however_often_and_however_concurrently_it_is_raised(redis_client):
+    channels = [Channel(type="stream", stream="ww-test:a"), Channel(type="stream", stream="ww-test:b")]
+    subscription = subscribe(redis_client, channels, max_per_hour=100)
+    payload = alert_for(subscription)
+    with ThreadPoolExecutor(8) as pool:
+        raised = list(pool.map(lambda _: Dispatcher(redis_client).raise_alert(subscription, payload), range(16)))
+    assert raised.count(True) == 1
+    outbox = Outbox(redis_client)
+    assert redis_client.hlen(redis_keys.OUTBOX) == 2 == redis_client.zcard(redis_keys.OUTBOX_DUE)
+    assert len(outbox.claim(10)) == 2  # every queued entry is due and can be claimed
+
+
+def test_a_crash_before_the_alert_is_written_loses_nothing_on_redelivery(redis_client):
+    # The rate count is the one write before the alert's script; a worker dying after it and
+    # before the script leaves nothing half-queued, and the redelivered task queues the alert.
+    subscription = subscribe(redis_client, [Channel(type="stream", stream="ww-test:a")], max_per_hour=5)
+    dispatcher = Dispatcher(redis_client)
+    dispatcher._over_rate(subscription, time.time())  # then the worker dies
+    assert redis_client.hlen(redis_keys.OUTBOX) == 0
+    assert dispatcher.raise_alert(subscription, alert_for(subscription))
+    assert not dispatcher.raise_alert(subscription, alert_for(subscription))  # delivered twice by the queue
+    assert redis_client.hlen(redis_keys.OUTBOX) == 1 == redis_client.zcard(redis_keys.OUTBOX_DUE)

@@ -250,3 +250,52 @@ def test_a_crash_between_queueing_and_moving_a_file_loses_and_doubles_nothing(se
     assert counts["indexed"] == 0 and counts["duplicates"] == 9
     assert sorted(path.name for path in settings.processed_dir.iterdir())[0] == "01_missile_launch.txt"
     assert len(by_title(store)) == 8
+
+
+LAUNCHES = (
+    (
+        "2026-11-30",
+        "North Korea fires ballistic missile into the sea",
+        "North Korea fired a ballistic missile into the sea off its east coast on Monday, the South Korean "
+        "military said. The missile flew about 500 kilometres. Officials in Seoul and Tokyo condemned the "
+        "launch and said they were studying the flight data with Washington.",
+    ),
+    (
+        "2026-12-01",
+        "North Korea launches ICBM, Japan says",
+        "North Korea launched an intercontinental ballistic missile on Tuesday that came down in the sea "
+        "west of Hokkaido, Japan's defence ministry said. Seoul condemned the launch of the missile and "
+        "said it was studying the flight data with Washington.",
+    ),
+    (
+        "2026-12-03",
+        "North Korea fires two short-range missiles from Wonsan",
+        "North Korea fired two short-range ballistic missiles from near Wonsan into the sea on Thursday, "
+        "the South Korean military said. Seoul and Tokyo condemned the launch of the missiles and said they "
+        "were studying the flight data with Washington.",
+    ),
+)
+
+
+def test_three_launches_on_three_days_alert_three_times_and_copies_stay_quiet(settings, worker, store, receiver):
+    # The three reports share most of their words, so they may well be grouped as one story:
+    # the re-alert window still lets each new day's launch through.
+    save_subscription(
+        get_redis(settings), "desk", webhook_subscription("launches", "missile AND (test OR launch)", receiver.url)
+    )
+    settings.inbox_dir.mkdir(parents=True)
+    for number, (day, title, body) in enumerate(LAUNCHES):
+        (settings.inbox_dir / f"launch_{number}.txt").write_text(f"date {day}\n{title}\n\n{body}\n", "utf-8")
+    day, title, body = LAUNCHES[2]
+    for copy in range(6):  # six outlets carrying the third report with their own headline
+        (settings.inbox_dir / f"copy_{copy}.txt").write_text(
+            f"date {day}\n{title} (outlet {copy})\n\n{body}\n\nOutlet {copy} news desk.\n", "utf-8"
+        )
+
+    counts = run_inbox_once(settings)
+
+    assert (counts["indexed"], counts["near_duplicates"], counts["alerts"]) == (9, 6, 3)
+    alerts = receiver.wait_for(3)
+    assert sorted(alert["article"]["title"] for alert in alerts) == sorted(title for _, title, _ in LAUNCHES)
+    time.sleep(0.5)
+    assert len(receiver.received) == 3

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from shared.alerting.matcher import AnalyzedArticle, matches
 from shared.query import (
     And,
     MatchAll,
@@ -16,6 +19,7 @@ from shared.query import (
     elasticsearch_query_text,
     parse_query,
 )
+from tests.factories import make_article
 
 MISSILE = Term(None, "missil")  # text words are analyzed: lower case, Porter stem
 ROCKET = Term(None, "rocket")
@@ -167,12 +171,19 @@ def test_elasticsearch_query_text_puts_keyword_values_in_canonical_case(query: s
     assert elasticsearch_query_text(query) == expected
 
 
-def test_relative_date_range_is_recent() -> None:
+def test_a_relative_range_is_resolved_when_evaluated_not_when_parsed() -> None:
     node = parse_query("ingested_at:[now-7d TO now]")
-    assert isinstance(node, Range)
-    assert node.field == "ingested_at"
-    assert node.low is not None and node.high is not None
-    assert node.low < node.high  # ISO strings in one format sort as time does
+    assert isinstance(node, Range) and node.field == "ingested_at"
+    monday, tuesday = datetime(2026, 3, 2, 9, tzinfo=UTC), datetime(2026, 3, 3, 9, tzinfo=UTC)
+    assert node.bounds(monday) == ("2026-02-23T09:00:00.000000Z", "2026-03-02T09:00:00.000000Z")
+    assert node.bounds(tuesday) == ("2026-02-24T09:00:00.000000Z", "2026-03-03T09:00:00.000000Z")
+
+
+def test_a_compiled_relative_range_keeps_matching_new_articles() -> None:
+    node = parse_query("missile AND published_at:[now-1d TO now]")  # compiled once, as a subscription is
+    fresh = make_article("Missile launched", published_at=datetime.now(UTC) - timedelta(hours=1))
+    old = make_article("Missile launched", published_at=datetime.now(UTC) - timedelta(days=2))
+    assert matches(node, AnalyzedArticle.of(fresh)) and not matches(node, AnalyzedArticle.of(old))
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,14 @@
-"""Raising an alert: once per story (or article), now or in the next digest.
+"""Raising an alert: the re-alert policy, then the outbox now or the next digest.
 
-Called by the chain's match step. Instant alerts go to the outbox, one entry per channel;
-hourly and daily subscriptions, and instant ones past their hourly cap, collect in a digest
-bucket that the alerter turns into one message per channel when the period ends.
+Called by the chain's match step. Alerts are grouped (by story, by article, or by the value
+of a field the subscription names); a group alerts again only for an article at least the
+subscription's re-alert window away in time (published, else first seen) from every article it
+already alerted on, so a new event never hides in an old story. Instant alerts go to the
+outbox, one entry per channel; hourly and daily subscriptions, and instant ones past their
+hourly cap, collect in a digest bucket that the alerter turns into one message per channel
+when the period ends. The policy check and every write of an alert are one Redis script: a
+crash at any point leaves either the whole alert queued or nothing, and a redelivered task
+queues nothing twice.
 """
 
 from __future__ import annotations
@@ -10,75 +16,119 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import redis
 
 from shared import redis_keys
-from shared.alerting.outbox import Outbox, entry_id
+from shared.alerting.outbox import entry_id, outbox_record
 from shared.alerting.subscriptions import Subscription
 
-ALERT_MEMORY_SECONDS = 30 * 86400  # how long "this story was alerted" is remembered
+ALERT_MEMORY_SECONDS = 30 * 86400  # how long a group's alerts are remembered
 PERIODS = {"hourly": 3600, "daily": 86400}
 
-# Remember the alert and add it to the digest bucket in one step, or do nothing if it was
-# raised before: a crash can never leave it remembered but not queued.
-_TO_DIGEST = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-    redis.call('RPUSH', KEYS[2], ARGV[2])
-    redis.call('ZADD', KEYS[3], ARGV[3], KEYS[2])
+# KEYS: the group's memory, the outbox hash, its due set, a digest bucket, the digests' due set.
+# ARGV: the article's time, the window (0: never again), the memory's lifetime, the article id,
+# then "digest" with the payload and the period end, or "instant" with the due time and pairs
+# of (entry id, record). Returns 1 when the alert was queued, 0 when the policy held it back.
+_RAISE = """
+local t, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 0 end
+if window <= 0 then
+    if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end
+elseif #redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (t - window), '(' .. (t + window), 'LIMIT', 0, 1) > 0 then
+    return 0
+end
+redis.call('ZADD', KEYS[1], t, ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if ARGV[5] == 'digest' then
+    redis.call('RPUSH', KEYS[4], ARGV[6])
+    redis.call('ZADD', KEYS[5], ARGV[7], KEYS[4])
     return 1
 end
-return 0
+for i = 7, #ARGV, 2 do
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', KEYS[3], ARGV[6], ARGV[i])
+end
+return 1
 """
 
 
-def alert_key(subscription: Subscription, payload: dict[str, Any]) -> str:
-    """What 'the same alert' means for this subscription: the story, or the article; an
-    update is its own alert, once, where the subscription asks for it."""
+def alert_group(subscription: Subscription, payload: dict[str, Any]) -> str:
+    """Which group an alert belongs to under the subscription's policy: its story (the
+    default), its article, the value of the subscription's `realert_field`, or — for
+    `story-and-update` — an update of an alerted article, which alerts once more."""
     article = payload["article"]
     if subscription.realert == "article":
         return f"article:{article['id']}"
     if subscription.realert == "story-and-update" and article.get("version", 1) > 1:
         return f"update:{article['id']}"
+    if subscription.realert_field:
+        value = article.get(subscription.realert_field)
+        values = sorted(value) if isinstance(value, list) else [value] if value else []
+        if values:
+            return f"{subscription.realert_field}:{'|'.join(values)}"
     return f"story:{payload['story']['id']}"
+
+
+def alert_time(payload: dict[str, Any]) -> float:
+    """The time an alert is about: the article's publication, else when it was first seen."""
+    article = payload["article"]
+    stamp = article.get("published_at") or article.get("ingested_at")
+    return datetime.fromisoformat(stamp).timestamp() if stamp else time.time()
+
+
+def window_seconds(subscription: Subscription, group: str) -> float:
+    # An article or an update alerts once, whatever the window.
+    return 0.0 if group.startswith(("article:", "update:")) else subscription.realert_window_hours * 3600
+
+
+def repeats(alerted_times: Iterable[float], moment: float, window: float) -> bool:
+    """Whether an alert at `moment` is held back by a group's earlier alerts (the rule the
+    Redis script applies, for replays that keep their memory in a process)."""
+    times = list(alerted_times)
+    if window <= 0:
+        return bool(times)
+    return any(abs(moment - earlier) < window for earlier in times)
 
 
 class Dispatcher:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self.outbox = Outbox(client)
-        self._to_digest = client.register_script(_TO_DIGEST)
+        self._raise = client.register_script(_RAISE)
 
     def raise_alert(self, subscription: Subscription, payload: dict[str, Any], run_id: str | None = None) -> bool:
-        """Queue the alert unless this subscription already alerted on its story; True if queued."""
-        key = alert_key(subscription, payload)
-        now = time.time()
-        if subscription.mode == "instant":
-            first = entry_id(subscription.id, key, 0)
-            if self.client.hexists(redis_keys.OUTBOX, first):
-                return False
-            if not self._over_rate(subscription, now):
-                added = False
-                for number, channel in enumerate(subscription.channels):
-                    added |= self.outbox.add(
-                        entry_id(subscription.id, key, number), payload, channel.model_dump(), run_id=run_id
-                    )
-                return added
-            period = PERIODS["hourly"]  # past the hourly cap: nothing is lost, it waits for the digest
-        else:
-            period = PERIODS[subscription.mode]
-        end = int(now // period + 1) * period
-        bucket = redis_keys.digest_bucket(subscription.id, end)
-        return bool(
-            self._to_digest(
-                keys=[redis_keys.alert_claim(subscription.id, key), bucket, redis_keys.DIGESTS_DUE],
-                args=[ALERT_MEMORY_SECONDS, json.dumps(payload, ensure_ascii=False), end],
-            )
+        """Queue the alert unless the policy holds it back; True if it was queued."""
+        group = alert_group(subscription, payload)
+        moment = alert_time(payload)
+        article_id = payload["article"]["id"] + (
+            f":v{payload['article'].get('version', 1)}" if group.startswith("update:") else ""
         )
+        keys = [
+            redis_keys.alerted(subscription.id, group),
+            redis_keys.OUTBOX,
+            redis_keys.OUTBOX_DUE,
+            redis_keys.DIGESTS_DUE,  # stands in for the bucket on the instant path
+            redis_keys.DIGESTS_DUE,
+        ]
+        args: list[Any] = [moment, window_seconds(subscription, group), ALERT_MEMORY_SECONDS, article_id]
+        now = time.time()
+        period = digest_period(subscription, self._over_rate(subscription, now))
+        if period is None:
+            args += ["instant", now]
+            for number, channel in enumerate(subscription.channels):
+                entry = entry_id(subscription.id, f"{group}\x00{article_id}", number)
+                args += [entry, json.dumps(outbox_record(payload, channel.model_dump(), run_id), ensure_ascii=False)]
+        else:
+            end = int(now // period + 1) * period
+            keys[3] = redis_keys.digest_bucket(subscription.id, end)
+            args += ["digest", json.dumps(payload, ensure_ascii=False), end]
+        return bool(self._raise(keys=keys, args=args))
 
     def _over_rate(self, subscription: Subscription, now: float) -> bool:
-        if subscription.max_per_hour is None:
+        if subscription.mode != "instant" or subscription.max_per_hour is None:
             return False
         key = redis_keys.rate(subscription.id, int(now // 3600))
         pipe = self.client.pipeline(transaction=True)
@@ -86,6 +136,14 @@ class Dispatcher:
         pipe.expire(key, 7200)
         count, _ = pipe.execute()
         return int(count) > subscription.max_per_hour
+
+
+def digest_period(subscription: Subscription, over_rate: bool) -> int | None:
+    """The digest period an alert waits for, or None when it goes out now. Instant alerts past
+    the hourly cap are not dropped: they wait for the hourly digest."""
+    if subscription.mode == "instant":
+        return PERIODS["hourly"] if over_rate else None
+    return PERIODS[subscription.mode]
 
 
 def digest_payload(subscription: Subscription, alerts: list[dict[str, Any]], period_end: int) -> dict[str, Any]:

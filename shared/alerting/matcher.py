@@ -152,8 +152,9 @@ def _range(node: Range, doc: AnalyzedArticle) -> bool:
     value = doc.dates.get(node.field)
     if value is None:
         return False
-    if node.low is not None and (value < node.low if node.include_low else value <= node.low):
+    low, high = node.bounds()
+    if low is not None and (value < low if node.include_low else value <= low):
         return False
-    if node.high is not None and (value > node.high if node.include_high else value >= node.high):
+    if high is not None and (value > high if node.include_high else value >= high):
         return False
     return True

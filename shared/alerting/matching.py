@@ -167,6 +167,7 @@ def alert_payload(subscription: Subscription, article: Article, matched: list[st
             "url": article.url,
             "source": article.source,
             "published_at": article.published_at.isoformat() if article.published_at else None,
+            "ingested_at": article.ingested_at.isoformat(),
             "tags": article.tags,
             "countries": article.countries,
             "people": article.people,

@@ -1,8 +1,8 @@
 """The alert outbox: every alert to send, kept in Redis until it is delivered or given up.
 
 An entry's id is derived from (subscription, story or article, channel), and it is added
-with HSETNX, so a redelivered task, a retried batch or a second worker can never queue the
-same alert twice. Deliverers claim due entries with a lease; an entry whose deliverer died
+in one script with its due time, so a redelivered task, a retried batch or a second worker can
+never queue the same alert twice, and none is ever queued without being due. Deliverers claim due entries with a lease; an entry whose deliverer died
 returns to the queue when the lease runs out, so no alert is lost. Receivers get the entry id
 as an idempotency key.
 """
@@ -43,6 +43,25 @@ return #ids
 """
 
 
+_ADD = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+
+
+def outbox_record(payload: dict[str, Any], channel: dict[str, Any], run_id: str | None) -> dict[str, Any]:
+    """What the outbox keeps of one message for one channel."""
+    return {
+        "payload": payload,
+        "channel": channel,
+        "status": "pending",
+        "attempts": 0,
+        "created": time.time(),
+        "run": run_id,
+    }
+
+
 def entry_id(subscription_id: str, key: str, channel: int) -> str:
     """The idempotency key of one alert on one channel."""
     return hashlib.sha256(f"{subscription_id}\x00{key}\x00{channel}".encode()).hexdigest()[:32]
@@ -71,21 +90,13 @@ class Outbox:
         self.client = client
         self._claim = client.register_script(_CLAIM)
         self._reap = client.register_script(_REAP)
+        self._add = client.register_script(_ADD)
 
     def add(self, entry: str, payload: dict[str, Any], channel: dict[str, Any], *, run_id: str | None = None) -> bool:
-        """Queue an alert for one channel; False when this alert was queued before."""
-        record = {
-            "payload": payload,
-            "channel": channel,
-            "status": "pending",
-            "attempts": 0,
-            "created": time.time(),
-            "run": run_id,
-        }
-        if not self.client.hsetnx(redis_keys.OUTBOX, entry, json.dumps(record, ensure_ascii=False)):
-            return False
-        self.client.zadd(redis_keys.OUTBOX_DUE, {entry: time.time()})
-        return True
+        """Queue one message for one channel (a digest; alerts are queued by the dispatcher);
+        False when it was queued before. One script: never queued without being due."""
+        record = json.dumps(outbox_record(payload, channel, run_id), ensure_ascii=False)
+        return bool(self._add(keys=[redis_keys.OUTBOX, redis_keys.OUTBOX_DUE], args=[entry, record, time.time()]))
 
     def claim(self, limit: int, now: float | None = None) -> list[Entry]:
         """Take up to `limit` due entries for delivery, under a lease."""

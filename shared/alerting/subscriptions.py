@@ -62,8 +62,18 @@ class SubscriptionSpec(BaseModel):
     mode: Literal["instant", "hourly", "daily"] = "instant"
     realert: Literal["story", "story-and-update", "article"] = Field(
         default="story",
-        description="story: one alert per story, copies and updates stay quiet; story-and-update: "
-        "also one more when an alerted article is updated; article: one per article",
+        description="story: alerts are grouped by story, copies and updates stay quiet; "
+        "story-and-update: also one more when an alerted article is updated; article: one per article",
+    )
+    realert_field: Literal["source", "tags", "countries", "people", "organizations"] | None = Field(
+        default=None,
+        description="Group alerts by this field's value(s) instead of by story (ElastAlert's query_key)",
+    )
+    realert_window_hours: float = Field(
+        default=12.0,
+        ge=0,
+        description="A group alerts again for an article at least this far in time (published, else first "
+        "seen) from every article it already alerted on; 0: once per group (remembered 30 days)",
     )
     max_per_hour: int | None = Field(
         default=None, ge=1, description="Instant alerts beyond this per hour wait for the hourly digest"

@@ -282,10 +282,11 @@ def _glob_escape(value: str) -> str:
 def _range_sql(node: Range) -> tuple[str, list[Any]]:
     column = f"a.{node.field}"
     clauses, params = [f"{column} IS NOT NULL"], []
-    if node.low is not None:
+    low, high = node.bounds()
+    if low is not None:
         clauses.append(f"{column} {'>=' if node.include_low else '>'} ?")
-        params.append(node.low)
-    if node.high is not None:
+        params.append(low)
+    if high is not None:
         clauses.append(f"{column} {'<=' if node.include_high else '<'} ?")
-        params.append(node.high)
+        params.append(high)
     return "(" + " AND ".join(clauses) + ")", params
