@@ -102,6 +102,18 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--stream", action="append", default=[], help="Redis stream receiving alerts")
     add.add_argument("--mode", choices=["instant", "hourly", "daily"], default="instant")
     add.add_argument("--realert", choices=["story", "story-and-update", "article"], default="story")
+    add.add_argument(
+        "--realert-field",
+        choices=["source", "tags", "countries", "people", "organizations"],
+        default=None,
+        help="group alerts by this field's values instead of by story",
+    )
+    add.add_argument(
+        "--realert-window-hours",
+        type=float,
+        default=12.0,
+        help="a group alerts again for an article this far in time from its earlier alerts (0: never)",
+    )
     add.add_argument("--max-per-hour", type=int, default=None)
     add.add_argument("--filter", default=None, help="an extra query every alert must match too")
     add.add_argument("--inactive", action="store_true", help="save it switched off")
@@ -114,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     remove.add_argument("--owner", default="local")
     remove.set_defaults(handler=cmd_subscriptions_remove)
+    rotate = actions.add_parser("rotate", help="give a subscription's webhooks new signing secrets (printed once)")
+    rotate.add_argument("name")
+    rotate.add_argument("--owner", default="local")
+    rotate.set_defaults(handler=cmd_subscriptions_rotate)
 
     feeds = commands.add_parser("feeds", help="the feed list and each feed's state")
     feed_actions = feeds.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -409,9 +425,11 @@ def cmd_subscriptions_add(args: argparse.Namespace, settings: Settings) -> int:
         Channel,
         SubscriptionError,
         SubscriptionSpec,
+        check_channel_urls,
         find_by_name,
         save_subscription,
     )
+    from shared.outbound import URLPolicy
     from shared.query import QueryError
 
     client = _redis(settings)
@@ -429,9 +447,12 @@ def cmd_subscriptions_add(args: argparse.Namespace, settings: Settings) -> int:
             channels=channels,
             mode=args.mode,
             realert=args.realert,
+            realert_field=args.realert_field,
+            realert_window_hours=args.realert_window_hours,
             max_per_hour=args.max_per_hour,
             active=not args.inactive,
         )
+        check_channel_urls(spec, URLPolicy.from_setting(settings.url_allow))
         existing = find_by_name(client, args.owner, args.name)
         saved = save_subscription(client, args.owner, spec, existing.id if existing else None)
     except ValidationError as error:
@@ -461,13 +482,29 @@ def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_subscriptions_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.alerting.history import cancel_deliveries
     from shared.alerting.subscriptions import delete_subscription, find_by_name
+    from shared.store import open_store
 
     client = _redis(settings)
     existing = find_by_name(client, args.owner, args.name)
     if existing is None or not delete_subscription(client, args.owner, existing.id):
         raise UserError(f"no subscription named {args.name!r}")
-    print(f"subscription {args.name!r} removed")
+    cancelled = cancel_deliveries(client, open_store(settings), existing.id, "subscription removed")
+    print(f"subscription {args.name!r} removed" + (f"; {cancelled} pending alerts cancelled" if cancelled else ""))
+    return 0
+
+
+def cmd_subscriptions_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.alerting.subscriptions import find_by_name, rotate_secrets
+
+    client = _redis(settings)
+    existing = find_by_name(client, args.owner, args.name)
+    if existing is None:
+        raise UserError(f"no subscription named {args.name!r}")
+    for channel in rotate_secrets(client, args.owner, existing.id).channels:
+        if channel.type == "webhook":
+            print(f"webhook {channel.url}: new secret {channel.secret}")
     return 0
 
 

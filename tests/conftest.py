@@ -146,8 +146,11 @@ def receiver() -> Iterator[Receiver]:
             state.attempts += 1
             refused = state.status_for_path.get(self.path)
             if state.attempts <= state.fail_first or refused:
+                reply = b"internal-only: db_password=hunter2"  # what a receiver must never leak into history
                 self.send_response(refused or 503)
+                self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
+                self.wfile.write(reply)
                 return
             state.received.append(json.loads(body))
             state.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))

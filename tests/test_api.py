@@ -83,6 +83,40 @@ def test_create_read_update_delete_a_subscription(api, alice):
     assert api.get(f"/subscriptions/{identifier}", headers=alice).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+        ("http://10.0.0.7:6379/", "private address"),
+        ("http://[fd00::1]/hook", "unique-local address"),
+    ],
+)
+def test_a_webhook_to_an_internal_address_is_refused_when_saved(api, alice, url, reason):
+    channel = {"type": "webhook", "url": url}
+    response = api.post("/subscriptions", headers=alice, json={"name": "x", "query": "missile", "channels": [channel]})
+    assert response.status_code == 422 and reason in response.text
+    slack = api.post(
+        "/subscriptions",
+        headers=alice,
+        json={"name": "y", "query": "missile", "channels": [{**channel, "type": "slack"}]},
+    )
+    assert slack.status_code == 422 and api.get("/subscriptions", headers=alice).json() == []
+
+
+def test_a_replace_keeps_the_webhook_secret_until_it_is_rotated(api, alice):
+    spec = {"name": "launches", "query": "missile", "channels": [WEBHOOK]}
+    created = api.post("/subscriptions", headers=alice, json=spec).json()
+    secret = created["channels"][0]["secret"]
+    replaced = api.put(f"/subscriptions/{created['id']}", headers=alice, json={**spec, "query": "missile test"}).json()
+    assert replaced["channels"][0]["secret"] == secret
+    rotated = api.post(f"/subscriptions/{created['id']}/rotate-secret", headers=alice).json()
+    assert rotated["channels"][0]["secret"] not in (None, secret)
+    assert (
+        api.get(f"/subscriptions/{created['id']}", headers=alice).json()["channels"][0]["secret"]
+        == rotated["channels"][0]["secret"]
+    )
+
+
 def test_owners_never_see_or_change_each_others_subscriptions(api, alice, bob):
     identifier = api.post(
         "/subscriptions", headers=alice, json={"name": "mine", "query": "sanctions", "channels": [WEBHOOK]}
@@ -165,6 +199,16 @@ def test_alert_history_shows_only_the_owners_alerts_and_filters_failures(api, al
     assert [entry["id"] for entry in api.get("/alerts", headers=bob).json()] == ["bob-delivered"]
 
 
+def test_the_status_filter_comes_before_the_limit(api, alice, store):
+    base = datetime.now(UTC)
+    for number in range(8):
+        status = "failed" if number < 3 else "delivered"  # the failures are the oldest
+        at = (base - timedelta(minutes=10 - number)).isoformat()
+        store.record_alert({"id": f"a{number}", "at": at, "owner": "alice", "subscription": "s", "status": status})
+    failed = api.get("/alerts", headers=alice, params={"status": "failed", "limit": 3}).json()
+    assert sorted(entry["id"] for entry in failed) == ["a0", "a1", "a2"]
+
+
 def test_the_openapi_document_is_published(api):
     document = api.get("/openapi.json").json()
     assert {"/subscriptions", "/subscriptions/{subscription_id}", "/subscriptions/preview", "/alerts"} <= set(
@@ -195,11 +239,23 @@ def test_pushed_articles_are_handed_to_the_fetcher_and_their_ids_returned(api, a
         ({"url": "https://desk.example/b"}, "has no 'text', 'html' or 'title'"),
         ([{"title": "ok", "text": "ok"}, "not an object"], "article 2 is a JSON str"),
         ([], "no articles"),
+        ({"title": "x", "text": "y", "bogus": 1}, "unknown field 'bogus'"),
+        ({"title": "x", "text": "y", "url": "notaurl"}, "url 'notaurl' is not an http(s) URL"),
+        ({"title": "x", "text": "y", "published": "yesterday-ish"}, "published 'yesterday-ish' is not a date"),
     ],
 )
 def test_bad_pushes_are_refused_whole_with_the_reason(api, alice, pushed, body, message):
     response = api.post("/articles", headers=alice, json=body)
     assert response.status_code == 422 and message in response.text
+    assert pushed() == []
+
+
+def test_every_problem_of_a_pushed_article_is_named(api, alice, pushed):
+    body = {"url": "notaurl", "published": "yesterday-ish", "bogus": 1, "title": "x"}
+    response = api.post("/articles", headers=alice, json=body)
+    assert response.status_code == 422
+    text = response.text
+    assert "unknown field 'bogus'" in text and "'notaurl' is not" in text and "'yesterday-ish' is not" in text
     assert pushed() == []
 
 

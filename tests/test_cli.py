@@ -196,3 +196,12 @@ def test_inspect_shows_tags_with_their_evidence_without_storing_anything(tmp_pat
     assert "«asset freeze» in:" in text.stdout
     missing = wirewatch(tmp_path, "inspect", str(tmp_path / "nope.txt"))
     assert missing.returncode == 1 and "cannot be read" in missing.stderr
+
+
+def test_a_subscription_whose_webhook_reaches_an_internal_address_is_refused(tmp_path: Path) -> None:
+    refused = wirewatch(
+        tmp_path, "subscriptions", "add", "leak", "missile", "--webhook", "http://169.254.169.254/latest/meta-data/"
+    )
+    assert refused.returncode == 2 and "cloud metadata address" in refused.stderr
+    listed = wirewatch(tmp_path, "subscriptions", "list", "--json")
+    assert listed.returncode == 0 and listed.stdout.strip() == ""

@@ -20,9 +20,10 @@ from aiosmtpd.controller import Controller
 from shared import redis_keys
 from shared.alerting.delivery import AlertSender
 from shared.alerting.dispatch import Dispatcher
+from shared.alerting.history import cancel_deliveries
 from shared.alerting.matching import alert_payload
 from shared.alerting.outbox import LEASE_SECONDS, Outbox
-from shared.alerting.subscriptions import Channel, SubscriptionSpec, save_subscription
+from shared.alerting.subscriptions import Channel, SubscriptionSpec, delete_subscription, save_subscription
 from shared.store.sqlite import SqliteStore
 from tests.factories import make_article
 
@@ -213,7 +214,38 @@ def test_a_client_error_is_not_retried(redis_client, settings, history, receiver
     Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
     deliver_all(AlertSender(settings, redis_client, history))
     (entry,) = history.alert_history()
-    assert entry["status"] == "failed" and entry["attempts"] == 1 and "HTTP 404" in entry["error"]
+    assert entry["status"] == "failed" and entry["attempts"] == 1 and entry["error"] == "HTTP 404 Not Found"
+    assert "db_password" not in json.dumps(Outbox(redis_client).get(entry["id"]))  # the reply is never kept
+
+
+def test_removing_a_subscription_cancels_what_it_still_had_to_send(redis_client, settings, history, receiver):
+    receiver.fail_first = 1_000  # the receiver is down: the alert waits to be retried
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
+    Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
+    deliver_all(AlertSender(settings, redis_client, history), rounds=1)
+    assert history.alert_history()[0]["status"] == "retrying"
+
+    delete_subscription(redis_client, "desk", subscription.id)
+    assert cancel_deliveries(redis_client, history, subscription.id, "subscription removed") == 1
+
+    receiver.fail_first = 0
+    deliver_all(AlertSender(settings, redis_client, history), now=time.time() + 3600)
+    assert receiver.received == []
+    (entry,) = history.alert_history()
+    assert (entry["status"], entry["error"]) == ("cancelled", "subscription removed")
+
+
+def test_an_alert_of_a_paused_subscription_is_cancelled_when_its_turn_comes(redis_client, settings, history, receiver):
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
+    Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
+    spec = SubscriptionSpec.model_validate(subscription.model_dump(exclude={"id", "owner", "created_at", "updated_at"}))
+    save_subscription(redis_client, "desk", spec.model_copy(update={"active": False}), subscription.id)
+
+    deliver_all(AlertSender(settings, redis_client, history))
+
+    assert receiver.attempts == 0
+    (entry,) = history.alert_history(status="cancelled")
+    assert entry["error"] == "subscription paused"
 
 
 def test_an_alert_taken_by_a_deliverer_that_died_is_delivered_by_another(redis_client, settings, history, receiver):

@@ -85,7 +85,8 @@ def _post(http: httpx.Client, url: str, body: bytes, headers: dict[str, str]) ->
     if response.status_code in (408, 425, 429) or response.status_code >= 500:
         raise DeliveryFailed(f"HTTP {response.status_code}")
     if response.status_code >= 300:
-        raise DeliveryRefused(f"HTTP {response.status_code}: {response.text[:200]}")
+        # The status only: a receiver's reply is not ours to keep (it may hold secrets).
+        raise DeliveryRefused(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
 
 
 def _email(recipients: list[str], payload: dict[str, Any], settings: Settings) -> None:

@@ -10,7 +10,6 @@ import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -18,6 +17,7 @@ import redis
 from shared import redis_keys, runs
 from shared.alerting.channels import DeliveryFailed, DeliveryRefused, send
 from shared.alerting.dispatch import digest_payload
+from shared.alerting.history import record_history
 from shared.alerting.outbox import Entry, Outbox, entry_id
 from shared.alerting.subscriptions import get_subscription
 from shared.backoff import compute_backoff
@@ -56,6 +56,12 @@ class AlertSender:
 
     def deliver(self, entry: Entry) -> None:
         counts: Counter[str] = Counter()
+        subscription = get_subscription(self.client, entry.payload["subscription"]["id"])
+        if subscription is None or not subscription.active:
+            self._finish(
+                entry, "cancelled", "subscription removed" if subscription is None else "subscription paused", counts
+            )
+            return
         if entry.attempts == 0:
             counts["alert_attempts"] += 1
         try:
@@ -82,6 +88,8 @@ class AlertSender:
     def _finish(self, entry: Entry, status: str, error: str | None, counts: Counter[str]) -> None:
         if status == "delivered":
             self.outbox.delivered(entry)
+        elif status == "cancelled":
+            self.outbox.cancelled(entry, error or "")
         else:
             self.outbox.failed(entry, error or "")
         counts[f"alerts_{status}"] += 1
@@ -89,29 +97,7 @@ class AlertSender:
         runs.record(self.client, entry.record.get("run"), counts)
 
     def _history(self, entry: Entry, status: str, error: str | None) -> None:
-        payload = entry.payload
-        article = payload.get("article") or {}
-        try:
-            self.store.record_alert(
-                {
-                    "id": entry.id,
-                    "at": datetime.now(UTC).isoformat(),
-                    "subscription": payload["subscription"]["name"],
-                    "subscription_id": payload["subscription"]["id"],
-                    "owner": payload["subscription"]["owner"],
-                    "channel": entry.channel["type"],
-                    "query": payload.get("query"),
-                    "article_id": article.get("id"),
-                    "title": article.get("title") or f"digest of {payload.get('digest', {}).get('alerts', 0)} alerts",
-                    "url": article.get("url"),
-                    "matched_terms": payload.get("matched_terms", []),
-                    "status": status,
-                    "attempts": entry.attempts,  # the outbox has counted this attempt
-                    "error": error,
-                }
-            )
-        except Exception:  # the history is a record, not the delivery: never fail an alert over it
-            log.exception("could not record alert history for %s", entry.id)
+        record_history(self.store, entry, status, error)
 
     def flush_digests(self, now: float) -> int:
         """Turn every digest bucket whose period has ended into one outbox entry per channel."""

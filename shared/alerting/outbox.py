@@ -129,11 +129,29 @@ class Outbox:
         pipe.zadd(redis_keys.OUTBOX_DUE, {entry.id: at})
         pipe.execute()
 
-    def _finish(self, entry: Entry, status: str, error: str | None) -> None:
-        entry.record.update(attempts=entry.attempts + 1, status=status, last_error=error, finished=time.time())
+    def cancelled(self, entry: Entry, reason: str) -> None:
+        """Stop an entry for good without sending it (its subscription was removed or paused)."""
+        self._finish(entry, "cancelled", reason, attempted=False)
+
+    def pending_for(self, subscription_id: str) -> list[Entry]:
+        """The entries of one subscription not yet delivered or given up."""
+        found = []
+        for raw_id, raw in self.client.hscan_iter(redis_keys.OUTBOX, count=1000):
+            record = json.loads(raw)
+            if (
+                record["status"] in ("pending", "retrying")
+                and record["payload"]["subscription"]["id"] == subscription_id
+            ):
+                found.append(Entry(as_text(raw_id), record))
+        return found
+
+    def _finish(self, entry: Entry, status: str, error: str | None, *, attempted: bool = True) -> None:
+        attempts = entry.attempts + 1 if attempted else entry.attempts
+        entry.record.update(attempts=attempts, status=status, last_error=error, finished=time.time())
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(redis_keys.OUTBOX, entry.id, json.dumps(entry.record, ensure_ascii=False))
         pipe.zrem(redis_keys.OUTBOX_INFLIGHT, entry.id)
+        pipe.zrem(redis_keys.OUTBOX_DUE, entry.id)
         pipe.execute()
 
     def get(self, entry: str) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ import redis
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared import redis_keys
+from shared.outbound import UnresolvableHost, UnsafeURL, URLPolicy, check_url
 from shared.query import parse_query
 from shared.redis_client import as_text
 
@@ -32,7 +33,11 @@ class Channel(BaseModel):
 
     type: Literal["webhook", "email", "slack", "stream"]
     url: str | None = Field(default=None, description="webhook and slack: the URL to POST to")
-    secret: str | None = Field(default=None, description="webhook: HMAC-SHA256 key (generated when empty)")
+    secret: str | None = Field(
+        default=None,
+        description="webhook: HMAC-SHA256 key; generated when the webhook is new, kept when a replace leaves "
+        "it out, changed only by rotating",
+    )
     to: list[str] = Field(default_factory=list, description="email: recipients")
     stream: str | None = Field(default=None, description="stream: Redis stream name")
 
@@ -42,8 +47,6 @@ class Channel(BaseModel):
             parts = urlsplit(self.url or "")
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError(f"{self.type} channel needs an http(s) url, got {self.url!r}")
-            if self.type == "webhook" and not self.secret:
-                self.secret = secrets.token_urlsafe(24)
         elif self.type == "email":
             if not self.to or not all("@" in address for address in self.to):
                 raise ValueError("email channel needs recipient addresses in 'to'")
@@ -111,6 +114,12 @@ def save_subscription(
         raise SubscriptionError(f"{owner} already has a subscription named {spec.name!r}")
     kept: dict[str, Any] = {"id": existing.id, "created_at": existing.created_at} if existing else {}
     subscription = Subscription.model_validate({**spec.model_dump(), "owner": owner, **kept})
+    earlier = (
+        {channel.url: channel.secret for channel in existing.channels if channel.type == "webhook"} if existing else {}
+    )
+    for channel in subscription.channels:
+        if channel.type == "webhook" and not channel.secret:
+            channel.secret = earlier.get(channel.url) or new_secret()
     pipe = client.pipeline(transaction=True)
     if existing and existing.name != spec.name:
         pipe.hdel(redis_keys.SUBSCRIPTION_NAMES, f"{owner}\x00{existing.name}")
@@ -120,6 +129,38 @@ def save_subscription(
     pipe.xadd(redis_keys.SUBSCRIPTION_CHANGES, {"id": subscription.id}, maxlen=CHANGES_KEPT, approximate=True)
     pipe.execute()
     return subscription
+
+
+def new_secret() -> str:
+    """A webhook signing key."""
+    return secrets.token_urlsafe(24)
+
+
+def rotate_secrets(client: redis.Redis, owner: str, subscription_id: str) -> Subscription:
+    """Give every webhook of one of `owner`'s subscriptions a new signing key."""
+    existing = get_subscription(client, subscription_id)
+    if existing is None or existing.owner != owner:
+        raise SubscriptionError(f"no subscription {subscription_id}")
+    spec = SubscriptionSpec.model_validate(existing.model_dump(exclude={"id", "owner", "created_at", "updated_at"}))
+    for channel in spec.channels:
+        if channel.type == "webhook":
+            channel.secret = new_secret()
+    return save_subscription(client, owner, spec, subscription_id)
+
+
+def check_channel_urls(spec: SubscriptionSpec, policy: URLPolicy) -> None:
+    """Refuse webhook and Slack URLs that lead to internal addresses (SubscriptionError with the
+    reason), as feeds are refused; a host that does not resolve now is checked again when an
+    alert is sent."""
+    for channel in spec.channels:
+        if channel.url is None:
+            continue
+        try:
+            check_url(channel.url, policy)
+        except UnsafeURL as error:
+            raise SubscriptionError(f"{channel.type} URL refused: {error}") from None
+        except UnresolvableHost:
+            pass
 
 
 def delete_subscription(client: redis.Redis, owner: str, subscription_id: str) -> bool:

@@ -54,8 +54,11 @@ class Store(Protocol):
     def record_alert(self, record: dict[str, Any]) -> None:
         """Keep one alert's outcome in the alert history (one entry per subscription and article)."""
 
-    def alert_history(self, limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
-        """The most recent alert outcomes, newest first (only `owner`'s when given)."""
+    def alert_history(
+        self, limit: int = 50, owner: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The most recent alert outcomes, newest first (only `owner`'s, only those in `status`,
+        when given); filtered before the limit."""
 
     def refresh(self) -> None:
         """Make everything indexed so far searchable now (tests and `run --once`)."""

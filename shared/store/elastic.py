@@ -185,8 +185,13 @@ class ElasticsearchStore:
         except EsConnectionError as error:
             raise TransientStoreError(f"Elasticsearch unreachable: {error}") from error
 
-    def alert_history(self, limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
-        query = {"term": {"owner": owner}} if owner is not None else {"match_all": {}}
+    def alert_history(
+        self, limit: int = 50, owner: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        wanted = [
+            {"term": {name: value}} for name, value in (("owner", owner), ("status", status)) if value is not None
+        ]
+        query = {"bool": {"filter": wanted}} if wanted else {"match_all": {}}
         found = self.client.search(index=self.alerts, query=query, sort=[{"at": {"order": "desc"}}], size=limit)
         return [hit["_source"] for hit in found["hits"]["hits"]]
 

@@ -188,10 +188,13 @@ class SqliteStore:
             (record["id"], record["at"], json.dumps(record, ensure_ascii=False)),
         )
 
-    def alert_history(self, limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
+    def alert_history(
+        self, limit: int = 50, owner: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
         rows = self._db.execute(
-            "SELECT doc FROM alerts WHERE ? IS NULL OR json_extract(doc, '$.owner') = ? ORDER BY at DESC LIMIT ?",
-            (owner, owner, limit),
+            "SELECT doc FROM alerts WHERE (? IS NULL OR json_extract(doc, '$.owner') = ?)"
+            " AND (? IS NULL OR json_extract(doc, '$.status') = ?) ORDER BY at DESC LIMIT ?",
+            (owner, owner, status, status, limit),
         ).fetchall()
         return [json.loads(row[0]) for row in rows]
 

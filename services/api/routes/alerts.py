@@ -1,6 +1,6 @@
 """GET /alerts: the owner's alert history."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
@@ -13,9 +13,10 @@ router = APIRouter(tags=["alerts"])
 def alerts(
     clients: Clients,
     who: Owner,
-    status_filter: Annotated[str | None, Query(alias="status", description="delivered, retrying or failed")] = None,
+    status_filter: Annotated[
+        Literal["delivered", "retrying", "failed", "cancelled"] | None, Query(alias="status")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """The owner's alert history, newest first; failed deliveries stay listed with their error."""
-    history = clients.store.alert_history(limit, owner=who)
-    return [entry for entry in history if status_filter is None or entry["status"] == status_filter]
+    return clients.store.alert_history(limit, owner=who, status=status_filter)

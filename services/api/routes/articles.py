@@ -25,7 +25,7 @@ def push(body: dict[str, Any] | list[Any], clients: Clients, who: Owner) -> dict
     articles, problems = [], []
     for number, item in enumerate(items, 1):
         try:
-            articles.append(article_from_mapping(item, f"push:{who}", f"push:{who}", f"article {number}"))
+            articles.append(article_from_mapping(item, f"push:{who}", f"push:{who}", f"article {number}", strict=True))
         except UnreadableFile as error:
             problems.append(str(error))
     if problems:  # all or nothing: a client fixes its batch and sends it again

@@ -4,16 +4,20 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field
 
 from services.api.deps import Clients, Owner
+from shared.alerting.history import cancel_deliveries
 from shared.alerting.matcher import AnalyzedArticle, matches
 from shared.alerting.subscriptions import (
     Subscription,
     SubscriptionError,
     SubscriptionSpec,
+    check_channel_urls,
     delete_subscription,
     get_subscription,
     list_subscriptions,
+    rotate_secrets,
     save_subscription,
 )
+from shared.outbound import URLPolicy
 from shared.query import QueryError, parse_query
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
@@ -52,10 +56,19 @@ def list_own(clients: Clients, who: Owner) -> list[Subscription]:
     return list_subscriptions(clients.redis, who)
 
 
+def _checked(spec: SubscriptionSpec, clients: Clients) -> SubscriptionSpec:
+    try:
+        check_channel_urls(spec, URLPolicy.from_setting(clients.settings.url_allow))
+    except SubscriptionError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
+    return spec
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create(spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription:
+    """Create a subscription; the response shows each webhook's signing secret."""
     try:
-        return save_subscription(clients.redis, who, spec)
+        return save_subscription(clients.redis, who, _checked(spec, clients))
     except SubscriptionError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
 
@@ -95,15 +108,28 @@ def read(subscription_id: str, clients: Clients, who: Owner) -> Subscription:
 
 @router.put("/{subscription_id}")
 def replace(subscription_id: str, spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription:
+    """Replace a subscription; a webhook sent without a secret keeps the one it had, and pausing
+    (`active: false`) cancels what was still to be sent."""
     _owned(clients, subscription_id, who)
     try:
-        return save_subscription(clients.redis, who, spec, subscription_id)
+        saved = save_subscription(clients.redis, who, _checked(spec, clients), subscription_id)
     except SubscriptionError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    if not saved.active:
+        cancel_deliveries(clients.redis, clients.store, subscription_id, "subscription paused")
+    return saved
+
+
+@router.post("/{subscription_id}/rotate-secret")
+def rotate_secret(subscription_id: str, clients: Clients, who: Owner) -> Subscription:
+    """New signing secrets for the subscription's webhooks, shown in the response."""
+    _owned(clients, subscription_id, who)
+    return rotate_secrets(clients.redis, who, subscription_id)
 
 
 @router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete(subscription_id: str, clients: Clients, who: Owner) -> Response:
     _owned(clients, subscription_id, who)
     delete_subscription(clients.redis, who, subscription_id)
+    cancel_deliveries(clients.redis, clients.store, subscription_id, "subscription removed")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
