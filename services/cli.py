@@ -126,6 +126,14 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     remove.add_argument("--owner", default="local")
     remove.set_defaults(handler=cmd_subscriptions_remove)
+    test = actions.add_parser(
+        "test", help="the alerts a subscription (by name) or a query would have sent over recent articles"
+    )
+    test.add_argument("subscription", metavar="NAME|QUERY")
+    test.add_argument("--owner", default="local")
+    test.add_argument("--days", type=int, default=7)
+    test.add_argument("--json", action="store_true", help="one JSON object per day")
+    test.set_defaults(handler=cmd_subscriptions_test)
     rotate = actions.add_parser("rotate", help="give a subscription's webhooks new signing secrets (printed once)")
     rotate.add_argument("name")
     rotate.add_argument("--owner", default="local")
@@ -492,6 +500,40 @@ def cmd_subscriptions_remove(args: argparse.Namespace, settings: Settings) -> in
         raise UserError(f"no subscription named {args.name!r}")
     cancelled = cancel_deliveries(client, open_store(settings), existing.id, "subscription removed")
     print(f"subscription {args.name!r} removed" + (f"; {cancelled} pending alerts cancelled" if cancelled else ""))
+    return 0
+
+
+def cmd_subscriptions_test(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.alerting.backtest import backtest
+    from shared.alerting.subscriptions import Channel, Subscription, find_by_name
+    from shared.query import QueryError
+    from shared.store import open_store
+
+    subscription = find_by_name(_redis(settings), args.owner, args.subscription)
+    try:
+        if subscription is None:
+            subscription = Subscription(
+                name="test", query=args.subscription, owner=args.owner, channels=[Channel(type="stream", stream="test")]
+            )
+        replay = backtest(open_store(settings), subscription, args.days)
+    except (QueryError, ValueError) as error:
+        raise UserError(str(error)) from None
+    days = replay.by_day()
+    if args.json:
+        for day in days:
+            print(json.dumps(day, ensure_ascii=False))
+        return 0
+    print(
+        f"{subscription.name!r} over {args.days} days: {replay.matched} matching articles, "
+        f"{len(replay.alerts)} alerts (re-alert window {subscription.realert_window_hours:g} h, mode {subscription.mode})"
+    )
+    for day in days:
+        print(f"{day['day']}  {len(day['alerts'])} alerts")
+        for alert in day["alerts"]:
+            via = "" if alert["delivery"] == "instant" else f" [{alert['delivery']}]"
+            print(
+                f"  {alert['sent_at'][11:16]} {alert['article']['title']}{via}  ({', '.join(alert['matched_terms'])})"
+            )
     return 0
 
 

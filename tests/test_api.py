@@ -177,7 +177,31 @@ def test_preview_shows_what_would_have_matched_in_the_last_days(api, alice, stor
     assert preview.json()["count"] == 1
     (row,) = preview.json()["articles"]
     assert row["title"] == "Missile test off the coast" and row["matched_terms"] == ['title:"missil test"']
+    assert preview.json()["alerts"] == 1
+    ((alert,),) = [day["alerts"] for day in preview.json()["days"]]
+    assert alert["article"]["id"] == recent.id and alert["delivery"] == "instant"
     assert api.post("/subscriptions/preview", headers=alice, json={"query": "title:("}).status_code == 422
+
+
+def test_preview_replays_a_saved_subscriptions_policy(api, alice, bob, store):
+    launches = []
+    for number in range(3):
+        article = make_article(
+            f"Missile launch {number}", "A missile was launched.", url=f"https://example.org/{number}"
+        )
+        article.cluster_id = "one-story"
+        launches.append(article)
+    store.index(launches)
+    spec = {"name": "launches", "query": "missile", "channels": [WEBHOOK], "mode": "daily"}
+    saved = api.post("/subscriptions", headers=alice, json=spec).json()
+    replay = api.post("/subscriptions/preview", headers=alice, json={"subscription_id": saved["id"]}).json()
+    assert (replay["count"], replay["alerts"]) == (3, 1)  # one story, one alert, in the daily digest
+    assert replay["days"][0]["alerts"][0]["delivery"] == "daily digest"
+    by_article = api.post(
+        "/subscriptions/preview", headers=alice, json={"query": "missile", "realert": "article", "mode": "instant"}
+    ).json()
+    assert by_article["alerts"] == 3
+    assert api.post("/subscriptions/preview", headers=bob, json={"subscription_id": saved["id"]}).status_code == 404
 
 
 def test_alert_history_shows_only_the_owners_alerts_and_filters_failures(api, alice, bob, store):
@@ -261,3 +285,26 @@ def test_every_problem_of_a_pushed_article_is_named(api, alice, pushed):
 
 def test_pushing_needs_a_token(api):
     assert api.post("/articles", json={"title": "x", "text": "y"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("get", "/subscriptions/nope", None, 404),
+        ("post", "/subscriptions", {"name": "x"}, 422),
+        ("post", "/subscriptions", {"name": "x", "query": "nosuchfield:y", "channels": [WEBHOOK]}, 422),
+        ("post", "/articles", {"title": "x", "bogus": 1}, 422),
+        ("get", "/alerts?status=nonsense", None, 422),
+    ],
+)
+def test_every_refusal_has_one_shape(api, alice, method, path, body, status):
+    response = getattr(api, method)(path, headers=alice, **({"json": body} if body is not None else {}))
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["status"] == status and error["message"] and isinstance(error["problems"], list)
+
+
+def test_a_missing_token_is_refused_in_the_same_shape(api):
+    response = api.get("/subscriptions")
+    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["error"]["message"] == "a valid bearer token is required"

@@ -71,7 +71,14 @@ def test_run_once_on_embedded_defaults_then_search_and_alert(home: Path, receive
         "rejected": 2,
         "alerts": 1,
     }
-    assert [alert["subscription"]["name"] for alert in receiver.wait_for(1)] == ["nk-sanctions"]
+    (sent,) = receiver.wait_for(1)
+    assert sent["subscription"]["name"] == "nk-sanctions"
+    tested = wirewatch(home, "subscriptions", "test", "nk-sanctions", "--days", "1", "--json")
+    assert tested.returncode == 0, tested.stderr
+    ((replayed,),) = [json.loads(line)["alerts"] for line in tested.stdout.splitlines()]
+    assert replayed["article"]["id"] == sent["article"]["id"]  # the backtest sends what live matching sent
+    summary = wirewatch(home, "subscriptions", "test", "missile AND launch", "--days", "1")
+    assert summary.returncode == 0 and "matching articles" in summary.stdout
 
     found = wirewatch(home, "search", "tags:missile-test AND countries:KP AND NOT duplicate_of:*", "--json")
     assert found.returncode == 0, found.stderr

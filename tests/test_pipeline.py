@@ -11,6 +11,7 @@ import pytest
 
 from services.fetcher.service import Fetcher
 from shared import runs
+from shared.alerting.backtest import backtest
 from shared.alerting.subscriptions import save_subscription, webhook_subscription
 from shared.deadletters import read_dead_letters
 from shared.queue import enqueue_batch
@@ -280,7 +281,7 @@ LAUNCHES = (
 def test_three_launches_on_three_days_alert_three_times_and_copies_stay_quiet(settings, worker, store, receiver):
     # The three reports share most of their words, so they may well be grouped as one story:
     # the re-alert window still lets each new day's launch through.
-    save_subscription(
+    subscription = save_subscription(
         get_redis(settings), "desk", webhook_subscription("launches", "missile AND (test OR launch)", receiver.url)
     )
     settings.inbox_dir.mkdir(parents=True)
@@ -299,3 +300,7 @@ def test_three_launches_on_three_days_alert_three_times_and_copies_stay_quiet(se
     assert sorted(alert["article"]["title"] for alert in alerts) == sorted(title for _, title, _ in LAUNCHES)
     time.sleep(0.5)
     assert len(receiver.received) == 3
+    # The backtest replays the same policy over the stored articles: the same alerts.
+    store.refresh()
+    replay = backtest(store, subscription, days=1)
+    assert sorted(alert.article["id"] for alert in replay.alerts) == sorted(a["article"]["id"] for a in alerts)

@@ -1,7 +1,8 @@
 """The wirewatch HTTP API (FastAPI; the OpenAPI document is at /openapi.json, docs at /docs).
 
 Every route but /health needs `Authorization: Bearer <token>` (`wirewatch tokens create NAME`);
-a token's owner sees and changes only their own subscriptions and alerts. The API stores and
+a token's owner sees and changes only their own subscriptions and alerts. Every refusal has
+one shape: `{"error": {"status", "message", "problems": [...]}}`. The API stores and
 reads; what is pushed to it goes to the fetcher through a Redis stream, so the API process
 loads none of the pipeline.
 """
@@ -14,6 +15,9 @@ from collections.abc import Awaitable, Callable
 
 import redis
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.deps import Resources
 from services.api.routes import alerts, articles, health, subscriptions, websub
@@ -38,6 +42,18 @@ def create_app(
     for module in (health, subscriptions, articles, websub, alerts):
         app.include_router(module.router)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        problems: list[object] = error.detail if isinstance(error.detail, list) else []
+        message = error.detail if isinstance(error.detail, str) else "; ".join(map(str, problems))
+        headers = dict(error.headers) if error.headers else None
+        return _error(error.status_code, message, [str(problem) for problem in problems], headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()]
+        return _error(422, "the request is not valid", problems, None)
+
     @app.middleware("http")
     async def log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
@@ -52,3 +68,9 @@ def create_app(
         return response
 
     return app
+
+
+def _error(status: int, message: str, problems: list[str], headers: dict[str, str] | None) -> JSONResponse:
+    # One shape for every refusal: {"error": {"status", "message", "problems"}}.
+    body = {"error": {"status": status, "message": message, "problems": problems}}
+    return JSONResponse(body, status_code=status, headers=headers)

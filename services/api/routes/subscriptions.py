@@ -1,12 +1,16 @@
 """Subscriptions: the owner's list, one by one, and a preview of what a query would match."""
 
+from typing import Any, Literal
+
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from services.api.deps import Clients, Owner
+from shared.alerting.backtest import backtest
 from shared.alerting.history import cancel_deliveries
 from shared.alerting.matcher import AnalyzedArticle, matches
 from shared.alerting.subscriptions import (
+    Channel,
     Subscription,
     SubscriptionError,
     SubscriptionSpec,
@@ -24,10 +28,20 @@ router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 
 
 class PreviewRequest(BaseModel):
-    query: str = Field(min_length=1, description="Lucene syntax, as typed in Kibana")
+    """A query to try, with the policy it would run under; or `subscription_id` to try a saved one."""
+
+    query: str | None = Field(default=None, min_length=1, description="Lucene syntax, as typed in Kibana")
     filter: str | None = None
-    days: int = Field(default=7, ge=1, le=365, description="How far back to look (by ingest time)")
-    limit: int = Field(default=50, ge=1, le=500)
+    subscription_id: str | None = Field(default=None, description="Replay one of your subscriptions instead")
+    days: int = Field(
+        default=7, ge=1, le=365, description="How far back to look (by the time articles were first seen)"
+    )
+    limit: int = Field(default=50, ge=1, le=500, description="Matching articles listed at most")
+    mode: Literal["instant", "hourly", "daily"] = "instant"
+    realert: Literal["story", "story-and-update", "article"] = "story"
+    realert_field: Literal["source", "tags", "countries", "people", "organizations"] | None = None
+    realert_window_hours: float = Field(default=12.0, ge=0)
+    max_per_hour: int | None = Field(default=None, ge=1)
 
 
 class PreviewMatch(BaseModel):
@@ -40,8 +54,10 @@ class PreviewMatch(BaseModel):
 
 
 class Preview(BaseModel):
-    count: int
+    count: int = Field(description="Articles the query matches")
     articles: list[PreviewMatch]
+    alerts: int = Field(description="Alerts the policy would have sent for them")
+    days: list[dict[str, Any]] = Field(description="Those alerts per day, with their matched terms")
 
 
 def _owned(clients: Clients, subscription_id: str, who: str) -> Subscription:
@@ -75,17 +91,30 @@ def create(spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription
 
 @router.post("/preview")
 def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
-    """What a query would have matched among the articles of the last days."""
-    query = f"({request.query}) AND ({request.filter})" if request.filter else request.query
+    """What a subscription would have done over the last days: the articles it matches, and
+    the alerts its policy (grouping, re-alert window, hourly cap, digests) would have sent."""
+    if request.subscription_id is not None:
+        subscription = _owned(clients, request.subscription_id, who)
+    elif request.query is not None:
+        try:
+            subscription = Subscription(
+                name="preview",
+                owner=who,
+                channels=[Channel(type="stream", stream="preview")],
+                **request.model_dump(exclude={"subscription_id", "days", "limit"}),
+            )
+        except ValidationError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
+    else:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give a query or a subscription_id")
     try:
-        node = parse_query(query)
-        window = f"({query}) AND ingested_at:[now-{request.days}d TO now]"
-        found = clients.store.search(window, limit=request.limit)
-        total = clients.store.count(window)
+        replay = backtest(clients.store, subscription, request.days)
     except QueryError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
+    node = parse_query(subscription.effective_query)
+    window = f"({subscription.effective_query}) AND ingested_at:[now-{request.days}d TO now]"
     rows = []
-    for article in found:
+    for article in clients.store.search(window, limit=request.limit):
         doc = AnalyzedArticle.of(article)
         matches(node, doc)
         rows.append(
@@ -98,7 +127,7 @@ def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
                 matched_terms=sorted(set(doc.matched)),
             )
         )
-    return Preview(count=total, articles=rows)
+    return Preview(count=replay.matched, articles=rows, alerts=len(replay.alerts), days=replay.by_day())
 
 
 @router.get("/{subscription_id}")
