@@ -8,19 +8,26 @@ registers the tasks itself (`services.worker.tasks`). The app is configured from
 
 from __future__ import annotations
 
-import functools
+import json
+import logging
+import threading
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 from celery import Celery, Task, chain
 
+from shared import redis_keys
 from shared.article import Article
 from shared.backoff import compute_backoff
 from shared.pipeline.pipelines import AFTER_INDEX, INGEST, QUEUED
 from shared.redis_client import celery_broker_url, resolve_redis_url
 from shared.settings import Settings
 from shared.store import TransientStoreError
+
+log = logging.getLogger(__name__)
 
 PIPELINE_QUEUE = "pipeline"
 
@@ -33,10 +40,16 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 MAX_TASK_RETRIES = 5
 RETRY_FIRST_SECONDS = 2.0
-RETRY_BACKOFF_MAX_SECONDS = 600.0
-# Redis redelivers an unacknowledged message after this long; it must exceed the longest
-# retry delay and the longest task, or a slow task would run twice at once.
-VISIBILITY_TIMEOUT_SECONDS = 4 * 3600
+RETRY_BACKOFF_MAX_SECONDS = 120.0
+# A task is stopped after this long (a batch takes a second or two); its message, redelivered,
+# counts as one more delivery towards splitting a poison batch.
+TASK_TIME_LIMIT_SECONDS = 25
+# Redis gives an unacknowledged message to another worker after this long: a dead worker's
+# batches come back within a minute. It must exceed a task and the one prefetched behind it,
+# and retries are never held as delayed messages (they wait in Redis, see `defer`), so no
+# live worker holds a message this long.
+VISIBILITY_TIMEOUT_SECONDS = 55
+RESTORE_CHECK_SECONDS = 5
 
 app = Celery("wirewatch", set_as_current=False)
 app.conf.update(
@@ -52,14 +65,15 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     broker_transport_options={
         "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+        "unacked_restore_interval": RESTORE_CHECK_SECONDS,
+        "unacked_restore_throttle": 1,
         # One Redis list per priority 0..9, read in order (0 first): lets a batch finish
         # its chain before the next batch starts it (see `enqueue_batch`).
         "priority_steps": list(range(10)),
         "queue_order_strategy": "priority",
     },
     worker_hijack_root_logger=False,
-    task_time_limit=600,
-    task_soft_time_limit=540,
+    task_time_limit=TASK_TIME_LIMIT_SECONDS,
 )
 
 
@@ -76,26 +90,15 @@ def task_name(step: str) -> str:
 
 
 def task(*, queue: str = PIPELINE_QUEUE, **options: Any) -> Callable[[Callable[..., Any]], Task]:
-    """Register a task with wirewatch's safe defaults: JSON, late acks, a time limit, and
-    bounded retries on transient errors only, spaced by `compute_backoff`."""
-    defaults: dict[str, Any] = {"bind": True, "acks_late": True, "ignore_result": True, "max_retries": MAX_TASK_RETRIES}
+    """Register a task with wirewatch's safe defaults: JSON, late acks, a time limit, and its
+    message put back when its worker is lost."""
+    defaults: dict[str, Any] = {"bind": True, "acks_late": True, "ignore_result": True}
     defaults.update(options)
 
     def register(function: Callable[..., Any]) -> Task:
         name = task_name(function.__name__)
         app.conf.task_routes[name] = {"queue": queue}
-
-        @functools.wraps(function)
-        def run(self: Task, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return function(self, *args, **kwargs)
-            except TRANSIENT_ERRORS as error:
-                delay = compute_backoff(
-                    self.request.retries, first=RETRY_FIRST_SECONDS, maximum=RETRY_BACKOFF_MAX_SECONDS
-                )
-                raise self.retry(exc=error, countdown=delay) from error
-
-        return app.task(name=name, **defaults)(run)
+        return app.task(name=name, **defaults)(function)
 
     return register
 
@@ -107,23 +110,65 @@ def enqueue_batch(articles: Sequence[Article], run_id: str | None = None) -> Non
     out, so without it the second step of the first batch would wait behind the first step
     of every batch dropped after it, and nothing would be searchable until all were.
     """
-    batch = {"run": run_id, "articles": [article.to_message() for article in articles]}
+    batch = {"id": uuid.uuid4().hex, "run": run_id, "articles": [article.to_message() for article in articles]}
+    resume(QUEUED[0], batch)
+
+
+def send_after_index(batch: dict[str, Any]) -> None:
+    """Send a stored batch on to the steps after indexing (the bulk indexer calls this)."""
+    resume(AFTER_INDEX[0], batch)
+
+
+def resume(step: str, batch: dict[str, Any]) -> None:
+    """Send a batch down the ingest pipeline from `step` on: to the end of the queued chain,
+    or through the steps after indexing."""
+    steps = QUEUED if step in QUEUED else AFTER_INDEX
     last = len(INGEST) - 1
     signatures = [
-        app.signature(task_name(step), queue=PIPELINE_QUEUE, priority=last - position)
-        for position, step in enumerate(QUEUED)
+        app.signature(task_name(name), queue=PIPELINE_QUEUE, priority=max(0, last - INGEST.index(name)))
+        for name in steps[steps.index(step) :]
     ]
     signatures[0].args = (batch,)
     chain(*signatures).apply_async()
 
 
-def send_after_index(batch: dict[str, Any]) -> None:
-    """Send a stored batch on to the steps after indexing (the bulk indexer calls this)."""
-    signatures = [app.signature(task_name(step), queue=PIPELINE_QUEUE, priority=0) for step in AFTER_INDEX]
-    signatures[0].args = (batch,)
-    chain(*signatures).apply_async()
+def defer(client: redis.Redis, step: str, batch: dict[str, Any], seconds: float) -> None:
+    """Hold a batch in Redis for `seconds`, then send it on from `step` (`resume_due`). A
+    retry waits here, not in a worker as a delayed message that the visibility timeout would
+    hand to a second worker."""
+    entry = json.dumps({"step": step, "batch": batch}, ensure_ascii=False)
+    client.zadd(redis_keys.RETRIES, {entry: time.time() + seconds})
+
+
+def resume_due(client: redis.Redis, limit: int = 100) -> int:
+    """Send on the deferred batches that are due; returns how many. An entry is removed only
+    after it is sent, so a crash in between sends it twice (the steps are idempotent), never
+    not at all."""
+    due: Any = client.zrangebyscore(redis_keys.RETRIES, "-inf", time.time(), start=0, num=limit)
+    for raw in due:
+        entry = json.loads(raw)
+        resume(entry["step"], entry["batch"])
+        client.zrem(redis_keys.RETRIES, raw)
+    return len(due)
 
 
 def report_health(event: Article) -> None:
     """Send a source-health event straight to alert matching; it is never stored as an article."""
     send_after_index({"run": None, "articles": [event.to_message()]})
+
+
+def run_retry_pump(client: redis.Redis, stop: threading.Event, every: float = 1.0) -> None:
+    """Send deferred batches on as they fall due, until `stop`; whatever fails is tried again."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            sent = resume_due(client)
+            failures = 0
+        except Exception as error:  # Redis or the broker away: wait, then carry on
+            delay = compute_backoff(failures, first=0.5, maximum=30)
+            log.warning("deferred batches wait %.1f s: %r", delay, error)
+            failures += 1
+            stop.wait(delay)
+            continue
+        if not sent:
+            stop.wait(every)

@@ -43,6 +43,9 @@ TOKENS = f"{PREFIX}:tokens"
 INDEX_STREAM = f"{PREFIX}:index-stream"
 """Stream of batches waiting for the bulk indexer (consumer group `indexers`)."""
 
+RETRIES = f"{PREFIX}:retries"
+"""Sorted set of deferred batches (step and batch as JSON), scored by when they are due."""
+
 PUSH_STREAM = f"{PREFIX}:push-stream"
 """Stream of what the API was handed (pushed articles, WebSub deliveries) for the fetcher to
 read (consumer group `fetchers`)."""
@@ -74,6 +77,16 @@ def owner_subscriptions(owner: str) -> str:
 def digest_bucket(subscription_id: str, period_end: int) -> str:
     """List of alerts waiting for one subscription's digest that ends at `period_end`."""
     return f"{PREFIX}:digest:{subscription_id}:{period_end}"
+
+
+def deliveries(task_id: str) -> str:
+    """Counter of how often one task's message was delivered (a poison batch is split)."""
+    return f"{PREFIX}:deliveries:{task_id}"
+
+
+def counted(key: str) -> str:
+    """Set once the counts of one outcome (a batch at a step, a delivery) are recorded."""
+    return f"{PREFIX}:counted:{key}"
 
 
 def alerted(subscription_id: str, group: str) -> str:

@@ -16,19 +16,33 @@ PROGRESS = ("done", "alert_attempts", "alerts_delivered", "alerts_failed")
 """Bookkeeping: articles that left the chain, and alert deliveries tried, made and given up."""
 
 
-def record(client: redis.Redis, run_id: str | None, counts: Counter[str]) -> None:
-    """Add counts to the totals and, when the batch belongs to a run, to that run."""
+RUN_KEPT_SECONDS = 7 * 86400
+
+# KEYS: the once-only marker ("" for none), the totals, the run's hash ("" for none).
+# ARGV: how long the marker and the run are kept, then pairs of (name, amount).
+_RECORD = """
+if KEYS[1] ~= '' and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+for i = 2, #ARGV, 2 do
+    redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
+    if KEYS[3] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1]) end
+end
+if KEYS[3] ~= '' then redis.call('EXPIRE', KEYS[3], ARGV[1]) end
+return 1
+"""
+
+
+def record(client: redis.Redis, run_id: str | None, counts: Counter[str], *, once: str | None = None) -> None:
+    """Add counts to the totals and, when the batch belongs to a run, to that run. With `once`
+    (an outcome's identity, such as a batch at a step), a second record of the same outcome —
+    a redelivered message — adds nothing."""
     counts = +counts  # drop zeros
     if not counts:
         return
-    pipe = client.pipeline(transaction=False)
+    keys = [redis_keys.counted(once) if once else "", redis_keys.TOTALS, redis_keys.run(run_id) if run_id else ""]
+    args: list[str | int] = [RUN_KEPT_SECONDS]
     for name, value in counts.items():
-        pipe.hincrby(redis_keys.TOTALS, name, value)
-        if run_id:
-            pipe.hincrby(redis_keys.run(run_id), name, value)
-    if run_id:
-        pipe.expire(redis_keys.run(run_id), 7 * 86400)
-    pipe.execute()
+        args += [name, value]
+    client.register_script(_RECORD)(keys=keys, args=args)
 
 
 def read(client: redis.Redis, run_id: str | None = None) -> dict[str, int]:

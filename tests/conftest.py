@@ -98,7 +98,7 @@ def worker(settings: Settings, redis_client: redis.Redis, store: Any) -> Iterato
 
     from services.alerter.service import run_alerter
     from services.worker import tasks
-    from services.worker.service import bulk_indexer, start_pipeline
+    from services.worker.service import bulk_indexer, start_pipeline, start_retry_pump
     from shared.alerting.delivery import AlertSender
     from shared.pipeline.indexer import start_indexer_thread
     from shared.queue import PIPELINE_QUEUE, configure
@@ -110,8 +110,10 @@ def worker(settings: Settings, redis_client: redis.Redis, store: Any) -> Iterato
     sender = AlertSender(settings, get_redis(settings), store)
     alerter = threading.Thread(target=run_alerter, args=(sender, stop), daemon=True)
     alerter.start()
+    retries = start_retry_pump(settings)
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, queues=[PIPELINE_QUEUE]) as running:
         yield running
+    retries.set()
     stop.set()
     thread.join(timeout=5)
     alerter.join(timeout=5)

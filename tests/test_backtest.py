@@ -18,7 +18,7 @@ def store(tmp_path: Path) -> SqliteStore:
     """Three launches on three days in one story, a second write-up of the first, a copy of the
     last, and an article the query does not match; all first seen within the last hour."""
     store = SqliteStore(tmp_path / "store.sqlite3")
-    seen = datetime.now(UTC) - timedelta(minutes=50)
+    seen = datetime.now(UTC).replace(minute=10, second=0, microsecond=0) - timedelta(hours=1)  # one clock hour
     articles = []
     for number, (day, title) in enumerate(
         (

@@ -159,7 +159,34 @@ def test_alerts_reach_a_receiver_that_was_down_at_first(settings, worker, store,
     assert (entry["subscription"], entry["status"], entry["attempts"]) == ("nk", "delivered", 3)
 
 
-def test_an_article_that_fails_a_step_is_quarantined_and_the_batch_goes_on(settings, worker, store, monkeypatch):
+def drop_poisoned_pair(settings):
+    settings.inbox_dir.mkdir(parents=True)
+    (settings.inbox_dir / "good.txt").write_text("Fine headline\n\nA perfectly ordinary article about diplomacy.\n")
+    (settings.inbox_dir / "bad.txt").write_text("Poisoned headline\n\nThis article carries poison for the step.\n")
+
+
+def test_an_article_a_required_step_fails_on_is_quarantined_and_the_batch_goes_on(settings, worker, store, monkeypatch):
+    import shared.pipeline.steps as steps
+
+    real_clean = steps.clean
+
+    def clean_failing_on_poison(article, rules, learned=None):
+        if "poison" in article.text:
+            raise ValueError("cleaner exploded")
+        return real_clean(article, rules, learned)
+
+    monkeypatch.setattr(steps, "clean", clean_failing_on_poison)
+    drop_poisoned_pair(settings)
+    counts = run_inbox_once(settings)
+    assert counts["indexed"] == 1 and counts["rejected"] == 1
+    letters = read_dead_letters(get_redis(settings))
+    assert [(letter["stage"], letter["item"]["title"]) for letter in letters] == [("clean", "Poisoned headline")]
+    assert "cleaner exploded" in letters[0]["reason"]
+    store.refresh()
+    assert [article.title for article in store.search("*")] == ["Fine headline"]
+
+
+def test_an_article_an_enrichment_fails_on_is_stored_without_it(settings, worker, store, monkeypatch):
     import shared.pipeline.steps as steps
 
     real_tag = steps.tag
@@ -170,16 +197,12 @@ def test_an_article_that_fails_a_step_is_quarantined_and_the_batch_goes_on(setti
         return real_tag(article, taxonomy)
 
     monkeypatch.setattr(steps, "tag", tag_failing_on_poison)
-    settings.inbox_dir.mkdir(parents=True)
-    (settings.inbox_dir / "good.txt").write_text("Fine headline\n\nA perfectly ordinary article about diplomacy.\n")
-    (settings.inbox_dir / "bad.txt").write_text("Poisoned headline\n\nThis article carries poison for the tagger.\n")
+    drop_poisoned_pair(settings)
     counts = run_inbox_once(settings)
-    assert counts["indexed"] == 1 and counts["rejected"] == 1
-    letters = read_dead_letters(get_redis(settings))
-    assert [(letter["stage"], letter["item"]["title"]) for letter in letters] == [("tag", "Poisoned headline")]
-    assert "taxonomy exploded" in letters[0]["reason"]
-    store.refresh()
-    assert [article.title for article in store.search("*")] == ["Fine headline"]
+    assert (counts["indexed"], counts["rejected"]) == (2, 0)
+    assert read_dead_letters(get_redis(settings)) == []
+    stored = by_title(store)["Poisoned headline"]
+    assert stored.tags == [] and any("tag: failed (ValueError: taxonomy exploded)" in note for note in stored.notes)
 
 
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)

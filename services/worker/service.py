@@ -15,7 +15,7 @@ from celery import signals
 from services.worker import tasks
 from shared.pipeline.context import build_context
 from shared.pipeline.indexer import BulkIndexer, start_indexer_thread
-from shared.queue import PIPELINE_QUEUE, configure, send_after_index
+from shared.queue import PIPELINE_QUEUE, configure, run_retry_pump, send_after_index
 from shared.redis_client import get_redis
 from shared.settings import Settings
 from shared.store import Store, open_store
@@ -37,6 +37,13 @@ def start_pipeline(settings: Settings) -> None:
     tasks.bind_context(build_context(settings, get_redis(settings)))
 
 
+def start_retry_pump(settings: Settings) -> threading.Event:
+    """Send deferred batches on as they fall due, in a daemon thread; set the event to stop it."""
+    stop = threading.Event()
+    threading.Thread(target=run_retry_pump, args=(get_redis(settings), stop), name="retries", daemon=True).start()
+    return stop
+
+
 def run_worker(settings: Settings, *, concurrency: int | None, log_level: str) -> None:
     """Run the Celery worker on the pipeline queue until it is stopped, with a bulk indexer."""
     app = configure(settings)
@@ -53,6 +60,7 @@ def run_worker(settings: Settings, *, concurrency: int | None, log_level: str) -
     @signals.worker_ready.connect(weak=False)
     def start_indexer(**_: Any) -> None:
         running.append(start_indexer_thread(bulk_indexer(settings, open_store(settings)))[1])
+        running.append(start_retry_pump(settings))
 
     @signals.worker_shutting_down.connect(weak=False)
     def stop_indexer(**_: Any) -> None:

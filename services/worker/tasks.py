@@ -2,30 +2,50 @@
 
 The worker hands its per-process context to `bind_context` when a process starts; the tasks
 read it from there and build nothing themselves.
+
+A batch message is deleted only once its articles went on, were stored, were quarantined with
+a reason, or were found to be copies of stored ones:
+- a transient error (Redis, the store) or a step that retries defers the batch in Redis and
+  sends it on again later, at most `MAX_TASK_RETRIES` times, then quarantines it;
+- if even that fails (Redis is away), or anything unforeseen happens, the message is put back
+  (or, with Redis away, left unacknowledged until the visibility timeout hands it out again);
+- a batch delivered more than `MAX_DELIVERIES` times (it keeps stopping its worker) is split
+  in two, and an article that keeps doing it alone is quarantined; the rest go on.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
 
+from shared import redis_keys
+from shared.backoff import compute_backoff
 from shared.pipeline.context import PipelineContext
 from shared.pipeline.pipelines import INGEST
-from shared.pipeline.steps import STEPS, quarantine_batch, run_step
-from shared.queue import task
+from shared.pipeline.steps import STEPS, StepFailed, quarantine_batch, run_step
+from shared.queue import (
+    MAX_TASK_RETRIES,
+    RETRY_BACKOFF_MAX_SECONDS,
+    RETRY_FIRST_SECONDS,
+    TRANSIENT_ERRORS,
+    defer,
+    resume,
+    task,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_DELIVERIES = 3
+RETRIED: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, StepFailed)
+DELIVERIES_KEPT_SECONDS = 86400
 
 
 class PipelineTask(Task):
-    """A chain task whose batch is quarantined, never lost, when it fails for good."""
-
     step: str
     context: PipelineContext | None = None
-
-    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
-        batch = args[0] if args else kwargs.get("batch", {})
-        reason = f"task {self.name} failed after {self.request.retries} retries: {type(exc).__name__}: {exc}"
-        quarantine_batch(batch, _context(), self.step, reason)
 
 
 def bind_context(context: PipelineContext | None) -> None:
@@ -39,12 +59,62 @@ def _context() -> PipelineContext:
     return PipelineTask.context
 
 
+def _nothing_left(task: PipelineTask, batch: dict[str, Any]) -> dict[str, Any]:
+    task.request.chain = None  # the rest of the chain has no work
+    return {"id": batch.get("id"), "run": batch.get("run"), "articles": []}
+
+
+def run_task(task: PipelineTask, batch: dict[str, Any]) -> dict[str, Any]:
+    """Run the task's step over the batch, with the failure handling above."""
+    step = STEPS[task.step]
+    try:
+        context = _context()
+        deliveries = context.redis.incr(redis_keys.deliveries(task.request.id))
+        context.redis.expire(redis_keys.deliveries(task.request.id), DELIVERIES_KEPT_SECONDS)
+        if int(deliveries) > MAX_DELIVERIES:
+            _split(context, task.step, batch, int(deliveries))
+            return _nothing_left(task, batch)
+        result = run_step(step, batch, context, last=task.step == INGEST[-1])
+    except RETRIED as error:
+        try:
+            _retry_later(_context(), task.step, batch, error)
+        except Exception as failed:  # Redis itself is away: the message is kept, not lost
+            log.warning("step=%s batch %s put back: %r", task.step, batch.get("id"), failed)
+            raise Reject(error, requeue=True) from error
+        return _nothing_left(task, batch)
+    except Exception as error:  # unforeseen: keep the message; deliveries are counted above
+        log.exception("step=%s batch %s put back after an unexpected error", task.step, batch.get("id"))
+        raise Reject(error, requeue=True) from error
+    if not result["articles"]:
+        return _nothing_left(task, batch)
+    return {"id": batch.get("id"), **result}
+
+
+def _retry_later(context: PipelineContext, step: str, batch: dict[str, Any], error: BaseException) -> None:
+    retries = int(batch.get("retries", 0))
+    if retries >= MAX_TASK_RETRIES:
+        quarantine_batch(batch, context, step, f"{step} failed {retries + 1} times: {type(error).__name__}: {error}")
+        return
+    delay = compute_backoff(retries, first=RETRY_FIRST_SECONDS, maximum=RETRY_BACKOFF_MAX_SECONDS)
+    log.warning("step=%s batch %s again in %.1f s: %r", step, batch.get("id"), delay, error)
+    defer(context.redis, step, {**batch, "retries": retries + 1}, delay)
+
+
+def _split(context: PipelineContext, step: str, batch: dict[str, Any], deliveries: int) -> None:
+    articles = batch.get("articles", [])
+    if len(articles) <= 1:
+        reason = f"{step} failed on it or stopped its worker {deliveries - 1} times (a crash or the time limit)"
+        quarantine_batch(batch, context, step, reason)
+        return
+    middle = len(articles) // 2
+    log.warning("step=%s batch %s delivered %d times: split in two", step, batch.get("id"), deliveries)
+    for number, part in enumerate((articles[:middle], articles[middle:])):
+        resume(step, {**batch, "id": f"{batch.get('id')}.{number}", "articles": part, "retries": 0})
+
+
 def _register(step: str) -> Task:
     def chain_task(self: PipelineTask, batch: dict[str, Any]) -> dict[str, Any]:
-        result = run_step(STEPS[step], batch, _context(), last=step == INGEST[-1])
-        if not result["articles"]:
-            self.request.chain = None  # nothing left: the rest of the chain has no work
-        return result
+        return run_task(self, batch)
 
     chain_task.__name__ = step
     registered = task(base=PipelineTask)(chain_task)

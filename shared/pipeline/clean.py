@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 import ftfy
+import redis
 import trafilatura
 import yaml
 
@@ -73,7 +74,12 @@ def clean(article: Article, rules: BoilerplateRules, learned: LearnedBoilerplate
     _read_metadata_lines(article)
     _remove_boilerplate(article, rules)
     if learned is not None:
-        learned.remove(article)
+        try:
+            learned.remove(article)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise  # Redis is away: the whole batch waits and is retried
+        except Exception as error:  # an enrichment: the article goes on without it
+            article.notes.append(f"clean: learned boilerplate not applied ({type(error).__name__}: {error})")
     if not article.title:
         article.title = _first_sentence(article.text)
     first, _, rest = article.text.partition("\n\n")

@@ -71,9 +71,12 @@ class BulkIndexer:
             try:
                 self.flush_once()
                 failures = 0
-            except (redis.ConnectionError, redis.TimeoutError, TransientStoreError) as error:
+            except Exception as error:  # whatever its clients raise, the thread carries on
                 delay = compute_backoff(failures, first=0.5, maximum=30)
-                log.warning("bulk indexer waiting %.1f s: %s", delay, error)
+                if isinstance(error, (redis.ConnectionError, redis.TimeoutError, TransientStoreError)):
+                    log.warning("bulk indexer waiting %.1f s: %s", delay, error)
+                else:
+                    log.exception("bulk indexer failed; again in %.1f s", delay)
                 failures += 1
                 stop.wait(delay)
 
@@ -95,19 +98,40 @@ class BulkIndexer:
         reply: Any = self.client.xreadgroup(
             GROUP, self.consumer, {redis_keys.INDEX_STREAM: ">"}, count=1, block=block_ms
         )
-        return [
-            (as_text(entry_id), json.loads(fields[b"batch"])) for _, items in reply or [] for entry_id, fields in items
-        ]
+        return self._readable([item for _, items in reply or [] for item in items])
 
     def _claim_stale(self) -> list[tuple[str, dict[str, Any]]]:
         reply: Any = self.client.xautoclaim(
             redis_keys.INDEX_STREAM, GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=1
         )
         claimed = reply[1]
-        return [(as_text(entry_id), json.loads(fields[b"batch"])) for entry_id, fields in claimed if fields]
+        return self._readable([item for item in claimed if item[1]])
+
+    def _readable(self, items: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+        """The entries as batches; one that cannot be read is kept as a dead letter and removed."""
+        readable = []
+        for raw_id, fields in items:
+            entry_id = as_text(raw_id)
+            try:
+                batch = json.loads(fields[b"batch"])
+                if not isinstance(batch, dict) or not isinstance(batch.get("articles"), list):
+                    raise ValueError("no list of articles")
+            except (KeyError, ValueError) as error:
+                kept = {as_text(name): as_text(value) for name, value in fields.items()}
+                quarantine(self.client, stage="index", reason=f"unreadable index entry: {error!r}", item=kept)
+                self._acknowledge(entry_id)
+                continue
+            readable.append((entry_id, batch))
+        return readable
+
+    def _acknowledge(self, entry_id: str) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xack(redis_keys.INDEX_STREAM, GROUP, entry_id)
+        pipe.xdel(redis_keys.INDEX_STREAM, entry_id)
+        pipe.execute()
 
     def _write(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
-        groups = [[Article.from_message(raw) for raw in batch["articles"]] for _, batch in entries]
+        groups = [self._articles(batch) for _, batch in entries]
         articles = [article for group in groups for article in group]
         failures = self.store.index(articles) if articles else []
         if any(failure.transient for failure in failures):
@@ -127,12 +151,21 @@ class BulkIndexer:
             written += len(kept)
             if kept:
                 self.send_matches({"run": batch.get("run"), "articles": kept})
-            runs.record(self.client, batch.get("run"), counts)
-            pipe = self.client.pipeline(transaction=True)
-            pipe.xack(redis_keys.INDEX_STREAM, GROUP, entry_id)
-            pipe.xdel(redis_keys.INDEX_STREAM, entry_id)
-            pipe.execute()
+            once = f"{batch['id']}:index" if batch.get("id") else None
+            runs.record(self.client, batch.get("run"), counts, once=once)
+            self._acknowledge(entry_id)
         return written
+
+    def _articles(self, batch: dict[str, Any]) -> list[Article]:
+        # Only the index step writes the stream, but what cannot be read is kept, not fatal.
+        articles = []
+        for raw in batch.get("articles", []):
+            try:
+                articles.append(Article.from_message(raw))
+            except (ValueError, TypeError, KeyError) as error:
+                quarantine(self.client, stage="index", reason=f"not an article: {error}", item={"raw": raw})
+                runs.record(self.client, batch.get("run"), Counter(rejected=1, done=1))
+        return articles
 
 
 def start_indexer_thread(indexer: BulkIndexer) -> tuple[threading.Thread, threading.Event]:

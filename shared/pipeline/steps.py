@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from shared import runs
 from shared.alerting.matching import alert_payload, match_alerts
@@ -89,10 +89,19 @@ def match_alerts_step(article: Article, ctx: PipelineContext, state: BatchState)
     return article
 
 
+OnError = Literal["quarantine", "note", "retry"]
+
+
 @dataclass(frozen=True)
 class Step:
+    """One step, and what an error on one article means there: `quarantine` (a gate or a
+    required step: the article is kept as a dead letter with the reason), `note` (an
+    enrichment: the article goes on without it, with a note), or `retry` (after the article
+    is stored: the batch is tried again, and nothing stored is undone)."""
+
     name: str
     function: ArticleStep | BatchStep
+    on_error: OnError = "quarantine"
     whole_batch: bool = False
 
 
@@ -101,12 +110,16 @@ STEPS: dict[str, Step] = {
     for step in (
         Step("dedupe", dedupe_step),
         Step("clean", clean_step),
-        Step("tag", tag_step),
-        Step("story", story_step),
+        Step("tag", tag_step, on_error="note"),
+        Step("story", story_step, on_error="note"),
         Step("index", index_step, whole_batch=True),
-        Step("match_alerts", match_alerts_step),
+        Step("match_alerts", match_alerts_step, on_error="retry"),
     )
 }
+
+
+class StepFailed(Exception):
+    """A step that retries its batch failed on an article (the message says which and why)."""
 
 
 def run_step(step: Step, batch: dict[str, Any], ctx: PipelineContext, *, last: bool) -> dict[str, Any]:
@@ -122,7 +135,7 @@ def run_step(step: Step, batch: dict[str, Any], ctx: PipelineContext, *, last: b
     survivors = _apply(step, articles, ctx, state)
     if last:
         state.counts["done"] += len(survivors)
-    runs.record(ctx.redis, state.run_id, state.counts)
+    runs.record(ctx.redis, state.run_id, state.counts, once=f"{batch['id']}:{step.name}" if batch.get("id") else None)
     log.info(
         "step=%s articles=%d out=%d seconds=%.4f",
         step.name,
@@ -169,8 +182,16 @@ def _apply(step: Step, articles: list[Article], ctx: PipelineContext, state: Bat
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:  # one bad article must not stop the batch
+            reason = f"{type(error).__name__}: {error}"
+            if step.on_error == "retry":
+                raise StepFailed(f"article {article.id} at {step.name}: {reason}") from error
+            if step.on_error == "note":
+                log.warning("article=%s step=%s failed, going on without it: %r", article.id, step.name, error)
+                article.notes.append(f"{step.name}: failed ({reason}); stored without it")
+                survivors.append(article)
+                continue
             log.warning("article=%s step=%s quarantined: %r", article.id, step.name, error)
-            _quarantine(ctx, state, step.name, f"{type(error).__name__}: {error}", article.to_message())
+            _quarantine(ctx, state, step.name, reason, article.to_message())
             continue
         if result is None:
             state.counts["done"] += 1
@@ -179,12 +200,16 @@ def _apply(step: Step, articles: list[Article], ctx: PipelineContext, state: Bat
     return survivors
 
 
-def quarantine_batch(batch: dict[str, Any], ctx: PipelineContext, stage: str, reason: str) -> None:
-    """Keep every article of a batch whose task failed for good (retries spent, or a bug)."""
+def quarantine_batch(batch: dict[str, Any], ctx: PipelineContext, step: str, reason: str) -> None:
+    """Keep every article of a batch that failed for good (retries spent, or it keeps stopping
+    its worker); after storing, the articles stay stored and count as done, not rejected."""
+    stored = STEPS[step].on_error == "retry"
     state = BatchState(batch.get("run"))
     for raw in batch.get("articles", []):
-        _quarantine(ctx, state, stage, reason, raw)
-    runs.record(ctx.redis, state.run_id, state.counts)
+        quarantine(ctx.redis, stage=step, reason=reason, item=raw)
+        state.counts.update(done=1, **({} if stored else {"rejected": 1}))
+    once = f"{batch['id']}:{step}:given-up" if batch.get("id") else None
+    runs.record(ctx.redis, state.run_id, state.counts, once=once)
 
 
 def _quarantine(ctx: PipelineContext, state: BatchState, stage: str, reason: str, item: dict[str, Any]) -> None:
