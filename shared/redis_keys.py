@@ -43,6 +43,9 @@ TOKENS = f"{PREFIX}:tokens"
 INDEX_STREAM = f"{PREFIX}:index-stream"
 """Stream of batches waiting for the bulk indexer (consumer group `indexers`)."""
 
+EMBEDDED_USERS = f"{PREFIX}:embedded:users"
+"""Set of the process ids using the embedded Redis; it stops when none is left."""
+
 RETRIES = f"{PREFIX}:retries"
 """Sorted set of deferred batches (step and batch as JSON), scored by when they are due."""
 

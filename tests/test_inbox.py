@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -515,3 +516,31 @@ def test_the_fetcher_reads_a_dropped_file_without_waiting_for_its_scan_timer(set
     stop.set()
     assert [article.title for article in queued] == ["Late headline"]
     assert (slow.processed_dir / "late.txt").exists()
+
+
+def test_the_fetcher_waits_for_the_queue_and_carries_on(settings, redis_client):
+    import kombu.exceptions
+
+    sent: list[int] = []
+
+    def enqueue_after_an_outage(articles, run_id):
+        sent.append(len(articles))
+        if len(sent) == 1:
+            raise kombu.exceptions.OperationalError("Error 111 connecting to Redis: Connection refused")
+
+    settings.inbox_dir.mkdir(parents=True)
+    dropped = settings.inbox_dir / "report.txt"
+    dropped.write_text("Harbour report\n\nShips came and went all day.\n", "utf-8")
+    os.utime(dropped, (time.time() - 60, time.time() - 60))  # long settled
+    stop = threading.Event()
+    fetcher = threading.Thread(
+        target=Fetcher(settings, redis_client, enqueue_after_an_outage).run_forever, args=(stop,)
+    )
+    fetcher.start()
+    deadline = time.monotonic() + 20
+    while not (settings.processed_dir / "report.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    fetcher.join(timeout=10)
+    assert not fetcher.is_alive() and sent == [1, 1]
+    assert (settings.processed_dir / "report.txt").exists() and not dropped.exists()

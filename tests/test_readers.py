@@ -501,3 +501,21 @@ def test_an_unsupported_suffix_is_unreadable_and_named(tmp_path: Path, name: str
 
     assert named in str(raised.value)
     assert ".txt" in str(raised.value)  # says what would work
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("deep.json", "[" * 50_000 + "]" * 50_000),
+        ("deep.jsonl", '{"title": "x", "text": ' + "[" * 50_000 + "]" * 50_000 + "}\n"),
+    ],
+)
+def test_a_file_nested_too_deeply_is_refused_in_words(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content, "utf-8")
+    try:
+        reading = read_file_report(path)
+    except UnreadableFile as error:
+        assert str(error).startswith("nested too deeply")
+    else:  # a lines file keeps going: the line is a problem, said in words
+        assert any("nested too deeply" in reason for _, reason in reading.problems)

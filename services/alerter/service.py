@@ -24,9 +24,12 @@ def run_alerter(sender: AlertSender, stop: threading.Event) -> None:
                 if not sender.tick():
                     stop.wait(IDLE_SECONDS)
                 failures = 0
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+            except Exception as error:  # whatever its clients raise, the loop carries on
                 delay = compute_backoff(failures, first=0.5, maximum=30)
-                log.warning("alerter waiting %.1f s for Redis: %s", delay, error)
+                if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+                    log.warning("alerter waiting %.1f s for Redis: %s", delay, error)
+                else:
+                    log.exception("alerter failed; again in %.1f s", delay)
                 failures += 1
                 stop.wait(delay)
     finally:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import kombu.exceptions
 import redis
 
 from shared.article import Article
@@ -25,6 +26,8 @@ from shared.sources.push import PushSource
 log = logging.getLogger(__name__)
 
 PUSH_WAIT_MS = 1000
+# Redis or the queue away: not a broken source, so the whole pass waits and is tried again.
+UNAVAILABLE: tuple[type[BaseException], ...] = (redis.RedisError, kombu.exceptions.OperationalError)
 
 
 class Fetcher:
@@ -77,6 +80,20 @@ class Fetcher:
                 observer.stop()
             pushes.join(timeout=5)
 
+    def _poll_once(self) -> None:
+        # What was read but not queued stays where it was (a file in the inbox, an entry in
+        # the push stream, a feed's state unsaved) and is read again.
+        batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, None)
+        for source in self.sources:
+            try:
+                for delivery in source.poll():
+                    batcher.add(delivery)
+            except UNAVAILABLE:
+                raise
+            except Exception:  # a broken source must not stop the others
+                log.exception("source %s failed", source.name)
+        batcher.flush()
+
     def _take_pushes(self, stop: threading.Event) -> None:
         # Its own thread: a push waits for no feed poll or file scan.
         failures = 0
@@ -87,23 +104,25 @@ class Fetcher:
                     batcher.add(delivery)
                 batcher.flush()
                 failures = 0
-            except redis.RedisError as error:
+            except Exception as error:  # Redis or the queue away: wait for it, never exit
                 delay = compute_backoff(failures, first=0.5, maximum=30)
                 log.warning("push stream unavailable, again in %.1f s: %s", delay, error)
                 failures += 1
                 stop.wait(delay)
 
     def _loop(self, stop: threading.Event, wake: threading.Event) -> None:
+        failures = 0
         while not stop.is_set():
             wake.clear()
-            batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, None)
-            for source in self.sources:
-                try:
-                    for delivery in source.poll():
-                        batcher.add(delivery)
-                except Exception:  # a broken source must not stop the others
-                    log.exception("source %s failed", source.name)
-            batcher.flush()
+            try:
+                self._poll_once()
+                failures = 0
+            except Exception as error:  # the queue or Redis is away: wait for it, never exit
+                delay = compute_backoff(failures, first=1.0, maximum=30)
+                log.warning("fetcher waiting %.1f s for the queue: %r", delay, error)
+                failures += 1
+                stop.wait(delay)
+                continue
             # A file event cuts the wait short; files seen but not settled yet are looked at
             # again as soon as they can be.
             pause = self.settings.inbox_scan_seconds

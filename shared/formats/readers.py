@@ -11,6 +11,7 @@ import email.policy
 import html as html_lib
 import json
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage, MIMEPart
@@ -67,11 +68,18 @@ def read_file_report(path: Path, source: str = "inbox") -> FileReading:
     with the reason when there is no article at all."""
     suffix = path.suffix.lower()
     reader, line_reader = _READERS.get(suffix), _LINE_READERS.get(suffix)
-    if line_reader is not None:
-        reading = line_reader(path.read_bytes(), str(path), source)
-    elif reader is not None:
-        reading = FileReading(reader(path.read_bytes(), str(path), source))
-    else:
+    try:
+        if line_reader is not None:
+            reading = line_reader(path.read_bytes(), str(path), source)
+        elif reader is not None:
+            reading = FileReading(reader(path.read_bytes(), str(path), source))
+        else:
+            reading = None
+    except RecursionError:
+        raise UnreadableFile(
+            f"nested too deeply: more than about {sys.getrecursionlimit()} levels of objects, lists or MIME parts"
+        ) from None
+    if reading is None:
         raise UnreadableFile(
             f"unsupported file type {path.suffix or '(none)'!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
