@@ -122,11 +122,19 @@ class ElasticsearchStore:
             raise
 
     def _locate(self, ids: list[str]) -> dict[str, str]:
-        """The concrete index of each id already stored under the alias."""
+        """The concrete index of each id already stored in a rolled-over index under the alias.
+
+        A real-time multi-get, not a search: a search sees only what was refreshed, so an
+        article written less than a refresh interval before a rollover would get a second copy."""
         if not ids:
             return {}
-        found = self.client.search(index=self.alias, query={"ids": {"values": ids}}, source=False, size=len(ids))
-        return {hit["_id"]: hit["_index"] for hit in found["hits"]["hits"]}
+        aliases = self.client.indices.get_alias(name=self.alias)
+        older = [name for name, info in aliases.items() if not info["aliases"][self.alias].get("is_write_index")]
+        if not older:
+            return {}
+        docs = [{"_index": index, "_id": article_id} for index in older for article_id in ids]
+        found = self.client.mget(docs=docs, source=False)
+        return {doc["_id"]: doc["_index"] for doc in found["docs"] if doc.get("found")}
 
     def _bulk(self, actions: Any) -> list[IndexFailure]:
         failures: list[IndexFailure] = []
