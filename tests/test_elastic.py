@@ -204,6 +204,23 @@ def test_a_rebuild_that_fails_half_way_leaves_the_live_index_untouched(es):
     assert es.count("*") == 6 and es.count("tags:rebuilt") == 0
 
 
+def test_every_article_has_a_time_for_kibana_and_an_undated_one_is_marked_first_seen(es):
+    from shared.kibana import ARTICLE_TIME_FIELD
+    from tests.factories import day
+
+    dated = make_article("Dated report", "Officials spoke.", url="https://example.org/dated")
+    dated = dated.model_copy(update={"published_at": day("2026-03-14T03:00:00")})
+    undated = make_article("Undated report", "Officials spoke again.", url="https://example.org/undated")
+    es.index([dated, undated])
+    es.refresh()
+    found = es.client.search(
+        index="news-articles", query={"range": {ARTICLE_TIME_FIELD: {"gte": "2000-01-01"}}}, size=10
+    )["hits"]["hits"]
+    marks = {hit["_id"]: (hit["_source"]["dated_at"], hit["_source"]["dated_by"]) for hit in found}
+    assert marks[dated.id] == (dated.to_document()["published_at"], "published")
+    assert marks[undated.id] == (undated.to_document()["ingested_at"], "first_seen")
+
+
 def test_secrets_never_show_in_settings_reprs():
     settings = Settings(
         elasticsearch_url="https://es:9200",

@@ -20,7 +20,7 @@ from shared.query import elasticsearch_query_text, parse_query
 from shared.settings import Settings
 from shared.store import IndexFailure, TransientStoreError
 from shared.store.lifecycle import Lifecycle
-from shared.store.mapping import ALERT_MAPPING, ARTICLE_MAPPING, INDEX_SETTINGS, limit_document
+from shared.store.mapping import ALERT_MAPPING, ARTICLE_MAPPING, INDEX_SETTINGS, index_document
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class ElasticsearchStore:
                     # re-delivery or an update never leaves a second copy in the new write index.
                     "_index": located.get(article.id, self.alias),
                     "_id": article.id,
-                    "_source": limit_document(article.to_document()),
+                    "_source": index_document(article.to_document()),
                 }
                 for article in articles
             )
@@ -235,7 +235,7 @@ class ElasticsearchStore:
                         "_op_type": "index",
                         "_index": new,
                         "_id": a.id,
-                        "_source": limit_document(transform(a).to_document()),
+                        "_source": index_document(transform(a).to_document()),
                     }
                     for a in chunk
                 ]
