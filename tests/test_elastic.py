@@ -1,5 +1,7 @@
-"""The Elasticsearch store's own duties, through the official client against the osmem
-test server: template, alias and lifecycle, bulk failures, rollover safety, rebuilds."""
+"""The Elasticsearch store's own duties, through the official client against the real test
+node: template, alias, bulk failures, rollover safety, rebuilds. What the node cannot do
+(index lifecycle management) and failures it will not produce on demand (refused documents,
+429, 503) go through a recording proxy in front of it and are tested at the request level."""
 
 from __future__ import annotations
 
@@ -22,15 +24,15 @@ def connect(url: str, lifecycle: Lifecycle | None = None) -> ElasticsearchStore:
 
 
 @pytest.fixture
-def proxy(osmem_clone) -> Iterator[EsProxy]:
-    running = EsProxy(osmem_clone.url).start()
+def proxy(engine_url) -> Iterator[EsProxy]:
+    running = EsProxy(engine_url).start()
     yield running
     running.stop()
 
 
 @pytest.fixture
-def es(osmem_clone) -> ElasticsearchStore:
-    store = connect(osmem_clone.url)
+def es(engine_url) -> ElasticsearchStore:
+    store = connect(engine_url)
     store.setup()
     return store
 
@@ -57,15 +59,15 @@ def test_setup_creates_template_first_index_and_write_alias_and_can_run_again(es
     assert mapping["properties"]["tag_evidence"]["enabled"] in (False, "false")
 
 
-def test_a_server_without_lifecycle_management_gets_a_warning_not_a_failure(osmem_clone, caplog):
+def test_a_server_without_lifecycle_management_gets_a_warning_not_a_failure(engine_url, caplog):
     with caplog.at_level(logging.WARNING):
-        connect(osmem_clone.url).setup()
+        connect(engine_url).setup()
     assert "no index lifecycle management" in caplog.text
 
 
 def test_setup_sends_the_lifecycle_policy_and_template_settings_elasticsearch_expects(proxy):
     def accept_ilm(request: Recorded):
-        # Elasticsearch acknowledges both; osmem has no ILM, so the proxy answers for it.
+        # Elasticsearch acknowledges both; the test node has no ILM, so the proxy answers for it.
         if request.path.startswith("/_ilm/policy/") or request.path.startswith("/_index_template/"):
             return 200, {"acknowledged": True}
         return None
@@ -94,8 +96,8 @@ def test_setup_sends_the_lifecycle_policy_and_template_settings_elasticsearch_ex
     )
 
 
-def test_a_document_the_cluster_refuses_is_reported_and_the_rest_are_stored(proxy, osmem_clone):
-    connect(osmem_clone.url).setup()
+def test_a_document_the_cluster_refuses_is_reported_and_the_rest_are_stored(proxy, engine_url):
+    connect(engine_url).setup()
     batch = articles(5)
     poisoned = batch[2].id
 
@@ -114,12 +116,12 @@ def test_a_document_the_cluster_refuses_is_reported_and_the_rest_are_stored(prox
     assert [(f.article_id, f.transient) for f in failures] == [(poisoned, False)]
     assert "mapper_parsing_exception" in failures[0].reason
     store.refresh()
-    assert store.count("*") == 5  # osmem stored it; the refusal is what the store reports
+    assert store.count("*") == 5  # the node stored it; the refusal is what the store reports
     assert {a.id for a in store.search("*", limit=10)} >= {a.id for a in batch if a.id != poisoned}
 
 
-def test_documents_refused_with_429_are_retried_until_stored(proxy, osmem_clone):
-    connect(osmem_clone.url).setup()
+def test_documents_refused_with_429_are_retried_until_stored(proxy, engine_url):
+    connect(engine_url).setup()
     refusals = {"left": 1}
 
     def overload_once(actions, reply):
@@ -138,10 +140,10 @@ def test_documents_refused_with_429_are_retried_until_stored(proxy, osmem_clone)
     assert len(proxy.sent("PUT", "/_bulk") + proxy.sent("POST", "/_bulk")) == 2
 
 
-def test_a_cluster_that_stays_overloaded_is_a_transient_error(proxy, osmem_clone):
+def test_a_cluster_that_stays_overloaded_is_a_transient_error(proxy, engine_url):
     from shared.store import TransientStoreError
 
-    connect(osmem_clone.url).setup()
+    connect(engine_url).setup()
     proxy.answer = lambda request: (503, {"error": "unavailable"}) if "_bulk" in request.path else None
     with pytest.raises(TransientStoreError):
         connect(proxy.url).index(articles(2))
@@ -200,6 +202,23 @@ def test_a_rebuild_that_fails_half_way_leaves_the_live_index_untouched(es):
     assert list(es.client.indices.get_alias(name="news-articles")) == ["news-articles-000001"]
     assert not es.client.indices.exists(index="news-articles-000002")
     assert es.count("*") == 6 and es.count("tags:rebuilt") == 0
+
+
+def test_every_article_has_a_time_for_kibana_and_an_undated_one_is_marked_first_seen(es):
+    from shared.kibana import ARTICLE_TIME_FIELD
+    from tests.factories import day
+
+    dated = make_article("Dated report", "Officials spoke.", url="https://example.org/dated")
+    dated = dated.model_copy(update={"published_at": day("2026-03-14T03:00:00")})
+    undated = make_article("Undated report", "Officials spoke again.", url="https://example.org/undated")
+    es.index([dated, undated])
+    es.refresh()
+    found = es.client.search(
+        index="news-articles", query={"range": {ARTICLE_TIME_FIELD: {"gte": "2000-01-01"}}}, size=10
+    )["hits"]["hits"]
+    marks = {hit["_id"]: (hit["_source"]["dated_at"], hit["_source"]["dated_by"]) for hit in found}
+    assert marks[dated.id] == (dated.to_document()["published_at"], "published")
+    assert marks[undated.id] == (undated.to_document()["ingested_at"], "first_seen")
 
 
 def test_secrets_never_show_in_settings_reprs():

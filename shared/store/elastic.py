@@ -20,7 +20,7 @@ from shared.query import elasticsearch_query_text, parse_query
 from shared.settings import Settings
 from shared.store import IndexFailure, TransientStoreError
 from shared.store.lifecycle import Lifecycle
-from shared.store.mapping import ALERT_MAPPING, ARTICLE_MAPPING, INDEX_SETTINGS, limit_document
+from shared.store.mapping import ALERT_MAPPING, ARTICLE_MAPPING, INDEX_SETTINGS, index_document
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class ElasticsearchStore:
                     # re-delivery or an update never leaves a second copy in the new write index.
                     "_index": located.get(article.id, self.alias),
                     "_id": article.id,
-                    "_source": limit_document(article.to_document()),
+                    "_source": index_document(article.to_document()),
                 }
                 for article in articles
             )
@@ -122,11 +122,19 @@ class ElasticsearchStore:
             raise
 
     def _locate(self, ids: list[str]) -> dict[str, str]:
-        """The concrete index of each id already stored under the alias."""
+        """The concrete index of each id already stored in a rolled-over index under the alias.
+
+        A real-time multi-get, not a search: a search sees only what was refreshed, so an
+        article written less than a refresh interval before a rollover would get a second copy."""
         if not ids:
             return {}
-        found = self.client.search(index=self.alias, query={"ids": {"values": ids}}, source=False, size=len(ids))
-        return {hit["_id"]: hit["_index"] for hit in found["hits"]["hits"]}
+        aliases = self.client.indices.get_alias(name=self.alias)
+        older = [name for name, info in aliases.items() if not info["aliases"][self.alias].get("is_write_index")]
+        if not older:
+            return {}
+        docs = [{"_index": index, "_id": article_id} for index in older for article_id in ids]
+        found = self.client.mget(docs=docs, source=False)
+        return {doc["_id"]: doc["_index"] for doc in found["docs"] if doc.get("found")}
 
     def _bulk(self, actions: Any) -> list[IndexFailure]:
         failures: list[IndexFailure] = []
@@ -232,7 +240,7 @@ class ElasticsearchStore:
                         "_op_type": "index",
                         "_index": new,
                         "_id": a.id,
-                        "_source": limit_document(transform(a).to_document()),
+                        "_source": index_document(transform(a).to_document()),
                     }
                     for a in chunk
                 ]

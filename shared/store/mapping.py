@@ -30,6 +30,9 @@ ARTICLE_MAPPING: dict[str, Any] = {
         "extraction": _KEYWORD,
         "text": _TEXT,
         "published_at": _DATE,
+        # Kibana's time field: every article has one, so none drops out of a time-filtered view.
+        "dated_at": {"type": "date"},
+        "dated_by": {"type": "keyword"},
         "ingested_at": _DATE,
         "updated_at": _DATE,
         "version": {"type": "integer"},
@@ -63,6 +66,21 @@ def limit_document(doc: dict[str, Any]) -> dict[str, Any]:
         if len(doc.get(name) or []) > MAX_LIST_ITEMS:
             doc[name] = doc[name][:MAX_LIST_ITEMS]
     return doc
+
+
+DATED_BY_PUBLISHED = "published"
+DATED_BY_FIRST_SEEN = "first_seen"
+
+
+def index_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """An article's document as the index keeps it: trimmed to the limits, with the time field
+    Kibana filters on (`dated_at`): its publication time, or, when it has none, the time
+    wirewatch first saw it, marked so in `dated_by`."""
+    if doc.get("published_at"):
+        doc["dated_at"], doc["dated_by"] = doc["published_at"], DATED_BY_PUBLISHED
+    else:
+        doc["dated_at"], doc["dated_by"] = doc["ingested_at"], DATED_BY_FIRST_SEEN
+    return limit_document(doc)
 
 
 ALERT_MAPPING: dict[str, Any] = {
