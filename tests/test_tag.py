@@ -154,7 +154,13 @@ def test_topic_phrases_match_only_on_word_boundaries(taxonomy: Taxonomy, sentenc
         ("Turkey hosted the meeting.", ["TR"]),
         ("We ate roast turkey for dinner.", []),
         ("Ministers from China and Japan met in Tokyo.", ["CN", "JP"]),
-        ("A U.S. envoy arrived in Beijing.", ["US", "CN"]),
+        ("A U.S. envoy arrived in Beijing.", ["US"]),  # a city named only as a place
+        ("Beijing protested to the U.S. envoy.", ["CN", "US"]),  # the city for its government
+        ("Diplomats signed the Minsk accords and the Paris Agreement in Geneva.", []),
+        ("Paris Hilton arrived in Oslo on Monday.", []),
+        ("Norway and Norwegian officials in Oslo agreed.", ["NO"]),
+        ("Malawi and Suriname signed a fisheries deal with Bhutan.", ["MW", "SR", "BT"]),
+        ("Die Schweiz und Deutschland einigten sich.", ["CH", "DE"]),  # names in other languages
         ("Pyongyang's envoy left Moscow.", ["KP", "RU"]),
     ],
 )
@@ -399,3 +405,16 @@ def test_a_sentence_of_its_own_counts_where_a_clause_does_not(taxonomy: Taxonomy
     assert "sanctions" not in clause.tags and "sanctions" in sentence.tags
     (item,) = [e for e in sentence.evidence if e["value"] == "sanctions"]
     assert item["why"] == "in a sentence" and item["weight"] == "1.00"
+
+
+def test_a_country_key_yaml_would_misread_is_refused() -> None:
+    from shared.pipeline.tag import country_names
+
+    with pytest.raises(TypeError, match="quoted ISO alpha-2"):
+        country_names({False: ["Norway"]})  # what a bare `NO:` key becomes
+    assert "Norway" in country_names({"NO": ["Norwegian"]})["NO"]
+
+
+def test_norway_is_coded_no_and_never_false(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "Norway's government said Norwegian troops would stay.")
+    assert article.countries == ["NO"] and article.entity_scores["countries:NO"] >= 1

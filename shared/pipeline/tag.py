@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import ahocorasick
+import pycountry
 import yaml
 
 from shared.article import Article
@@ -133,6 +134,7 @@ class Taxonomy:
     min_scores: dict[str, float] = field(default_factory=dict)
     entity_min_score: float = 1.0
     patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+    cities: frozenset[str] = frozenset()
 
     def find_patterns(self, text: str) -> list[Hit]:
         """Hits of the tags' `patterns`: reports told in other words, with words between
@@ -165,17 +167,61 @@ class Taxonomy:
             min_scores[tag] = float(spec.get("min_score", 1.0))
             patterns += [(re.compile(pattern, re.IGNORECASE), tag) for pattern in spec.get("patterns", [])]
         entities = _Automaton(fold_case=False)
-        for kind, file_name in (
-            ("countries", "countries.yml"),
-            ("people", "people.yml"),
-            ("organizations", "organizations.yml"),
-        ):
+        countries = yaml.safe_load(data.joinpath("countries.yml").read_text("utf-8"))
+        for code, names in country_names(countries["countries"]).items():
+            for name in names:
+                entities.add(name, "countries", code)
+        for name in countries.get("not_countries", []):
+            entities.add(str(name), "not_countries", str(name))
+        for kind, file_name in (("people", "people.yml"), ("organizations", "organizations.yml")):
             for value, names in yaml.safe_load(data.joinpath(file_name).read_text("utf-8"))[kind].items():
                 for name in names:
                     entities.add(str(name), kind, str(value))
         for automaton in (topics, entities, exclusions):
             automaton.finish()
-        return cls(topics, entities, exclusions, min_scores, entity_min_score, patterns)
+        return cls(
+            topics,
+            entities,
+            exclusions,
+            min_scores,
+            entity_min_score,
+            patterns,
+            frozenset(map(str, countries.get("cities", []))),
+        )
+
+
+COUNTRY_NAME_LANGUAGES = ("de", "fr", "es", "it", "pt", "nl")
+
+
+def country_names(listed: dict[Any, list[Any]]) -> dict[str, list[str]]:
+    """Every ISO 3166-1 country's names (pycountry's English names and their translations)
+    joined with the editable list's names, demonyms, capitals and metonyms, by alpha-2 code.
+    Names written "Korea, Republic of" are catalogue forms no article uses, and are left out."""
+    names: dict[str, list[str]] = {}
+    for key, aliases in listed.items():
+        if not isinstance(key, str) or len(key) != 2:
+            # YAML reads a bare NO as false: a key that is not a code is refused, not coded.
+            raise TypeError(f"countries.yml: key {key!r} is not a quoted ISO alpha-2 code")
+        names[key] = [str(alias) for alias in aliases]
+    translations = [_translation(language) for language in COUNTRY_NAME_LANGUAGES]
+    for country in pycountry.countries:
+        found = names.setdefault(country.alpha_2, [])
+        english = [getattr(country, field, None) for field in ("name", "common_name", "official_name")]
+        candidates = [name for name in english if name]
+        candidates += [translate(country.name) for translate in translations]
+        for name in candidates:
+            if "," not in name and len(name) >= 4 and name not in found:
+                found.append(name)
+    return names
+
+
+def _translation(language: str) -> Any:
+    import gettext
+
+    try:
+        return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language]).gettext
+    except OSError:
+        return lambda name: name
 
 
 class TaxonomyFiles:
@@ -286,6 +332,11 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     mentions: Counter[tuple[str, str]] = Counter()
     found_evidence: list[dict[str, str]] = []
     for hit in _longest(taxonomy.entities.find(text)):
+        if hit.kind == "not_countries":
+            continue  # "Sea of Japan": its length shields the country inside it
+        if hit.kind == "countries" and (skip := _not_the_country(text, hit, taxonomy.cities, title_end)):
+            article.notes.append(f"tag: «{text[hit.start : hit.end]}» not coded {hit.value}: {skip}")
+            continue
         entities[hit.kind][hit.value] = None
         # A mention scores 1, one in the headline 2: the headline says what the story is about.
         mentions[(hit.kind, hit.value)] += 2 if hit.start < title_end else 1
@@ -385,6 +436,45 @@ def _lead_end(text: str, starts: list[int], title_end: int) -> int:
     """Where the lead ends: the first sentence after the headline."""
     following = [start for start in starts if start > title_end]
     return following[1] if len(following) > 1 else len(text)
+
+
+_TREATY_AFTER = re.compile(
+    r"\s+(?:[A-Za-z]+\s+)?(?:agreement|agreements|accord|accords|protocol|protocols|convention|conventions|"
+    r"statute|treaty|declaration|process|format|principles)\b",
+    re.IGNORECASE,
+)
+_PLACE_BEFORE = re.compile(
+    r"\b(?:in|at|from|to|near|outside|into|via|across|around|through|toward|towards|visiting|visited|visit|"
+    r"arrived|flew|flight|flights|based|born|headquartered|held|hosted)\s+(?:the\s+)?$",
+    re.IGNORECASE,
+)
+
+
+# "officials in Seoul" are the government, not a place
+_GOVERNMENT_IN = re.compile(
+    r"\b(?:officials|authorities|government|leaders|leadership|diplomats|regime|ministers)\s+in\s+$", re.I
+)
+
+
+def _not_the_country(text: str, hit: Hit, cities: frozenset[str], title_end: int) -> str | None:
+    """Why a country's name here does not refer to the country, if it does not: a treaty named
+    after a city ("the Minsk accords"), a city named only as a place or a dateline, or a
+    person's or paper's name that begins with a city ("Paris Hilton")."""
+    name = text[hit.start : hit.end]
+    after = text[hit.end : hit.end + 40]
+    if _TREATY_AFTER.match(after):
+        return "a treaty or accord's name"
+    if name not in cities:
+        return None
+    if hit.start > title_end and text[title_end : hit.start].strip() == "" and after[:2] in (" (", ", ", "--"):
+        return "a dateline"
+    before = text[max(0, hit.start - 40) : hit.start]
+    if _PLACE_BEFORE.search(before) and not _GOVERNMENT_IN.search(before):
+        return "a city named as a place"
+    following = after.split(maxsplit=1)
+    if following and after[:1] == " " and _NAME_WORD.fullmatch(following[0].rstrip(",.;:")):
+        return "part of a name"
+    return None
 
 
 def _sentence(text: str, starts: list[int], position: int) -> str:
