@@ -53,6 +53,28 @@ def test_date_line_variants_are_read(rules: BoilerplateRules, line: str, expecte
     assert article.title == "Reservoirs at a ten-year low"
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "date 2024-05-01\nReservoirs at a ten-year low\n{body}",
+        "Reservoirs at a ten-year low\ndate 2024-05-01\n{body}",
+        "Reservoirs at a ten-year low\n\nPublished: 2024-05-01\n\nsource: Valley Wire\n\n{body}",
+    ],
+)
+def test_the_date_line_is_read_before_or_after_the_headline(rules: BoilerplateRules, layout: str) -> None:
+    title, _, body = layout.format(body=BODY).partition("\n")  # as the .txt reader splits a file
+    article = clean(Article.create(title=title, text=body), rules)
+    assert article.published_at == datetime(2024, 5, 1, tzinfo=UTC)
+    assert article.title == "Reservoirs at a ten-year low"
+    assert article.text == BODY
+
+
+def test_a_sentence_under_the_headline_starting_with_date_stays_text(rules: BoilerplateRules) -> None:
+    text = f"Date growers say 2024 was the driest year on record.\n\n{BODY}"
+    article = clean(Article.create(title="Reservoirs at a ten-year low", text=text), rules)
+    assert article.text.startswith("Date growers say") and article.published_at is None
+
+
 def test_date_line_replaces_a_date_the_source_guessed(rules: BoilerplateRules) -> None:
     article = Article.create(
         text=f"date 2024-05-01\n\nReservoirs at a ten-year low\n\n{BODY}",

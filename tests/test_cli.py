@@ -192,9 +192,9 @@ def test_inspect_shows_tags_with_their_evidence_without_storing_anything(tmp_pat
     assert result.returncode == 0, result.stderr
     sanctions_page, football = (json.loads(line) for line in result.stdout.splitlines())
     evidence = sanctions_page["tags"]["sanctions"]["evidence"]
-    assert {"phrase": "asset freeze", "sentence": evidence[1]["sentence"]} in evidence and "asset freeze" in evidence[
-        1
-    ]["sentence"]
+    freeze = next(item for item in evidence if item["phrase"] == "asset freeze")
+    assert "asset freeze" in freeze["sentence"]
+    assert freeze["why"] and float(freeze["weight"]) > 0  # how much it counted, and why
     assert sanctions_page["countries"]["KP"] == ["Pyongyang", "North Korea", "North Korean"]
     assert sanctions_page["canonical_url"] == "https://times.example.com/world/un-panel-sanctions-pyongyang"
     assert any("read_more" in note for note in sanctions_page["notes"])
@@ -202,7 +202,7 @@ def test_inspect_shows_tags_with_their_evidence_without_storing_anything(tmp_pat
     # Nothing stored (the embedded Redis is read for the boilerplate this install has learned).
     assert not (tmp_path / "wirewatch-data" / "articles.sqlite3").exists()
     text = wirewatch(tmp_path, "inspect", str(page))
-    assert "«asset freeze» in:" in text.stdout
+    assert "«asset freeze» [" in text.stdout and "counts" in text.stdout
     missing = wirewatch(tmp_path, "inspect", str(tmp_path / "nope.txt"))
     assert missing.returncode == 1 and "cannot be read" in missing.stderr
 

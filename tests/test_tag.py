@@ -154,7 +154,13 @@ def test_topic_phrases_match_only_on_word_boundaries(taxonomy: Taxonomy, sentenc
         ("Turkey hosted the meeting.", ["TR"]),
         ("We ate roast turkey for dinner.", []),
         ("Ministers from China and Japan met in Tokyo.", ["CN", "JP"]),
-        ("A U.S. envoy arrived in Beijing.", ["US", "CN"]),
+        ("A U.S. envoy arrived in Beijing.", ["US"]),  # a city named only as a place
+        ("Beijing protested to the U.S. envoy.", ["CN", "US"]),  # the city for its government
+        ("Diplomats signed the Minsk accords and the Paris Agreement in Geneva.", []),
+        ("Paris Hilton arrived in Oslo on Monday.", []),
+        ("Norway and Norwegian officials in Oslo agreed.", ["NO"]),
+        ("Malawi and Suriname signed a fisheries deal with Bhutan.", ["MW", "SR", "BT"]),
+        ("Die Schweiz und Deutschland einigten sich.", ["CH", "DE"]),  # names in other languages
         ("Pyongyang's envoy left Moscow.", ["KP", "RU"]),
     ],
 )
@@ -313,11 +319,19 @@ def test_weak_phrases_need_company_and_evidence_has_sentences(tmp_path) -> None:
     paired = tag(
         Article.create(title="Navy exercise", text="The annual exercise began. A drill followed at sea."), taxonomy
     )
-    assert paired.tags == ["military"] and paired.tag_scores == {"military": 1.12}  # 0.5 + 0.5 + a repeat
+    # headline 0.5 x 1.5, its repeat in the lead 0.5 x 1.25 x 0.25, then 0.5 in a sentence
+    assert paired.tags == ["military"] and paired.tag_scores == {"military": 1.41}
     strong = tag(Article.create(title="Troops move", text="Troops moved to the border on Monday."), taxonomy)
     assert strong.tags == ["military"]
     (item,) = [e for e in strong.evidence if e["kind"] == "tag"]
-    assert item == {"kind": "tag", "value": "military", "phrase": "Troops", "sentence": "Troops move"}
+    assert item == {
+        "kind": "tag",
+        "value": "military",
+        "phrase": "Troops",
+        "sentence": "Troops move",
+        "weight": "1.50",
+        "why": "in the headline",
+    }
 
 
 def test_entities_have_scores_and_a_threshold_decides_what_is_kept(tmp_path) -> None:
@@ -332,3 +346,75 @@ def test_entities_have_scores_and_a_threshold_decides_what_is_kept(tmp_path) -> 
     tag(article, Taxonomy.load(strict))
     assert article.countries == ["KR", "KP"]  # Tokyo's single passing mention is not kept
     assert {e["value"] for e in article.evidence if e["kind"] == "countries"} == {"KR", "KP"}
+
+
+# --- where and how a phrase stands -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "absent"),
+    [
+        # a modifier glued to the noun it describes
+        ("The nuclear-powered cruiser Admiral Grey docked at Northport on Monday.", "nuclear"),
+        # a clause about earlier events, an item of a list, a reason
+        ("The ministers met on Friday, after Norland joined sanctions against Vesta.", "sanctions"),
+        ("The talks were cancelled after Vesta's missile test in May.", "missile-test"),
+        ("Trade fell sharply amid worries over the nuclear programme.", "nuclear"),
+        # an institution's name and a former post
+        ("Dr Lane teaches history at the Northport Military Academy.", "military"),
+        ("Mr Hale, a former Army officer, opened a bakery on Main Street.", "military"),
+        ("A military analyst said the storm would pass by noon.", "military"),
+        # a quotation
+        ('"It was like a nuclear bomb went off," a baker said of the flour spill.', "nuclear"),
+        # civilian power and a campaign's boycott
+        ("The region's new nuclear power plant will open next year.", "nuclear"),
+        ("Students urged the college to back the boycott, divestment and sanctions campaign.", "sanctions"),
+        ("The board sanctioned another loan tranche for the port.", "sanctions"),
+    ],
+)
+def test_a_passing_mention_is_not_a_tag(taxonomy: Taxonomy, text: str, absent: str) -> None:
+    assert absent not in tagged(taxonomy, text, title="Local news").tags
+
+
+def test_a_tag_found_but_not_kept_is_explained_in_the_notes(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "Trade fell sharply amid worries over the nuclear programme.", title="Markets")
+    (note,) = [note for note in article.notes if note.startswith("tag: nuclear")]
+    assert note == (
+        "tag: nuclear not kept, score 0.43 below 1 («nuclear programme» in the lead, in a clause after «over»)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "expected"),
+    [
+        ("Vesta launches ICBM in new test", "The launch was watched from the coast.", "missile-test"),
+        ("Coast guard report", "Vesta fired four short-range ballistic missiles into the sea.", "missile-test"),
+        ("Engine trial", "Vesta said it had tested a new high-thrust rocket engine.", "missile-test"),
+        ("Plans", "The navy plans the first test of its new hypersonic missile in spring.", "missile-test"),
+        # a clause in the headline still names the subject
+        ("Talks stall after missile launch", "Diplomats left the room early.", "missile-test"),
+    ],
+)
+def test_reports_told_in_other_words_are_found(taxonomy: Taxonomy, title: str, text: str, expected: str) -> None:
+    assert expected in tagged(taxonomy, text, title=title).tags
+
+
+def test_a_sentence_of_its_own_counts_where_a_clause_does_not(taxonomy: Taxonomy) -> None:
+    clause = tagged(taxonomy, "Prices rose on Monday, following new sanctions on Vesta.", title="Markets")
+    sentence = tagged(taxonomy, "Prices rose on Monday. Norland imposed new sanctions on Vesta.", title="Markets")
+    assert "sanctions" not in clause.tags and "sanctions" in sentence.tags
+    (item,) = [e for e in sentence.evidence if e["value"] == "sanctions"]
+    assert item["why"] == "in a sentence" and item["weight"] == "1.00"
+
+
+def test_a_country_key_yaml_would_misread_is_refused() -> None:
+    from shared.pipeline.tag import country_names
+
+    with pytest.raises(TypeError, match="quoted ISO alpha-2"):
+        country_names({False: ["Norway"]})  # what a bare `NO:` key becomes
+    assert "Norway" in country_names({"NO": ["Norwegian"]})["NO"]
+
+
+def test_norway_is_coded_no_and_never_false(taxonomy: Taxonomy) -> None:
+    article = tagged(taxonomy, "Norway's government said Norwegian troops would stay.")
+    assert article.countries == ["NO"] and article.entity_scores["countries:NO"] >= 1

@@ -127,7 +127,9 @@ def normalize_text(text: str) -> str:
 
 
 def _read_metadata_lines(article: Article) -> None:
-    """Take leading `key value` lines (or a `date YYYY-MM-DD` prefix on the first line)."""
+    """Take leading `key value` lines (or a `date YYYY-MM-DD` prefix on the first line), and
+    metadata lines standing right under the headline."""
+    _read_lines_under_headline(article)
     lines = [article.title, *article.text.split("\n\n")] if article.title else article.text.split("\n\n")
     found = False
     while lines:
@@ -150,6 +152,25 @@ def _read_metadata_lines(article: Article) -> None:
         article.notes.append("clean: no headline line; title taken from the first sentence")
     else:
         article.title, article.text = first, "\n\n".join(lines[1:])
+
+
+def _read_lines_under_headline(article: Article) -> None:
+    """`Headline`, then `date 2017-03-15`: writers put the date on either side of the headline.
+    Under the headline a metadata line must fill its line, so an opening sentence that starts
+    with "Date" stays text."""
+    if not article.title:
+        return
+    paragraphs = article.text.split("\n\n")
+    taken = 0
+    for paragraph in paragraphs:
+        match = _DATE_LINE.match(paragraph) or _NAMED_LINE.match(paragraph)
+        if not match or paragraph[match.end() :].strip():
+            break
+        if not _apply_metadata(article, match["key"].lower(), match["value"] or match["word"]):
+            break
+        taken += 1
+    if taken:
+        article.text = "\n\n".join(paragraphs[taken:])
 
 
 def _apply_metadata(article: Article, key: str, value: str) -> bool:

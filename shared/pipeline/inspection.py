@@ -33,7 +33,12 @@ def describe(article: Article) -> dict[str, Any]:
             name: {
                 "score": article.tag_scores.get(name),
                 "evidence": [
-                    {"phrase": item["phrase"], "sentence": item["sentence"]}
+                    {
+                        "phrase": item["phrase"],
+                        "sentence": item["sentence"],
+                        "weight": item.get("weight"),
+                        "why": item.get("why"),
+                    }
                     for item in article.evidence
                     if item["kind"] == "tag" and item["value"] == name
                 ],
@@ -70,7 +75,8 @@ def render(article: Article) -> str:
     for name, tag_info in info["tags"].items():
         lines.append(f"  {name}  (score {tag_info['score']})")
         for item in tag_info["evidence"]:
-            lines.append(f"      «{item['phrase']}» in: {item['sentence']}")
+            how = f" [{item['why']}, counts {item['weight']}]" if item.get("why") else ""
+            lines.append(f"      «{item['phrase']}»{how} in: {item['sentence']}")
     for kind in ("countries", "people", "organizations"):
         shown = ", ".join(f"{value} ({' / '.join(mentions)})" for value, mentions in info[kind].items())
         lines.append(f"{kind:<14}{shown or '-'}")

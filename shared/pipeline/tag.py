@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import ahocorasick
+import pycountry
 import yaml
 
 from shared.article import Article
@@ -28,7 +29,49 @@ log = logging.getLogger(__name__)
 MAX_EVIDENCE = 5
 WEAK_WEIGHT = 0.5
 REPEAT_WEIGHT = 0.25
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+COMPANY_WEIGHT = 0.25  # a second phrase of the tag in the same sentence
+HEADLINE_WEIGHT = 1.5  # the headline and the lead say what the article is about
+LEAD_WEIGHT = 1.25
+PASSING_WEIGHT = 0.34  # a clause, a quotation, a name or a title: three make one sentence
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'”’)]?\s+|\n+")
+
+# A phrase glued to a noun it only describes: a "nuclear-powered cruiser" is a ship, a
+# "nuclear-capable bomber" an aircraft.
+_MODIFIER_AFTER = re.compile(r"-(?:powered|capable|propelled|fuelled|fueled|armed|tipped|free|style|themed)\b", re.I)
+# Words after a phrase that make it part of a job title or an institution's name ("nuclear
+# power corporation", "military analyst", "diplomatic correspondent").
+_TITLE_AFTER = re.compile(
+    r"\s+(?:director|directors|adviser|advisers|advisor|advisors|expert|experts|analyst|analysts|correspondent|"
+    r"veteran|veterans|gen|general|lieutenant|colonel|major|sergeant|captain|seal|seals|officer|officers|"
+    r"commander|reservist|reservists|brass|hospital|police|chief|chiefs|attaché|attache|"
+    r"editor|commentator|historian|scholar|researcher|policy|corporation|corp|company|companies|agency|unit|"
+    r"industry|regulator|institute|think-tank|academy|school|college|university|museum)\b",
+    re.I,
+)
+# Words that open a clause about something else: what follows them, up to the next comma, is
+# background to the sentence ("…sanctions imposed over Iran's nuclear programme"), an item of
+# a list, a reason, a comparison, or something denied.
+_CLAUSE_OPENER = re.compile(
+    r"\b(?:which|who|whose|whom|after|following|amid|amidst|over|despite|because|since|including|"
+    r"such as|especially|particularly|notably|how|whether|in defiance of|in response to|in retaliation for|"
+    r"on the heels of|ahead of|due to|thanks to|in the wake of|faced with|undeterred by|emerging from|like|"
+    r"about|if|unless|denied|denies|deny|without|instead of|rather than|"
+    r"mentioned|mention|recalled|recalling|compared|imagine|imagined|fear|fears|feared|worries|"
+    r"concern|concerns|concerned)\b"
+)
+_FORMER = re.compile(r"\b(?:former|retired|ex|onetime|one-time)[\s-]+(?:[\w.]+\s+){0,2}$", re.I)
+_CLAUSE_END = re.compile(r"[,;:–—()]|\s-\s")
+# A sentence opening with a participle or a preposition ("Undeterred by UN sanctions, the North
+# conducted…"): up to its first comma it sets the scene.
+_SCENE_SETTER = re.compile(r"^\W*(?:[A-Z][a-z]+(?:ed|ing)|Despite|Amid|After|Following|Under|With|Since|As)\b")
+_QUOTE_MARKS = re.compile(r"[\"“”«»]")
+_NAME_WORD = re.compile(r"[A-Z][\w'’.-]*")
+# The last word of an institution's or a law's name: a phrase inside such a name is a name.
+_INSTITUTION_WORD = re.compile(
+    r"(?:Association|Associations|Corp|Corporation|Company|Co|Inc|Ltd|Agency|Commission|Institute|Council|"
+    r"Committee|Organization|Organisation|Center|Centre|Party|University|College|Academy|School|Day|Act|Law|"
+    r"Foundation|Fund|Group|Authority|Museum|Forum|Bank|Studies|Society|Project|Initiative|Network|Union)\W*"
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +133,17 @@ class Taxonomy:
     exclusions: _Automaton
     min_scores: dict[str, float] = field(default_factory=dict)
     entity_min_score: float = 1.0
+    patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+    cities: frozenset[str] = frozenset()
+
+    def find_patterns(self, text: str) -> list[Hit]:
+        """Hits of the tags' `patterns`: reports told in other words, with words between
+        ("launched what appeared to be four ballistic missiles")."""
+        return [
+            Hit(match.start(), match.end(), "strong", tag)
+            for pattern, tag in self.patterns
+            for match in pattern.finditer(text)
+        ]
 
     @classmethod
     def load(cls, taxonomy: Path | None = None) -> Taxonomy:
@@ -101,6 +155,7 @@ class Taxonomy:
         tags = raw["tags"]
         topics, exclusions = _Automaton(fold_case=True), _Automaton(fold_case=True)
         min_scores = {}
+        patterns = []
         entity_min_score = float(raw.get("entity_min_score", 1.0))
         for tag, spec in tags.items():
             for phrase in spec.get("phrases", []):
@@ -110,18 +165,63 @@ class Taxonomy:
             for phrase in spec.get("unless", []):
                 exclusions.add(phrase, "unless", tag)
             min_scores[tag] = float(spec.get("min_score", 1.0))
+            patterns += [(re.compile(pattern, re.IGNORECASE), tag) for pattern in spec.get("patterns", [])]
         entities = _Automaton(fold_case=False)
-        for kind, file_name in (
-            ("countries", "countries.yml"),
-            ("people", "people.yml"),
-            ("organizations", "organizations.yml"),
-        ):
+        countries = yaml.safe_load(data.joinpath("countries.yml").read_text("utf-8"))
+        for code, names in country_names(countries["countries"]).items():
+            for name in names:
+                entities.add(name, "countries", code)
+        for name in countries.get("not_countries", []):
+            entities.add(str(name), "not_countries", str(name))
+        for kind, file_name in (("people", "people.yml"), ("organizations", "organizations.yml")):
             for value, names in yaml.safe_load(data.joinpath(file_name).read_text("utf-8"))[kind].items():
                 for name in names:
                     entities.add(str(name), kind, str(value))
         for automaton in (topics, entities, exclusions):
             automaton.finish()
-        return cls(topics, entities, exclusions, min_scores, entity_min_score)
+        return cls(
+            topics,
+            entities,
+            exclusions,
+            min_scores,
+            entity_min_score,
+            patterns,
+            frozenset(map(str, countries.get("cities", []))),
+        )
+
+
+COUNTRY_NAME_LANGUAGES = ("de", "fr", "es", "it", "pt", "nl")
+
+
+def country_names(listed: dict[Any, list[Any]]) -> dict[str, list[str]]:
+    """Every ISO 3166-1 country's names (pycountry's English names and their translations)
+    joined with the editable list's names, demonyms, capitals and metonyms, by alpha-2 code.
+    Names written "Korea, Republic of" are catalogue forms no article uses, and are left out."""
+    names: dict[str, list[str]] = {}
+    for key, aliases in listed.items():
+        if not isinstance(key, str) or len(key) != 2:
+            # YAML reads a bare NO as false: a key that is not a code is refused, not coded.
+            raise TypeError(f"countries.yml: key {key!r} is not a quoted ISO alpha-2 code")
+        names[key] = [str(alias) for alias in aliases]
+    translations = [_translation(language) for language in COUNTRY_NAME_LANGUAGES]
+    for country in pycountry.countries:
+        found = names.setdefault(country.alpha_2, [])
+        english = [getattr(country, field, None) for field in ("name", "common_name", "official_name")]
+        candidates = [name for name in english if name]
+        candidates += [translate(country.name) for translate in translations]
+        for name in candidates:
+            if "," not in name and len(name) >= 4 and name not in found:
+                found.append(name)
+    return names
+
+
+def _translation(language: str) -> Any:
+    import gettext
+
+    try:
+        return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language]).gettext
+    except OSError:
+        return lambda name: name
 
 
 class TaxonomyFiles:
@@ -165,43 +265,78 @@ class TaxonomyFiles:
 
 def tag(article: Article, taxonomy: Taxonomy) -> Article:
     """Set the article's tags, with the phrases that triggered them and a score, its entities,
-    and the evidence for each: the phrase and the sentence it stands in.
+    and the evidence for each: the phrase, the sentence it stands in, and how much it counted.
 
-    A phrase from a tag's `phrases` scores 1, one from its `weak` list 0.5, and each further
-    occurrence a quarter of that; a tag is kept when its score reaches its `min_score`
-    (1 unless the taxonomy says otherwise), so weak words alone need company.
+    A tag means the subject is a real part of the article, so each occurrence counts by where
+    and how it stands (`Occurrence.weigh`): in the headline or lead more, in a sentence of its
+    own fully, in a clause about something else, a quotation, a name or a title a little, as
+    a modifier ("nuclear-powered") not at all. A phrase from a tag's `weak` list counts half, a
+    repeat of a phrase a quarter. A sentence counts once per tag (its best occurrence, plus a
+    little for a second phrase of the tag beside it); a tag is kept when its score reaches its
+    `min_score` (1 unless the taxonomy says otherwise). Tags that were found but not kept are
+    explained in the notes.
     """
     text = f"{article.title}\n{article.text}"
     sentences = _sentence_starts(text)
+    title_end = len(article.title)
+    lead_end = _lead_end(text, sentences, title_end)
     excluded = {(_sentence_of(sentences, hit.start), hit.value) for hit in taxonomy.exclusions.find(text)}
+    hits = _longest(taxonomy.topics.find(text) + taxonomy.find_patterns(text))
+    per_sentence: dict[tuple[str, int], list[tuple[float, str]]] = {}
     phrases: dict[str, list[str]] = {}
-    scores: dict[str, float] = {}
     evidence: list[dict[str, str]] = []
     seen: set[tuple[str, str]] = set()
-    for hit in _longest(taxonomy.topics.find(text)):
-        if (_sentence_of(sentences, hit.start), hit.value) in excluded:
+    for hit in hits:
+        index = _sentence_of(sentences, hit.start)
+        if (index, hit.value) in excluded:
             continue
         phrase = text[hit.start : hit.end]
-        weight = WEAK_WEIGHT if hit.kind == "weak" else 1.0
+        weight, why = weigh(text, sentences[index], hit, title_end, lead_end)
+        if hit.kind == "weak":
+            weight, why = weight * WEAK_WEIGHT, why + ", a weak phrase"
         first = (hit.value, phrase.lower()) not in seen
         seen.add((hit.value, phrase.lower()))
-        scores[hit.value] = scores.get(hit.value, 0.0) + (weight if first else weight * REPEAT_WEIGHT)
+        if not first:
+            weight, why = weight * REPEAT_WEIGHT, why + ", repeated"
+        per_sentence.setdefault((hit.value, index), []).append((weight, phrase.lower()))
         found = phrases.setdefault(hit.value, [])
         if first and len(found) < MAX_EVIDENCE:
             found.append(phrase)
             evidence.append(
-                {"kind": "tag", "value": hit.value, "phrase": phrase, "sentence": _sentence(text, sentences, hit.start)}
+                {
+                    "kind": "tag",
+                    "value": hit.value,
+                    "phrase": phrase,
+                    "sentence": _sentence(text, sentences, hit.start),
+                    "weight": f"{weight:.2f}",
+                    "why": why,
+                }
             )
-    kept = {name for name, score in scores.items() if score >= taxonomy.min_scores.get(name, 1.0)}
+    scores: dict[str, float] = {}
+    for (name, _), weights in per_sentence.items():
+        weights.sort(reverse=True)
+        best = weights[0][0]
+        others = {phrase for _, phrase in weights[1:] if phrase != weights[0][1]}
+        scores[name] = scores.get(name, 0.0) + best + (COMPANY_WEIGHT * best if others else 0.0)
+    kept = {name for name, score in scores.items() if score >= taxonomy.min_scores.get(name, 1.0) - 1e-9}
+    for name in sorted(set(scores) - kept):
+        reasons = "; ".join(f"«{item['phrase']}» {item['why']}" for item in evidence if item["value"] == name)
+        article.notes.append(
+            f"tag: {name} not kept, score {scores[name]:.2f} below {taxonomy.min_scores.get(name, 1.0):g} ({reasons})"
+        )
     article.tags = sorted(kept | set(article.source_tags))
     article.tag_evidence = {name: found for name, found in phrases.items() if name in kept}
     article.tag_scores = {name: round(scores[name], 2) for name in sorted(kept)}
     evidence = [item for item in evidence if item["value"] in kept]
     entities: dict[str, dict[str, None]] = {"countries": {}, "people": {}, "organizations": {}}
     mentions: Counter[tuple[str, str]] = Counter()
-    title_end = len(article.title)
     found_evidence: list[dict[str, str]] = []
     for hit in _longest(taxonomy.entities.find(text)):
+        if hit.kind == "not_countries":
+            continue  # "Sea of Japan": its length shields the country inside it
+        if hit.kind == "countries" and (skip := _not_the_country(text, hit, taxonomy.cities, title_end)):
+            article.notes.append(f"tag: «{text[hit.start : hit.end]}» not coded {hit.value}: {skip}")
+            continue
         entities[hit.kind][hit.value] = None
         # A mention scores 1, one in the headline 2: the headline says what the story is about.
         mentions[(hit.kind, hit.value)] += 2 if hit.start < title_end else 1
@@ -222,6 +357,124 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     evidence += [item for item in found_evidence if (item["kind"], item["value"]) in keep]
     article.evidence = evidence
     return article
+
+
+def weigh(text: str, sentence_start: int, hit: Hit, title_end: int, lead_end: int) -> tuple[float, str]:
+    """How much one occurrence of a tag's phrase says the article is about it, and why.
+
+    Where: the headline counts 1.5, the lead 1.25, a sentence 1. How: a modifier glued to a
+    noun ("nuclear-powered") counts nothing; a clause about something else, a quotation, a
+    name or a job title a third (`PASSING_WEIGHT`).
+    """
+    after = text[hit.end : hit.end + 40]
+    glued = _MODIFIER_AFTER.match(after)
+    if glued and hit.value != "missile-test":
+        return 0.0, f"a modifier («{text[hit.start : hit.end]}{glued[0]}»)"
+    if (
+        hit.value == "missile-test"
+        and text[hit.start - 1 : hit.start] == "-"
+        and text[hit.start - 2 : hit.start - 1].isalpha()
+    ):
+        return 0.0, f"part of a compound («…-{text[hit.start : hit.end]}»)"
+    if hit.start < title_end:
+        weight, where = HEADLINE_WEIGHT, "in the headline"
+    elif hit.start < lead_end:
+        weight, where = LEAD_WEIGHT, "in the lead"
+    else:
+        weight, where = 1.0, "in a sentence"
+    prefix = text[sentence_start : hit.start]
+    if _FORMER.search(prefix):
+        return weight * PASSING_WEIGHT, f"{where}, a former post"
+    passing = (
+        (hit.start >= title_end and _in_clause(prefix))  # a headline names its subject, clause or not
+        or _in_quotation(prefix)
+        or _in_name(text, sentence_start, hit, title_end)
+        or (_TITLE_AFTER.match(after) and "a job title or an institution's name")
+    )
+    if passing:
+        return weight * PASSING_WEIGHT, f"{where}, {passing}"
+    return weight, where
+
+
+def _in_clause(prefix: str) -> str | None:
+    """The clause opener the occurrence stands under, if its clause is still open."""
+    if _SCENE_SETTER.match(prefix) and not _CLAUSE_END.search(prefix):
+        return f"in an opening clause («{prefix.split()[0] if prefix.split() else ''}…»)"
+    lowered = prefix.lower()
+    for opener in reversed(list(_CLAUSE_OPENER.finditer(lowered))):
+        if opener.start() < 2 and _CLAUSE_END.search(lowered, opener.end()):
+            return None  # a scene-setting opener, closed by its comma: the main clause follows
+        if _CLAUSE_END.search(lowered, opener.end()):
+            continue  # that clause ended before the occurrence
+        return f"in a clause after «{opener[0]}»"
+    return None
+
+
+def _in_quotation(prefix: str) -> str | None:
+    marks = _QUOTE_MARKS.findall(prefix)
+    straight = sum(1 for mark in marks if mark == '"')
+    curly_open = prefix.rfind("“") > prefix.rfind("”") or prefix.rfind("«") > prefix.rfind("»")
+    return "inside a quotation" if straight % 2 or curly_open else None
+
+
+def _in_name(text: str, sentence_start: int, hit: Hit, title_end: int) -> str | None:
+    """A capitalised phrase inside a run of capitalised words that ends in an institution's
+    word is part of its name ("the Arms Control Association", "China General Nuclear Power
+    Corp"); a title before a person's name is not ("Foreign Minister Wang Yi met…")."""
+    if hit.start < title_end or not text[hit.start].isupper():
+        return None
+    after = text[hit.end : hit.end + 80].split()
+    for word in after[:5]:
+        if _INSTITUTION_WORD.fullmatch(word):
+            return f"inside a name («…{word.rstrip(',.;:')}»)"
+        if not _NAME_WORD.fullmatch(word.rstrip(",.;:")) and word.lower() not in ("of", "for", "and", "on"):
+            break
+    return None
+
+
+def _lead_end(text: str, starts: list[int], title_end: int) -> int:
+    """Where the lead ends: the first sentence after the headline."""
+    following = [start for start in starts if start > title_end]
+    return following[1] if len(following) > 1 else len(text)
+
+
+_TREATY_AFTER = re.compile(
+    r"\s+(?:[A-Za-z]+\s+)?(?:agreement|agreements|accord|accords|protocol|protocols|convention|conventions|"
+    r"statute|treaty|declaration|process|format|principles)\b",
+    re.IGNORECASE,
+)
+_PLACE_BEFORE = re.compile(
+    r"\b(?:in|at|from|to|near|outside|into|via|across|around|through|toward|towards|visiting|visited|visit|"
+    r"arrived|flew|flight|flights|based|born|headquartered|held|hosted)\s+(?:the\s+)?$",
+    re.IGNORECASE,
+)
+
+
+# "officials in Seoul" are the government, not a place
+_GOVERNMENT_IN = re.compile(
+    r"\b(?:officials|authorities|government|leaders|leadership|diplomats|regime|ministers)\s+in\s+$", re.I
+)
+
+
+def _not_the_country(text: str, hit: Hit, cities: frozenset[str], title_end: int) -> str | None:
+    """Why a country's name here does not refer to the country, if it does not: a treaty named
+    after a city ("the Minsk accords"), a city named only as a place or a dateline, or a
+    person's or paper's name that begins with a city ("Paris Hilton")."""
+    name = text[hit.start : hit.end]
+    after = text[hit.end : hit.end + 40]
+    if _TREATY_AFTER.match(after):
+        return "a treaty or accord's name"
+    if name not in cities:
+        return None
+    if hit.start > title_end and text[title_end : hit.start].strip() == "" and after[:2] in (" (", ", ", "--"):
+        return "a dateline"
+    before = text[max(0, hit.start - 40) : hit.start]
+    if _PLACE_BEFORE.search(before) and not _GOVERNMENT_IN.search(before):
+        return "a city named as a place"
+    following = after.split(maxsplit=1)
+    if following and after[:1] == " " and _NAME_WORD.fullmatch(following[0].rstrip(",.;:")):
+        return "part of a name"
+    return None
 
 
 def _sentence(text: str, starts: list[int], position: int) -> str:
