@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: install engine run check lint types test bench clean
+.PHONY: install engine run check lint types test bench faults clean
 
 $(BIN)/wirewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: install engine
 ## bench: throughput of the real chain on embedded defaults
 bench: install
 	$(BIN)/python tests/benchmarks/bench_pipeline.py
+
+## faults: every fault (workers, fetchers, alerters killed; Redis restarted; receiver down; store locked), one table
+faults: install
+	$(BIN)/python -m tests.faults
 
 clean:
 	rm -rf $(VENV) wirewatch-data .pytest_cache .mypy_cache .ruff_cache tests/engine/target
