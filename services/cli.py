@@ -194,6 +194,12 @@ def _parser() -> argparse.ArgumentParser:
     reindex.set_defaults(handler=cmd_reindex)
 
     health = commands.add_parser("health", help="exit 0 when Redis and the store answer (for health checks)")
+    health.add_argument(
+        "--service",
+        choices=["worker", "fetcher", "alerter"],
+        default=None,
+        help="also fail when one of this service's loops on this host has stopped",
+    )
     health.set_defaults(handler=cmd_health)
 
     dead = commands.add_parser("dead-letters", help="articles and alerts that could not be processed, and why")
@@ -725,6 +731,12 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
         open_store(settings).count("*")
     except Exception as error:
         problems.append(f"store: {error}")
+    if args.service and not problems:
+        from shared.heartbeat import quiet_loops
+
+        problems += [
+            f"{args.service}: its {loop} loop has stopped" for loop in quiet_loops(_redis(settings), args.service)
+        ]
     if problems:
         print("unhealthy: " + "; ".join(problems), file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ from celery import Celery, Task, chain
 from shared import redis_keys
 from shared.article import Article
 from shared.backoff import compute_backoff
+from shared.heartbeat import Heartbeat
 from shared.pipeline.pipelines import AFTER_INDEX, INGEST, QUEUED
 from shared.redis_client import celery_broker_url, resolve_redis_url
 from shared.settings import Settings
@@ -160,8 +161,10 @@ def report_health(event: Article) -> None:
 def run_retry_pump(client: redis.Redis, stop: threading.Event, every: float = 1.0) -> None:
     """Send deferred batches on as they fall due, until `stop`; whatever fails is tried again."""
     failures = 0
+    heartbeat = Heartbeat(client, "retries")
     while not stop.is_set():
         try:
+            heartbeat.beat()
             sent = resume_due(client)
             failures = 0
         except Exception as error:  # Redis or the broker away: wait, then carry on

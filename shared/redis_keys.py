@@ -87,6 +87,11 @@ def deliveries(task_id: str) -> str:
     return f"{PREFIX}:deliveries:{task_id}"
 
 
+def heartbeat(loop: str, host: str) -> str:
+    """Set (with a lifetime) by a background loop each few seconds: it is alive."""
+    return f"{PREFIX}:heartbeat:{loop}:{host}"
+
+
 def counted(key: str) -> str:
     """Set once the counts of one outcome (a batch at a step, a delivery) are recorded."""
     return f"{PREFIX}:counted:{key}"

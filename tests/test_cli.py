@@ -253,3 +253,9 @@ def test_the_embedded_redis_stops_with_the_last_command_that_used_it(home: Path)
     running.wait(timeout=60)
     time.sleep(0.5)
     assert embedded_servers() - before == set()
+
+
+def test_health_fails_for_a_service_whose_loops_have_stopped(home: Path) -> None:
+    assert wirewatch(home, "health").returncode == 0
+    stopped = wirewatch(home, "health", "--service", "alerter")
+    assert stopped.returncode == 1 and "its alerter loop has stopped" in stopped.stderr

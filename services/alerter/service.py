@@ -9,6 +9,7 @@ import redis
 
 from shared.alerting.delivery import AlertSender
 from shared.backoff import compute_backoff
+from shared.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +19,11 @@ IDLE_SECONDS = 0.1
 def run_alerter(sender: AlertSender, stop: threading.Event) -> None:
     """Deliver until `stop`; Redis outages are waited out."""
     failures = 0
+    heartbeat = Heartbeat(sender.client, "alerter")
     try:
         while not stop.is_set():
             try:
+                heartbeat.beat()
                 if not sender.tick():
                     stop.wait(IDLE_SECONDS)
                 failures = 0

@@ -17,6 +17,7 @@ from shared.article import Article
 from shared.backoff import compute_backoff
 from shared.feeds.registry import FeedRegistry
 from shared.feeds.source import FeedSource, feed_client
+from shared.heartbeat import Heartbeat
 from shared.settings import Settings
 from shared.sources.batcher import Batcher, Enqueue
 from shared.sources.delivery import Source
@@ -97,9 +98,11 @@ class Fetcher:
     def _take_pushes(self, stop: threading.Event) -> None:
         # Its own thread: a push waits for no feed poll or file scan.
         failures = 0
+        heartbeat = Heartbeat(self.client, "push")
         while not stop.is_set():
             batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, None)
             try:
+                heartbeat.beat()
                 for delivery in self.push.poll(block_ms=PUSH_WAIT_MS):
                     batcher.add(delivery)
                 batcher.flush()
@@ -112,9 +115,11 @@ class Fetcher:
 
     def _loop(self, stop: threading.Event, wake: threading.Event) -> None:
         failures = 0
+        heartbeat = Heartbeat(self.client, "fetcher")
         while not stop.is_set():
             wake.clear()
             try:
+                heartbeat.beat()
                 self._poll_once()
                 failures = 0
             except Exception as error:  # the queue or Redis is away: wait for it, never exit

@@ -26,6 +26,7 @@ from shared import redis_keys, runs
 from shared.article import AFTER_INDEX_UNUSED, Article
 from shared.backoff import compute_backoff
 from shared.deadletters import quarantine
+from shared.heartbeat import Heartbeat
 from shared.redis_client import as_text
 from shared.store import Store, TransientStoreError
 
@@ -67,8 +68,10 @@ class BulkIndexer:
     def run(self, stop: threading.Event) -> None:
         """Index until `stop` is set; Redis or store outages are waited out with backoff."""
         failures = 0
+        heartbeat = Heartbeat(self.client, "bulk-indexer")
         while not stop.is_set():
             try:
+                heartbeat.beat()
                 self.flush_once()
                 failures = 0
             except Exception as error:  # whatever its clients raise, the thread carries on
