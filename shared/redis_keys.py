@@ -108,13 +108,6 @@ def rate(subscription_id: str, hour: int) -> str:
     return f"{PREFIX}:rate:{subscription_id}:{hour}"
 
 
-DOCUMENTS_SEEN = f"{PREFIX}:df:documents"
-"""Counter of articles whose words were counted, for inverse document frequency."""
-
-DOCUMENT_FREQUENCY = f"{PREFIX}:df"
-"""Hash: stemmed word -> number of articles it appeared in."""
-
-
 def story_record(story_id: str) -> str:
     """JSON of one story: its distinctive words, entities, tags, time and size."""
     return f"{PREFIX}:storyrec:{story_id}"
