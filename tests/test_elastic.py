@@ -244,3 +244,18 @@ def test_credentials_go_with_every_request(proxy, credentials, expected):
     store = ElasticsearchStore(elasticsearch_client(settings, node_class=PlainJsonNode), "news")
     store.setup()
     assert proxy.requests and {request.headers.get("authorization") for request in proxy.requests} == {expected}
+
+
+# Lucene refuses a wildcard whose automaton grows too large to determinize.
+TOO_COMPLEX = "".join(f"*{letter}?" for letter in "abcdefghijklmnopqrstuvwxyz") + "*"
+
+
+def test_a_query_the_engine_refuses_is_a_query_error_with_its_reason(es):
+    from shared.query import QueryError
+
+    es.index(articles(1))
+    es.refresh()
+    for run in (lambda: es.search(TOO_COMPLEX), lambda: es.count(TOO_COMPLEX), lambda: es.facets(TOO_COMPLEX)):
+        with pytest.raises(QueryError, match="the search engine refused the query .*automaton"):
+            run()
+    assert es.count("report") == 1  # the store still answers

@@ -9,6 +9,8 @@ import pytest
 from shared.alerting.matcher import AnalyzedArticle, matches
 from shared.query import (
     And,
+    Exists,
+    Fuzzy,
     MatchAll,
     Not,
     Or,
@@ -16,7 +18,7 @@ from shared.query import (
     QueryError,
     Range,
     Term,
-    elasticsearch_query_text,
+    Wildcard,
     parse_query,
 )
 from tests.factories import make_article
@@ -88,7 +90,38 @@ SPORT = Term(None, "sport")
         pytest.param("Missil*", Term(None, "missil", prefix=True), id="prefix-lower-cased-not-stemmed"),
         pytest.param("title:missile*", Term("title", "missile", prefix=True), id="prefix-on-field"),
         pytest.param("missile^2", MISSILE, id="boost-ignored"),
-        pytest.param("missile~1", MISSILE, id="fuzzy-treated-as-word"),
+        pytest.param("missle~1", Fuzzy(None, "missle", 1), id="fuzzy-with-edits"),
+        pytest.param("Missle~", Fuzzy(None, "missle", 2), id="fuzzy-auto-six-letters-two-edits"),
+        pytest.param("mislle~", Fuzzy(None, "mislle", 2), id="fuzzy-auto-lower-cased-not-stemmed"),
+        pytest.param("test~", Fuzzy(None, "test", 1), id="fuzzy-auto-four-letters-one-edit"),
+        pytest.param("un~", Fuzzy(None, "un", 0), id="fuzzy-auto-two-letters-exact"),
+        pytest.param("missle~5", Fuzzy(None, "missle", 2), id="fuzzy-at-most-two-edits"),
+        pytest.param("mi*ile", Wildcard(None, "mi*ile"), id="inner-star"),
+        pytest.param("Mi?sile", Wildcard(None, "mi?sile"), id="question-mark-lower-cased"),
+        pytest.param("*ssil", Wildcard(None, "*ssil"), id="leading-star"),
+        pytest.param("countries:k?", Wildcard("countries", "K?"), id="keyword-wildcard-canonical-case"),
+        pytest.param(r"missile\*", MISSILE, id="escaped-star-is-literal-and-analyzed-away"),
+        pytest.param("_exists_:tags", Exists("tags"), id="exists"),
+        pytest.param(
+            "missile AND test OR sanctions",
+            Or((And((MISSILE, Term(None, "test"))), Term(None, "sanction"))),
+            id="and-binds-tighter-than-or",
+        ),
+        pytest.param(
+            "sanctions OR missile AND test",
+            Or((Term(None, "sanction"), And((MISSILE, Term(None, "test"))))),
+            id="and-binds-tighter-than-or-on-the-right",
+        ),
+        pytest.param(
+            "missile test OR rocket",
+            And((MISSILE, Or((Term(None, "test"), ROCKET)))),
+            id="words-side-by-side-bind-loosest",
+        ),
+        pytest.param(
+            "missile OR test rocket",
+            And((Or((MISSILE, Term(None, "test"))), ROCKET)),
+            id="words-side-by-side-bind-loosest-on-the-right",
+        ),
         pytest.param("tags:Missile-Test", Term("tags", "missile-test"), id="tag-lower-cased-not-stemmed"),
         pytest.param("countries:kp", Term("countries", "KP"), id="country-code-upper-cased"),
         pytest.param("countries:KP", Term("countries", "KP"), id="country-code-already-canonical"),
@@ -97,8 +130,8 @@ SPORT = Term(None, "sport")
         pytest.param('source:"Korea Herald"', Term("source", "Korea Herald"), id="source-compared-exactly"),
         pytest.param("organizations:IAEA", Term("organizations", "IAEA"), id="organization-not-stemmed"),
         pytest.param("tags:missile*", Term("tags", "missile", prefix=True), id="keyword-prefix"),
-        pytest.param("tags:*", Term("tags", "", prefix=True), id="keyword-field-exists"),
-        pytest.param("published_at:*", Range("published_at", None, None), id="date-field-exists"),
+        pytest.param("tags:*", Exists("tags"), id="keyword-field-exists"),
+        pytest.param("published_at:*", Exists("published_at"), id="date-field-exists"),
         pytest.param("title:*", MatchAll(), id="text-field-exists-everywhere"),
         pytest.param(
             "published_at:[2024-01-01 TO 2024-01-31]",
@@ -109,7 +142,7 @@ SPORT = Term(None, "sport")
             "published_at:{2024-01-01 TO 2024-02-01}",
             Range(
                 "published_at",
-                "2024-01-01T00:00:00.000000Z",
+                "2024-01-01T23:59:59.999999Z",  # after the whole first day, as Elasticsearch rounds
                 "2024-02-01T00:00:00.000000Z",
                 include_low=False,
                 include_high=False,
@@ -146,6 +179,31 @@ SPORT = Term(None, "sport")
             And((MISSILE, Range("published_at", "2024-01-01T00:00:00.000000Z", None))),
             id="words-and-range",
         ),
+        pytest.param(
+            "published_at:>=2024-03-01",
+            Range("published_at", "2024-03-01T00:00:00.000000Z", None),
+            id="at-least",
+        ),
+        pytest.param(
+            "published_at:>2024-03-01",
+            Range("published_at", "2024-03-01T23:59:59.999999Z", None, include_low=False),
+            id="after-a-day-means-after-its-end",
+        ),
+        pytest.param(
+            "published_at:<=2024-03",
+            Range("published_at", None, "2024-03-31T23:59:59.999999Z"),
+            id="at-most-a-month-includes-all-of-it",
+        ),
+        pytest.param(
+            "published_at:<2024",
+            Range("published_at", None, "2024-01-01T00:00:00.000000Z", include_high=False),
+            id="before-a-year",
+        ),
+        pytest.param(
+            "published_at:[2024-01-31||+1M/M TO *]",
+            Range("published_at", "2024-02-01T00:00:00.000000Z", None),
+            id="date-math-on-a-date",
+        ),
         pytest.param("the", Or(()), id="only-stop-words-match-nothing"),
         pytest.param("the missile", MISSILE, id="stop-word-left-out-of-and"),
     ],
@@ -159,16 +217,24 @@ def test_prohibited_clause_after_an_or_excludes_from_the_whole_query() -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "expected"),
+    ("query", "now", "expected"),
     [
-        ("countries:kp AND missile", "countries:KP AND missile"),
-        ("tags:Nuclear OR lang:FR", "tags:nuclear OR lang:fr"),
-        ('people:"Kim Jong Un" Missile', 'people:"Kim Jong Un" Missile'),
-        ("(missile", "(missile"),
+        ("published_at:[now-7d/d TO now]", "2026-03-04T15:30:00", ("2026-02-25T00:00:00", "2026-03-04T15:30:00")),
+        ("published_at:[now-1d/d TO now/d}", "2026-03-04T15:30:00", ("2026-03-03T00:00:00", "2026-03-04T00:00:00")),
+        ("published_at:now-1d/d", "2026-03-04T15:30:00", ("2026-03-03T00:00:00", "2026-03-03T23:59:59.999999")),
+        ("published_at:{now/w TO *]", "2026-03-04T15:30:00", ("2026-03-08T23:59:59.999999", None)),  # Monday weeks
+        ("published_at:>=now-1M/M", "2026-03-31T15:30:00", ("2026-02-01T00:00:00", None)),
+        ("published_at:<=now-1y/y", "2026-03-04T15:30:00", (None, "2025-12-31T23:59:59.999999")),
+        ("published_at:[now-90m TO now-1h]", "2026-03-04T15:30:00", ("2026-03-04T14:00:00", "2026-03-04T14:30:00")),
+        ("published_at:[now-30s/m TO now+1d]", "2026-03-04T15:30:10", ("2026-03-04T15:29:00", "2026-03-05T15:30:10")),
     ],
 )
-def test_elasticsearch_query_text_puts_keyword_values_in_canonical_case(query: str, expected: str) -> None:
-    assert elasticsearch_query_text(query) == expected
+def test_date_math_rounds_as_elasticsearch_does(query: str, now: str, expected: tuple[str | None, str | None]) -> None:
+    node = parse_query(query)
+    assert isinstance(node, Range)
+    moment = datetime.fromisoformat(now).replace(tzinfo=UTC)
+    got = tuple(None if bound is None else datetime.fromisoformat(bound.rstrip("Z")) for bound in node.bounds(moment))
+    assert got == tuple(None if bound is None else datetime.fromisoformat(bound) for bound in expected)
 
 
 def test_a_relative_range_is_resolved_when_evaluated_not_when_parsed() -> None:
@@ -195,9 +261,11 @@ def test_a_compiled_relative_range_keeps_matching_new_articles() -> None:
         pytest.param("title:[a TO m]", "ranges are supported on date fields", id="range-on-text-field"),
         pytest.param("tags:[a TO m]", "not 'tags'", id="range-on-keyword-field"),
         pytest.param("[2024-01-01 TO 2024-02-01]", "ranges are supported on date fields", id="range-without-field"),
-        pytest.param("mi*ile", "only trailing wildcards", id="inner-star"),
-        pytest.param("mi?sile", "only trailing wildcards", id="question-mark"),
-        pytest.param("*ssile", "only trailing wildcards", id="leading-star"),
+        pytest.param("published_at:2024-01-*", "not a date", id="date-wildcard"),
+        pytest.param("published_at:[now-1q TO now]", "not date math", id="unknown-date-unit"),
+        pytest.param("published_at:2024-02-30", "not a date", id="impossible-date"),
+        pytest.param("_exists_:headline", "unknown field 'headline' in _exists_", id="exists-unknown-field"),
+        pytest.param("/missile/", "regular expressions are not supported", id="regex"),
         pytest.param("published_at:yesterday", "not a date: 'yesterday'", id="word-on-date-field"),
         pytest.param("published_at:[2024-01-01 TO soon]", "not a date", id="bad-range-bound"),
         pytest.param("(missile", "cannot parse query '(missile'", id="unbalanced-parenthesis"),

@@ -138,7 +138,7 @@ def test_get_returns_the_whole_article(loaded):
     assert loaded.get("no-such-id") is None
 
 
-@pytest.mark.parametrize("bad", ["nosuch:field", "title:(unclosed", "mis*ile", "published_at:[yesterday TO now]"])
+@pytest.mark.parametrize("bad", ["nosuch:field", "title:(unclosed", "/mis.ile/", "published_at:[yesterday TO now]"])
 def test_bad_queries_raise_a_readable_error(loaded, bad):
     with pytest.raises(QueryError):
         loaded.search(bad)

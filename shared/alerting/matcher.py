@@ -1,14 +1,18 @@
 """Evaluates parsed queries on one article, in memory: how alert subscriptions match at ingest.
 
-The semantics are those of the SQLite store's translation of the same tree (shared
-analyzer, phrases on consecutive tokens, `~N` as a window, keyword fields compared
-exactly), so a subscription fires exactly on the articles a search would find.
+The semantics are Elasticsearch's for the query DSL the same tree becomes (shared analyzer,
+phrases on consecutive positions, `~N` as Lucene's sloppy phrase, wildcards and fuzzy terms over
+the indexed terms, keyword fields compared exactly), and the SQLite store uses these functions
+where SQL cannot say it, so a subscription fires exactly on the articles a search would find.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from shared.analysis import analyze
 from shared.article import Article
@@ -17,6 +21,8 @@ from shared.query import (
     SCALAR_FIELDS,
     And,
     Empty,
+    Exists,
+    Fuzzy,
     MatchAll,
     Node,
     Not,
@@ -24,6 +30,7 @@ from shared.query import (
     Phrase,
     Range,
     Term,
+    Wildcard,
     format_datetime,
 )
 
@@ -75,7 +82,11 @@ def matches(node: Node, doc: AnalyzedArticle) -> bool:
     if isinstance(node, Term):
         where = _term(node, doc)
     elif isinstance(node, Phrase):
-        where = next((name for name in _text_fields(node.field) if _phrase_in(node, doc.positions[name])), None)
+        where = next((name for name in _text_fields(node.field) if phrase_in(node, doc.positions[name])), None)
+    elif isinstance(node, (Wildcard, Fuzzy)):
+        where = _expanded(node, doc)
+    elif isinstance(node, Exists):
+        where = node.field if doc.keywords.get(node.field) or doc.dates.get(node.field) else None
     else:
         where = node.field if _range(node, doc) else None
     if where is not None:
@@ -83,13 +94,19 @@ def matches(node: Node, doc: AnalyzedArticle) -> bool:
     return where is not None
 
 
-def describe(node: Term | Phrase | Range, field: str | None = None) -> str:
+def describe(node: Term | Phrase | Wildcard | Fuzzy | Exists | Range, field: str | None = None) -> str:
     """A short human form of a matched leaf, for alert explanations: `text:missil`,
     `title:"ballist missil"`, `tags:sanctions` (the field it matched in, if it is known)."""
     if isinstance(node, Term):
         text = node.value + ("*" if node.prefix else "")
     elif isinstance(node, Phrase):
         text = '"' + " ".join(word or "_" for word in node.words) + '"' + (f"~{node.slop}" if node.slop else "")
+    elif isinstance(node, Wildcard):
+        text = node.pattern
+    elif isinstance(node, Fuzzy):
+        text = f"{node.value}~{node.edits}"
+    elif isinstance(node, Exists):
+        text = "*"
     else:
         text = f"[{node.low or '*'} TO {node.high or '*'}]"
     field = field or node.field
@@ -117,7 +134,10 @@ def _term(node: Term, doc: AnalyzedArticle) -> str | None:
     return None
 
 
-def _phrase_in(node: Phrase, tokens: dict[str, list[int]]) -> bool:
+def phrase_in(node: Phrase, tokens: dict[str, list[int]]) -> bool:
+    """Lucene's phrase match: every word at its offset in the phrase (stop words keep their
+    place); with slop, the positions may stray from those offsets by at most `slop` moves in
+    all (the largest minus the smallest of position - offset)."""
     offsets = [(offset, word) for offset, word in enumerate(node.words) if word is not None]
     lists = [tokens.get(word, []) for _, word in offsets]
     if not all(lists):
@@ -125,8 +145,57 @@ def _phrase_in(node: Phrase, tokens: dict[str, list[int]]) -> bool:
     if node.slop == 0:
         rest = [(offset, set(positions)) for (offset, _), positions in zip(offsets[1:], lists[1:], strict=True)]
         return any(all(start + offset in positions for offset, positions in rest) for start in lists[0])
-    gaps = len(node.words) - len(offsets)  # stop words inside the phrase
-    return _smallest_window(lists) - len(offsets) <= node.slop + gaps
+    shifted = [
+        [position - offset for position in positions] for (offset, _), positions in zip(offsets, lists, strict=True)
+    ]
+    return _smallest_window(shifted) - 1 <= node.slop
+
+
+def term_matches(node: Wildcard | Fuzzy, candidate: str) -> bool:
+    """Whether one indexed term (a token, or a keyword value) is one the pattern or fuzzy term
+    stands for."""
+    if isinstance(node, Wildcard):
+        return _wildcard_regex(node.pattern).fullmatch(candidate) is not None
+    if abs(len(candidate) - len(node.value)) > node.edits:
+        return False
+    return edit_distance(node.value, candidate, node.edits) <= node.edits
+
+
+def expand(node: Wildcard | Fuzzy, terms: Iterable[str]) -> list[str]:
+    """The indexed terms a wildcard or fuzzy term stands for."""
+    return [term for term in terms if term_matches(node, term)]
+
+
+@lru_cache(maxsize=4096)
+def _wildcard_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Damerau-Levenshtein distance (an adjacent transposition is one edit, as in Lucene's
+    fuzzy query), stopping early once every path exceeds `limit`."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def _expanded(node: Wildcard | Fuzzy, doc: AnalyzedArticle) -> str | None:
+    if node.field in doc.keywords:
+        return node.field if expand(node, doc.keywords[node.field]) else None
+    for name in _text_fields(node.field):
+        if expand(node, doc.positions[name]):
+            return name
+    return None
 
 
 def _smallest_window(lists: list[list[int]]) -> int:

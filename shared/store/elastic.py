@@ -10,13 +10,29 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
+from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError, helpers
 from elasticsearch import ConnectionError as EsConnectionError
 
 from shared.article import Article
-from shared.query import elasticsearch_query_text, parse_query
+from shared.query import (
+    And,
+    Empty,
+    Exists,
+    Fuzzy,
+    MatchAll,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    QueryError,
+    Range,
+    Term,
+    Wildcard,
+    parse_query,
+)
 from shared.settings import Settings
 from shared.store import IndexFailure, TransientStoreError
 from shared.store.lifecycle import Lifecycle
@@ -169,17 +185,20 @@ class ElasticsearchStore:
         ]
         if sort == "relevance":
             order = ["_score", *order]
-        found = self.client.search(index=self.alias, query=self._query(query), size=limit, sort=order)
+        with _refusals_as_query_errors(query):
+            found = self.client.search(index=self.alias, query=self._query(query), size=limit, sort=order)
         return [Article.model_validate(hit["_source"]) for hit in found["hits"]["hits"]]
 
     def count(self, query: str = "*") -> int:
-        return int(self.client.count(index=self.alias, query=self._query(query))["count"])
+        with _refusals_as_query_errors(query):
+            return int(self.client.count(index=self.alias, query=self._query(query))["count"])
 
     def facets(
         self, query: str = "*", fields: Sequence[str] = ("tags",), size: int = 10
     ) -> dict[str, list[tuple[str, int]]]:
         aggregations = {field: {"terms": {"field": field, "size": size}} for field in fields}
-        found = self.client.search(index=self.alias, query=self._query(query), size=0, aggregations=aggregations)
+        with _refusals_as_query_errors(query):
+            found = self.client.search(index=self.alias, query=self._query(query), size=0, aggregations=aggregations)
         return {
             field: [
                 (str(bucket["key"]), int(bucket["doc_count"])) for bucket in found["aggregations"][field]["buckets"]
@@ -211,16 +230,7 @@ class ElasticsearchStore:
 
     @staticmethod
     def _query(text: str) -> dict[str, Any]:
-        parse_query(text)  # the same syntax errors, with the same messages, as the embedded store
-        if not text.strip():
-            return {"match_all": {}}
-        return {
-            "query_string": {
-                "query": elasticsearch_query_text(text),
-                "fields": ["title", "text"],
-                "default_operator": "AND",
-            }
-        }
+        return to_dsl(parse_query(text))
 
     # -- rebuilding ------------------------------------------------------------------------
 
@@ -300,3 +310,72 @@ def _reason(error: Any) -> str:
     if isinstance(error, dict):
         return f"{error.get('type', 'error')}: {error.get('reason', '')}"
     return str(error)
+
+
+@contextmanager
+def _refusals_as_query_errors(query: str) -> Iterator[None]:
+    """A query the engine refuses (400: too many terms, an unreadable value) is the user's
+    to fix: a `QueryError` with the engine's reason, never a traceback or a 500."""
+    try:
+        yield
+    except BadRequestError as error:
+        raise QueryError(f"the search engine refused the query {query!r}: {_reason(_root_cause(error))}") from None
+
+
+def _root_cause(error: ApiError) -> Any:
+    body = error.body if isinstance(error.body, dict) else {}
+    cause = body.get("error", {})
+    if isinstance(cause, dict) and cause.get("root_cause"):
+        return cause["root_cause"][0]
+    return cause or str(error)
+
+
+def to_dsl(node: Node) -> dict[str, Any]:
+    """The query DSL that means what the parsed query means (see `shared.query`): built from
+    wirewatch's own parse rather than handed to `query_string`, so Elasticsearch and the other
+    stores cannot read a query differently. Text is sent as typed and analyzed by the fields'
+    own analyzer; a bare word or phrase matches in the title or the text, each on its own."""
+    if isinstance(node, MatchAll):
+        return {"match_all": {}}
+    if isinstance(node, Empty):
+        return {"match_none": {}}
+    if isinstance(node, And):
+        must = [to_dsl(item) for item in node.items if not isinstance(item, Not)]
+        must_not = [to_dsl(item.item) for item in node.items if isinstance(item, Not)]
+        return {"bool": {"filter": must or [{"match_all": {}}], "must_not": must_not}}
+    if isinstance(node, Or):
+        if not node.items:
+            return {"match_none": {}}
+        return {"bool": {"should": [to_dsl(item) for item in node.items], "minimum_should_match": 1}}
+    if isinstance(node, Not):
+        return {"bool": {"filter": [{"match_all": {}}], "must_not": [to_dsl(node.item)]}}
+    if isinstance(node, Range):
+        low, high = node.bounds()
+        bounds: dict[str, str] = {}
+        if low is not None:
+            bounds["gte" if node.include_low else "gt"] = low
+        if high is not None:
+            bounds["lte" if node.include_high else "lt"] = high
+        return {"range": {node.field: bounds}} if bounds else {"exists": {"field": node.field}}
+    if isinstance(node, Exists):
+        return {"exists": {"field": node.field}}
+    fields = ("title", "text") if node.field is None else (node.field,)
+    leaves = [_leaf(field, node) for field in fields]
+    return leaves[0] if len(leaves) == 1 else {"bool": {"should": leaves, "minimum_should_match": 1}}
+
+
+def _leaf(field: str, node: Term | Phrase | Wildcard | Fuzzy) -> dict[str, Any]:
+    text_field = field in ("title", "text")
+    if isinstance(node, Phrase):
+        return {"match_phrase": {field: {"query": node.text, "slop": node.slop}}}
+    if isinstance(node, Wildcard):
+        return {"wildcard": {field: {"value": node.pattern}}}
+    if isinstance(node, Fuzzy):
+        return {
+            "fuzzy": {field: {"value": node.value, "fuzziness": node.edits, "transpositions": True, "prefix_length": 0}}
+        }
+    if node.prefix:
+        return {"prefix": {field: {"value": node.value}}}
+    if text_field:
+        return {"match": {field: {"query": node.text or node.value, "operator": "and"}}}
+    return {"term": {field: {"value": node.value}}}

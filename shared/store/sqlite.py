@@ -2,7 +2,9 @@
 
 Title and text are indexed as the shared analyzer's tokens (see `shared.analysis`), so
 searches here and alert matching agree term for term; keyword fields are read from the
-JSON document.
+JSON document. What SQL and FTS5 cannot say (Lucene's sloppy phrases, wildcards inside a
+word, fuzzy terms) is decided by the alert matcher's own functions, called from SQL, over
+FTS5's candidates or its vocabulary.
 """
 
 from __future__ import annotations
@@ -11,15 +13,21 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import regex
+
+from shared.alerting.matcher import phrase_in, term_matches
 from shared.analysis import analyze
 from shared.article import Article
 from shared.query import (
     LIST_FIELDS,
     And,
     Empty,
+    Exists,
+    Fuzzy,
     MatchAll,
     Node,
     Not,
@@ -27,6 +35,7 @@ from shared.query import (
     Phrase,
     Range,
     Term,
+    Wildcard,
     format_datetime,
     parse_query,
 )
@@ -49,7 +58,12 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
     title, text, tokenize = 'unicode61 remove_diacritics 0'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS articles_vocabulary USING fts5vocab(articles_fts, 'col');
 """
+
+ANALYZER_VERSION = 2
+"""Raised whenever `shared.analysis` changes its tokens: `setup` then re-analyzes the stored
+articles, so that old rows and new queries agree (kept in SQLite's `user_version`)."""
 
 
 class SqliteStore:
@@ -67,6 +81,8 @@ class SqliteStore:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.create_function("wirewatch_phrase", 4, _phrase_function, deterministic=True)
+            db.create_function("wirewatch_term", 2, _term_function, deterministic=True)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             self._local.db = db
@@ -74,6 +90,15 @@ class SqliteStore:
 
     def setup(self) -> None:
         self._db.executescript(_SCHEMA)
+        if int(self._db.execute("PRAGMA user_version").fetchone()[0]) < ANALYZER_VERSION:
+            self.rebuild(lambda article: article, lambda done, total: None)
+            self._db.execute(f"PRAGMA user_version = {ANALYZER_VERSION}")
+
+    def _vocabulary(self, field: str | None) -> list[str]:
+        columns = ("title", "text") if field is None else (field,)
+        marks = ", ".join("?" for _ in columns)
+        rows = self._db.execute(f"SELECT DISTINCT term FROM articles_vocabulary WHERE col IN ({marks})", columns)
+        return [_fts_decode(row[0]) for row in rows]
 
     def index(self, articles: Sequence[Article]) -> list[IndexFailure]:
         rows = []
@@ -116,7 +141,7 @@ class SqliteStore:
 
     def search(self, query: str, limit: int = 20, sort: str = "date") -> list[Article]:
         node = parse_query(query)
-        where, params = to_sql(node)
+        where, params = to_sql(node, self._vocabulary)
         by_date = "a.published_at IS NULL, a.published_at DESC, a.ingested_at DESC"
         ranking = _ranking_expression(node) if sort == "relevance" else None
         if ranking is None:
@@ -135,7 +160,7 @@ class SqliteStore:
     def facets(
         self, query: str = "*", fields: Sequence[str] = ("tags",), size: int = 10
     ) -> dict[str, list[tuple[str, int]]]:
-        where, params = to_sql(parse_query(query))
+        where, params = to_sql(parse_query(query), self._vocabulary)
         result = {}
         for field in fields:
             if field in LIST_FIELDS:
@@ -152,7 +177,7 @@ class SqliteStore:
         return result
 
     def count(self, query: str = "*") -> int:
-        where, params = to_sql(parse_query(query))
+        where, params = to_sql(parse_query(query), self._vocabulary)
         return int(self._db.execute(f"SELECT count(*) FROM articles a WHERE {where}", params).fetchone()[0])
 
     def rebuild(self, transform: Callable[[Article], Article], progress: Callable[[int, int], None]) -> int:
@@ -209,31 +234,120 @@ class SqliteStore:
 
 
 # Stands where a stop word was, so positions (and phrase and proximity queries) match
-# Elasticsearch's; analyzed tokens never contain an underscore-free run like this one.
-GAP = "zzgapzz"
+# Elasticsearch's; no encoded token is this.
+GAP = "ǂǂ"
+_FTS_MARK = "ǂ"
+# FTS5's unicode61 tokenizer knows the letters and digits of Unicode 6.1 and splits on
+# everything else; a token keeps each of its other characters (`u.`, `2,000`, `o'brien`,
+# emoji, scripts beyond these old blocks) as `ǂ<hex>ǂ`, so every token stays one FTS5 token
+# and prefixes stay prefixes.
+_FTS_PLAIN = regex.compile(r"[\p{L}\p{N}]")
+_FTS_OLD_BLOCKS = ((0, 0x052F), (0x3040, 0x30FF), (0x4E00, 0x9FCC), (0xAC00, 0xD7A3))
+
+
+def _fts_plain(char: str) -> bool:
+    code = ord(char)
+    return (
+        char != _FTS_MARK
+        and any(low <= code <= high for low, high in _FTS_OLD_BLOCKS)
+        and _FTS_PLAIN.match(char) is not None
+    )
+
+
+_FTS_ENCODED = regex.compile(r"ǂ([0-9a-f]+)ǂ")
+
+
+def _fts_token(token: str) -> str:
+    if token.isascii() and token.isalnum():
+        return token
+    return "".join(char if _fts_plain(char) else f"{_FTS_MARK}{ord(char):x}{_FTS_MARK}" for char in token)
+
+
+def _fts_decode(token: str) -> str:
+    return _FTS_ENCODED.sub(lambda match: chr(int(match.group(1), 16)), token) if _FTS_MARK in token else token
 
 
 def _fts_text(text: str) -> str:
-    return " ".join(token or GAP for token in analyze(text))
+    return " ".join(_fts_token(token) if token else GAP for token in analyze(text))
 
 
-def to_sql(node: Node) -> tuple[str, list[Any]]:
-    """Translate a query tree into a WHERE clause over `articles a`, with its parameters."""
+def _positions(fts_text: str | None) -> dict[str, list[int]]:
+    index: dict[str, list[int]] = {}
+    for position, token in enumerate((fts_text or "").split(" ")):
+        if token != GAP:
+            index.setdefault(_fts_decode(token), []).append(position)
+    return index
+
+
+def _phrase_function(field: str | None, title: str, text: str, phrase: str) -> bool:
+    """SQL `wirewatch_phrase(field, title, text, words)`: Lucene's sloppy phrase, on one row."""
+    spec = json.loads(phrase)
+    node = Phrase(field, tuple(spec["words"]), spec["slop"])
+    columns = {"title": title, "text": text}
+    return any(phrase_in(node, _positions(columns[name])) for name in ((field,) if field else ("title", "text")))
+
+
+def _term_function(value: str | None, spec: str) -> bool:
+    """SQL `wirewatch_term(value, spec)`: a keyword value a wildcard or fuzzy term stands for."""
+    return value is not None and term_matches(_expansion_node(spec), value)
+
+
+def _expansion_node(spec: str) -> Wildcard | Fuzzy:
+    kind, *rest = json.loads(spec)
+    return Wildcard(None, rest[0]) if kind == "wildcard" else Fuzzy(None, rest[0], rest[1])
+
+
+def _expansion_spec(node: Wildcard | Fuzzy) -> str:
+    return json.dumps(["wildcard", node.pattern] if isinstance(node, Wildcard) else ["fuzzy", node.value, node.edits])
+
+
+Vocabulary = Callable[[str | None], list[str]]
+
+
+def to_sql(node: Node, vocabulary: Vocabulary | None = None) -> tuple[str, list[Any]]:
+    """Translate a query tree into a WHERE clause over `articles a`, with its parameters.
+    `vocabulary(field)` lists the indexed terms of a text field (both for None), for wildcards
+    and fuzzy terms."""
+    recurse = partial(to_sql, vocabulary=vocabulary)
     if isinstance(node, MatchAll):
         return "1", []
     if isinstance(node, Empty) or (isinstance(node, Or) and not node.items):
         return "0", []
     if isinstance(node, (And, Or)):
-        parts = [to_sql(item) for item in node.items]
+        parts = [recurse(item) for item in node.items]
         joiner = " AND " if isinstance(node, And) else " OR "
         return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
     if isinstance(node, Not):
-        sql, params = to_sql(node.item)
+        sql, params = recurse(node.item)
         return f"NOT {sql}", params
     if isinstance(node, Range):
         return _range_sql(node)
+    if isinstance(node, Exists):
+        if node.field in LIST_FIELDS:
+            return f"coalesce(json_array_length(a.doc, '$.{node.field}'), 0) > 0", []
+        if node.field in ("published_at", "ingested_at"):
+            return f"a.{node.field} IS NOT NULL", []
+        return f"coalesce(json_extract(a.doc, '$.{node.field}'), '') != ''", []
+    if isinstance(node, (Wildcard, Fuzzy)):
+        if node.field is not None and node.field not in ("title", "text"):
+            return _keyword_sql(node)
+        terms = [term for term in (vocabulary(node.field) if vocabulary else []) if term_matches(node, term)]
+        if not terms:
+            return "0", []
+        columns = "{title text}" if node.field is None else node.field
+        expression = f"{columns} : (" + " OR ".join(f'"{_fts_token(term)}"' for term in terms) + ")"
+        return "a.rowid IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)", [expression]
     if isinstance(node, Term) and node.field is not None and node.field not in ("title", "text"):
         return _keyword_sql(node)
+    if isinstance(node, Phrase) and (node.slop or None in node.words):
+        # A stop word's place holds any word ("launched an ICBM" finds "launched new ICBM"),
+        # and a sloppy phrase counts moves as Lucene does: neither is an FTS5 phrase.
+        spec = json.dumps({"words": node.words, "slop": node.slop})
+        return (
+            "a.rowid IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? "
+            "AND wirewatch_phrase(?, title, text, ?))",
+            [_fts_expression(node), node.field, spec],
+        )
     return (
         "a.rowid IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)",
         [_fts_expression(node)],
@@ -243,19 +357,23 @@ def to_sql(node: Node) -> tuple[str, list[Any]]:
 def _fts_expression(node: Term | Phrase) -> str:
     columns = "{title text}" if node.field is None else node.field
     if isinstance(node, Term):
-        match = f'"{node.value}"' + (" *" if node.prefix else "")
-    elif node.slop:
-        words = [word for word in node.words if word is not None]
-        gaps = len(node.words) - len(words)
-        match = "NEAR(" + " ".join(f'"{word}"' for word in words) + f", {node.slop + gaps})"
+        match = f'"{_fts_token(node.value)}"' + (" *" if node.prefix else "")
+    elif node.slop or None in node.words:
+        # Candidates only: every word in the row; wirewatch_phrase decides.
+        match = "(" + " AND ".join(f'"{_fts_token(word)}"' for word in node.words if word is not None) + ")"
     else:
-        match = '"' + " ".join(word or GAP for word in node.words) + '"'
+        match = '"' + " ".join(_fts_token(word) if word else GAP for word in node.words) + '"'
     return f"{columns} : {match}"
 
 
-def _keyword_sql(node: Term) -> tuple[str, list[Any]]:
-    comparison = "value GLOB ?" if node.prefix else "value = ?"
-    value = _glob_escape(node.value) + "*" if node.prefix else node.value
+def _keyword_sql(node: Term | Wildcard | Fuzzy) -> tuple[str, list[Any]]:
+    value: str
+    if isinstance(node, (Wildcard, Fuzzy)):
+        comparison, value = "wirewatch_term(value, ?)", _expansion_spec(node)
+    elif node.prefix:
+        comparison, value = "value GLOB ?", _glob_escape(node.value) + "*"
+    else:
+        comparison, value = "value = ?", node.value
     if node.field in LIST_FIELDS:
         return f"EXISTS (SELECT 1 FROM json_each(a.doc, '$.{node.field}') WHERE {comparison})", [value]
     # coalesce: a missing value is "no match", never SQL's NULL, which NOT would keep NULL.
