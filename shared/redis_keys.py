@@ -57,6 +57,11 @@ TOTALS = f"{PREFIX}:totals"
 """Hash of counters since the data dir (or Redis) was created."""
 
 
+def claims(article_id: str, delivery: str) -> str:
+    """Set of the identity keys one reading of an article claimed at dedupe."""
+    return f"{PREFIX}:claims:{article_id}:{delivery}"
+
+
 def seen(kind: str, digest: str) -> str:
     """Exact-duplicate marker for an article's canonical URL, feed GUID or content hash."""
     return f"{PREFIX}:seen:{kind}:{digest}"

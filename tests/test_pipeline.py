@@ -3,6 +3,7 @@ alerts at a real HTTP receiver. Runs once per store (SQLite and Elasticsearch)."
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from typing import Any
@@ -184,6 +185,14 @@ def test_an_article_a_required_step_fails_on_is_quarantined_and_the_batch_goes_o
     assert "cleaner exploded" in letters[0]["reason"]
     store.refresh()
     assert [article.title for article in store.search("*")] == ["Fine headline"]
+
+    # Once the step is mended, the same file dropped again is stored: its dedupe claim was
+    # released when it was quarantined, so it is not taken for a duplicate.
+    monkeypatch.setattr(steps, "clean", real_clean)
+    shutil.copy(settings.processed_dir / "bad.txt", settings.inbox_dir / "bad.txt")
+    again = run_inbox_once(settings)
+    assert (again["indexed"], again["duplicates"]) == (1, 0)
+    assert sorted(by_title(store)) == ["Fine headline", "Poisoned headline"]
 
 
 def test_an_article_an_enrichment_fails_on_is_stored_without_it(settings, worker, store, monkeypatch):

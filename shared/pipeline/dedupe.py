@@ -112,7 +112,10 @@ class Deduper:
         for _, key in identities:
             pipe.set(key, mine, nx=True, ex=self.window_seconds)
             pipe.get(key)
-        replies = pipe.execute()
+        # What this reading may own, so that a later quarantine can let the article in again.
+        pipe.sadd(redis_keys.claims(article.id, article.delivery), *(key for _, key in identities))
+        pipe.expire(redis_keys.claims(article.id, article.delivery), self.window_seconds)
+        replies = pipe.execute()[:-2]
         owners = [
             (kind, key, raw.decode(), *raw.decode().split("|"))
             for (kind, key), raw in zip(identities, replies[1::2], strict=True)
@@ -182,6 +185,29 @@ class Deduper:
         )
         pipe.expire(key, self.window_seconds)
         pipe.execute()
+
+
+# Delete each identity key still owned by this reading (its value starts with ARGV[1]).
+_RELEASE = """
+local released = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local owner = redis.call('GET', key)
+    if owner and string.sub(owner, 1, #ARGV[1]) == ARGV[1] then
+        redis.call('DEL', key)
+        released = released + 1
+    end
+end
+redis.call('DEL', KEYS[1])
+return released
+"""
+
+
+def release_claims(client: redis.Redis, article_id: str, delivery: str) -> int:
+    """Let an article in again that was claimed by dedupe but never stored (it was quarantined
+    on the way): dropping the same file again must not be taken for a duplicate. Returns how
+    many identities were released; those a later reading owns are left alone."""
+    script = client.register_script(_RELEASE)
+    return int(script(keys=[redis_keys.claims(article_id, delivery)], args=[f"{article_id}|{delivery}|"]))
 
 
 def minhash(words: list[str]) -> np.ndarray:

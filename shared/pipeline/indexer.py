@@ -27,6 +27,7 @@ from shared.article import AFTER_INDEX_UNUSED, Article
 from shared.backoff import compute_backoff
 from shared.deadletters import quarantine
 from shared.heartbeat import Heartbeat
+from shared.pipeline.dedupe import release_claims
 from shared.redis_client import as_text
 from shared.store import Store, TransientStoreError
 
@@ -147,6 +148,7 @@ class BulkIndexer:
             for article in group:
                 if article.id in refused:
                     quarantine(self.client, stage="index", reason=refused[article.id], item=article.to_message())
+                    release_claims(self.client, article.id, article.delivery)
                     counts.update(rejected=1, done=1)
                 else:
                     kept.append(article.to_message(leave_out=AFTER_INDEX_UNUSED))

@@ -23,7 +23,7 @@ from shared.article import Article
 from shared.deadletters import quarantine
 from shared.pipeline.clean import clean, extract_text
 from shared.pipeline.context import PipelineContext
-from shared.pipeline.dedupe import Verdict
+from shared.pipeline.dedupe import Verdict, release_claims
 from shared.pipeline.indexer import submit
 from shared.pipeline.tag import tag
 from shared.queue import TRANSIENT_ERRORS
@@ -207,6 +207,8 @@ def quarantine_batch(batch: dict[str, Any], ctx: PipelineContext, step: str, rea
     state = BatchState(batch.get("run"))
     for raw in batch.get("articles", []):
         quarantine(ctx.redis, stage=step, reason=reason, item=raw)
+        if not stored and step != "dedupe" and raw.get("id") and raw.get("delivery"):
+            release_claims(ctx.redis, raw["id"], raw["delivery"])
         state.counts.update(done=1, **({} if stored else {"rejected": 1}))
     once = f"{batch['id']}:{step}:given-up" if batch.get("id") else None
     runs.record(ctx.redis, state.run_id, state.counts, once=once)
@@ -214,5 +216,7 @@ def quarantine_batch(batch: dict[str, Any], ctx: PipelineContext, step: str, rea
 
 def _quarantine(ctx: PipelineContext, state: BatchState, stage: str, reason: str, item: dict[str, Any]) -> None:
     quarantine(ctx.redis, stage=stage, reason=reason, item=item)
+    if stage != "dedupe" and item.get("id") and item.get("delivery"):
+        release_claims(ctx.redis, item["id"], item["delivery"])
     state.counts["rejected"] += 1
     state.counts["done"] += 1
