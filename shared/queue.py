@@ -44,12 +44,12 @@ RETRY_FIRST_SECONDS = 2.0
 RETRY_BACKOFF_MAX_SECONDS = 120.0
 # A task is stopped after this long (a batch takes a second or two); its message, redelivered,
 # counts as one more delivery towards splitting a poison batch.
-TASK_TIME_LIMIT_SECONDS = 25
+TASK_TIME_LIMIT_SECONDS = 20
 # Redis gives an unacknowledged message to another worker after this long: a dead worker's
 # batches come back within a minute. It must exceed a task and the one prefetched behind it,
 # and retries are never held as delayed messages (they wait in Redis, see `defer`), so no
 # live worker holds a message this long.
-VISIBILITY_TIMEOUT_SECONDS = 55
+VISIBILITY_TIMEOUT_SECONDS = 45
 RESTORE_CHECK_SECONDS = 5
 
 app = Celery("wirewatch", set_as_current=False)
