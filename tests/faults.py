@@ -225,6 +225,22 @@ def lock_store(seconds: float) -> Callable[[Cluster, Receiver], None]:
     return fault
 
 
+def fill_data_disk(seconds: float) -> Callable[[Cluster, Receiver], None]:
+    def fault(cluster: Cluster, receiver: Receiver) -> None:
+        time.sleep(6)  # the files are in the inbox by then; the chain is still at work
+        filler = cluster.data / "filler"
+        with open(filler, "wb") as handle:  # every byte the data dir's filesystem has left
+            try:
+                while True:
+                    handle.write(b"\0" * (1 << 20))
+            except OSError:
+                pass
+        time.sleep(seconds)
+        filler.unlink()
+
+    return fault
+
+
 def no_fault(cluster: Cluster, receiver: Receiver) -> None:
     time.sleep(1)
 
@@ -237,14 +253,18 @@ FAULTS: dict[str, Callable[[Cluster, Receiver], None]] = {
     "receiver refusing 30 s": refuse_webhooks(30),
     "store locked 20 s": lock_store(20),
     "Redis restarted ×2": restart_redis(2, 5),
+    "data disk full 20 s": fill_data_disk(20),
 }
+SMALL_DISK = {"data disk full 20 s"}  # run with the data dir on a small filesystem of its own
 SHORT = ("kill -9 the worker ×4", "Redis restarted ×2")
 
 
 def run_fault(name: str, count: int) -> Row:
     """Run one fault over `count` articles and count what came through."""
-    with tempfile.TemporaryDirectory(prefix="wirewatch-faults-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="wirewatch-faults-", ignore_cleanup_errors=True) as tmp:
         folder = Path(tmp)
+        if name in SMALL_DISK:
+            _mount_small_filesystem(folder / "data")
         cluster = Cluster(folder)
         receiver = Receiver()
         server = receiver.start()
@@ -263,7 +283,7 @@ def run_fault(name: str, count: int) -> Row:
                 articles[number]["text"] += f"\n\nSurvey {number} saw a {KEYWORD} near pier {rng.randint(1, 10**6)}."
             expected_alerts = {article_id(a["url"]) for a in articles if KEYWORD in a["text"]}
             ids = {article_id(a["url"]) for a in articles}
-            inbox, staging = cluster.data / "inbox", folder / "staging"
+            inbox, staging = cluster.data / "inbox", cluster.data / "staging"  # one filesystem: renames
             inbox.mkdir(parents=True, exist_ok=True)
             staging.mkdir()
             dropping = threading.Thread(target=_drop_in_waves, args=(staging, inbox, articles))
@@ -289,6 +309,8 @@ def run_fault(name: str, count: int) -> Row:
         finally:
             cluster.stop()
             server.shutdown()
+            if name in SMALL_DISK:
+                subprocess.run(["umount", "--lazy", str(folder / "data")], check=False)
 
 
 def _drop_in_waves(staging: Path, inbox: Path, articles: list[dict[str, str]], waves: int = 10) -> None:
@@ -315,6 +337,14 @@ def _stored(path: Path) -> set[str]:
             return {row[0] for row in db.execute("SELECT id FROM articles")}
     except sqlite3.Error:
         return set()
+
+
+def _mount_small_filesystem(folder: Path) -> None:
+    # A filesystem of its own (tmpfs, 256 MB), so filling it fills nothing else; needs root.
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        raise RuntimeError(f"cannot mount a small filesystem for the disk-full fault: {mounted.stderr.decode()}")
 
 
 def _free_port() -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -544,3 +545,33 @@ def test_the_fetcher_waits_for_the_queue_and_carries_on(settings, redis_client):
     fetcher.join(timeout=10)
     assert not fetcher.is_alive() and sent == [1, 1]
     assert (settings.processed_dir / "report.txt").exists() and not dropped.exists()
+
+
+@pytest.fixture
+def other_filesystem(tmp_path) -> Iterator[Path]:
+    """A folder on another filesystem than the inbox (tmpfs), as a bind-mounted inbox has."""
+    folder = Path("/dev/shm") / f"wirewatch-processed-{tmp_path.name}"
+    if not Path("/dev/shm").is_dir() or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second filesystem here")
+    folder.mkdir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_move_to_another_filesystem_cut_short_is_finished_not_doubled(settings, other_filesystem):
+    settings.inbox_dir.mkdir(parents=True)
+    source = InboxSource(settings.inbox_dir, other_filesystem, settings.rejected_dir)
+    first = settings.inbox_dir / "first.txt"
+    first.write_text("First report\n\nA quiet day in the harbour.\n", "utf-8")
+    for delivery in source.poll(settle=False):
+        delivery.on_enqueued()
+    assert (other_filesystem / "first.txt").exists() and not first.exists()
+
+    # A crash after the copy and before the original was removed: the file is in both places.
+    crashed = settings.inbox_dir / "second.txt"
+    crashed.write_text("Second report\n\nShips came and went.\n", "utf-8")
+    shutil.copy2(crashed, other_filesystem / "second.txt")
+    for delivery in source.poll(settle=False):
+        delivery.on_enqueued()
+    assert sorted(path.name for path in other_filesystem.iterdir()) == ["first.txt", "second.txt"]
+    assert list(settings.inbox_dir.iterdir()) == []

@@ -8,8 +8,11 @@ ever deleted, and the folder layout under the inbox is kept.
 
 from __future__ import annotations
 
+import errno
 import functools
+import hashlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -28,6 +31,20 @@ log = logging.getLogger(__name__)
 PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
 SETTLE_SECONDS = 1.0  # a file modified more recently than this may still be being written
 DEAD_LETTER_LINE_CHARS = 2000  # a bad line kept as a dead letter is cut to this length
+
+
+def _same_content(first: Path, second: Path) -> bool:
+    if first.stat().st_size != second.stat().st_size:
+        return False
+    return _digest(first) == _digest(second)
+
+
+def _digest(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
 
 
 class InboxSource:
@@ -134,8 +151,24 @@ class InboxSource:
     def _move(self, path: Path, folder: Path) -> Path:
         target = folder / path.relative_to(self.inbox)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():  # the same name dropped again: keep both
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        if target.exists():
+            if _same_content(path, target):  # a move cut short after its copy: finish it
+                path.unlink()
+                return target
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")  # the same name dropped again: keep both
             target = target.with_name(f"{target.stem}.{stamp}{target.suffix}")
-        shutil.move(path, target)
+        try:
+            os.replace(path, target)  # one filesystem: atomic
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            # Another filesystem (a bind-mounted inbox): copy under a temporary name, put it in
+            # place in one rename, then remove the original. A crash in between leaves the file
+            # in both places, and the next move finds the copy and finishes.
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.copy2(path, partial)
+            with open(partial, "rb") as copied:
+                os.fsync(copied.fileno())
+            os.replace(partial, target)
+            path.unlink()
         return target

@@ -130,8 +130,8 @@ class SqliteStore:
         except sqlite3.OperationalError as error:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            if "locked" in str(error) or "busy" in str(error):
-                raise TransientStoreError(f"SQLite store busy: {error}") from error
+            if any(word in str(error) for word in ("locked", "busy", "full")):  # waited out, then retried
+                raise TransientStoreError(f"SQLite store unavailable: {error}") from error
             raise
         return []
 
