@@ -35,10 +35,20 @@ class Settings(BaseSettings):
     elasticsearch_api_key: SecretStr | None = Field(
         default=None, description="Elasticsearch API key (the encoded form Kibana shows)."
     )
+    elasticsearch_api_key_file: Path | None = Field(
+        default=None,
+        description="File holding the Elasticsearch API key (as `wirewatch setup --security` writes it); "
+        "read at start when WIREWATCH_ELASTICSEARCH_API_KEY is unset.",
+    )
     elasticsearch_username: str | None = Field(default=None, description="Elasticsearch basic-auth user.")
     elasticsearch_password: SecretStr | None = Field(default=None, description="Elasticsearch basic-auth password.")
     elasticsearch_ca_certs: Path | None = Field(
         default=None, description="CA certificate file that signed the Elasticsearch TLS certificate."
+    )
+    elasticsearch_verify_certs: bool = Field(
+        default=True,
+        description="Verify the Elasticsearch TLS certificate (and host name). Off only against a throwaway "
+        "test cluster: without it anyone on the path can read the credentials.",
     )
     index_prefix: str = Field(
         default="wirewatch",
@@ -161,6 +171,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 "set both WIREWATCH_ELASTICSEARCH_USERNAME and WIREWATCH_ELASTICSEARCH_PASSWORD, or neither"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _api_key_from_file(self) -> Settings:
+        if self.elasticsearch_api_key is None and self.elasticsearch_api_key_file is not None:
+            try:
+                key = self.elasticsearch_api_key_file.read_text("utf-8").strip()
+            except OSError as error:
+                raise ValueError(f"cannot read WIREWATCH_ELASTICSEARCH_API_KEY_FILE: {error}") from None
+            if not key:
+                raise ValueError(f"{self.elasticsearch_api_key_file} holds no API key")
+            self.elasticsearch_api_key = SecretStr(key)
         return self
 
     @property
