@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -171,6 +171,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 "set both WIREWATCH_ELASTICSEARCH_USERNAME and WIREWATCH_ELASTICSEARCH_PASSWORD, or neither"
             )
+        return self
+
+    @field_validator("elasticsearch_api_key_file", "elasticsearch_ca_certs", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        # compose passes `${VAR:-}` as an empty string, which would otherwise mean the current directory
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _ca_file_needs_https(self) -> Settings:
+        if self.elasticsearch_ca_certs is not None and not (self.elasticsearch_url or "").startswith("https://"):
+            raise ValueError("WIREWATCH_ELASTICSEARCH_CA_CERTS is set, so WIREWATCH_ELASTICSEARCH_URL must be https://")
         return self
 
     @model_validator(mode="after")

@@ -266,3 +266,10 @@ def test_key_ids_are_read_from_encoded_keys_only():
     assert key_id_of("not base64!") is None
     assert key_id_of(base64.b64encode(b"no-colon").decode()) is None
     assert json.loads(json.dumps(EXPECTED_ROLES))  # plain JSON, as the role API takes it
+
+
+def test_a_ca_file_needs_an_https_url_and_an_empty_one_is_unset(tmp_path):
+    with pytest.raises(ValueError, match="must be https://"):
+        Settings(elasticsearch_url="http://es:9200", elasticsearch_ca_certs=tmp_path / "ca.crt")
+    assert Settings(elasticsearch_url="http://es:9200", elasticsearch_ca_certs="").elasticsearch_ca_certs is None
+    assert Settings(elasticsearch_api_key_file="").elasticsearch_api_key is None

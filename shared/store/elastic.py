@@ -55,8 +55,8 @@ def elasticsearch_client(settings: Settings, **options: Any) -> Elasticsearch:
         auth["basic_auth"] = (settings.elasticsearch_username, settings.elasticsearch_password.get_secret_value())
     if settings.elasticsearch_ca_certs is not None:
         auth["ca_certs"] = str(settings.elasticsearch_ca_certs)
-    if not settings.elasticsearch_verify_certs:
-        auth["verify_certs"] = False
+    if not settings.elasticsearch_verify_certs and (settings.elasticsearch_url or "").startswith("https://"):
+        auth["verify_certs"] = False  # the client refuses TLS options on a plain-text URL
     return Elasticsearch(
         settings.elasticsearch_url,
         request_timeout=30,
