@@ -1,7 +1,9 @@
 """Least privilege, tested at the request level. The test node is OpenSearch and has no
 Elastic security API, so a recording proxy answers as Elasticsearch documents it (role and
 API-key APIs) and the tests check the exact requests `wirewatch setup --security` sends, the
-key files it writes, and that services then authenticate with their key."""
+key files it writes, and that services then authenticate with their key. Whether each role is
+enough, and no more, is checked against what each service's store code sends to the real node:
+every request is mapped to the index privileges Elasticsearch would ask for."""
 
 from __future__ import annotations
 
@@ -273,3 +275,103 @@ def test_a_ca_file_needs_an_https_url_and_an_empty_one_is_unset(tmp_path):
         Settings(elasticsearch_url="http://es:9200", elasticsearch_ca_certs=tmp_path / "ca.crt")
     assert Settings(elasticsearch_url="http://es:9200", elasticsearch_ca_certs="").elasticsearch_ca_certs is None
     assert Settings(elasticsearch_api_key_file="").elasticsearch_api_key is None
+
+
+# -- each role covers what its service's store code sends (real node, through the proxy) -------
+
+IMPLIED = {"index": {"index", "create", "create_doc"}, "read": {"read"}, "view_index_metadata": {"view_index_metadata"}}
+
+
+def privileges_needed(request: Recorded) -> list[tuple[str, str]]:
+    """(index or alias name, privilege) pairs an Elasticsearch request needs, for the kinds of
+    request the store sends; any other kind fails the test, so a new one must be placed here."""
+    parts = [part for part in urlsplit(request.path).path.split("/") if part]
+    if parts[-1] == "_bulk":
+        default = parts[0] if len(parts) == 2 else None
+        actions = [json.loads(line) for line in request.body.splitlines()[::2] if line.strip()]
+        return [(meta.get("_index", default), op) for action in actions for op, meta in action.items()]
+    if parts[-1] == "_mget":
+        return [(doc["_index"], "read") for doc in request.json()["docs"]]
+    if parts[-1] in ("_search", "_count"):
+        return [(name, "read") for name in parts[0].split(",")]
+    if "_alias" in parts:
+        return [(parts[-1], "view_index_metadata")]
+    if len(parts) == 3 and parts[1] == "_doc" and request.method in ("PUT", "POST"):
+        return [(parts[0], "index")]
+    raise AssertionError(f"no privilege known for {request.method} {request.path}")
+
+
+def granting(role: dict[str, Any], name: str, privilege: str) -> set[tuple[int, str]]:
+    """The (role entry, granted privilege) pairs that allow `privilege` on `name`."""
+    from fnmatch import fnmatchcase
+
+    return {
+        (number, granted)
+        for number, entry in enumerate(role["indices"])
+        if any(fnmatchcase(name, pattern) for pattern in entry["names"])
+        for granted in entry["privileges"]
+        if privilege in IMPLIED.get(granted, {granted})
+    }
+
+
+def test_each_role_allows_every_request_its_service_sends_and_grants_nothing_unused(engine_url):
+    from shared.store.security import service_roles
+    from tests.es_node import PlainJsonNode
+    from tests.factories import make_article
+
+    admin = ElasticsearchStore(
+        elasticsearch_client(Settings(elasticsearch_url=engine_url), node_class=PlainJsonNode), "news"
+    )
+    admin.setup()
+    stored = [make_article(f"Report {n}", "Officials described it.", url=f"https://example.org/{n}") for n in range(2)]
+    admin.index(stored)
+    # A rollover, so that the worker looks up and replaces copies in the older index.
+    admin.client.indices.create(index="news-articles-000002")
+    admin.client.indices.update_aliases(
+        actions=[
+            {"add": {"index": "news-articles-000001", "alias": "news-articles", "is_write_index": False}},
+            {"add": {"index": "news-articles-000002", "alias": "news-articles", "is_write_index": True}},
+        ]
+    )
+    admin.refresh()
+    alert = {
+        "id": "a1",
+        "at": "2026-01-01T00:00:00+00:00",
+        "subscription": "s",
+        "subscription_id": "s1",
+        "owner": "o",
+        "channel": "webhook",
+        "status": "cancelled",
+        "attempts": 1,
+    }
+    # What each service's code does with the store (see the README's Security table).
+    what_each_service_does = {
+        "worker": lambda store: store.index([stored[0], make_article("New report", url="https://example.org/new")]),
+        "alerter": lambda store: store.record_alert(alert),
+        "api": lambda store: (store.search("report"), store.alert_history(10), store.record_alert(alert)),
+        "fetcher": lambda store: None,
+    }
+    roles = service_roles("news")
+    needed: dict[str, set[tuple[str, str]]] = {}
+    for service, work in what_each_service_does.items():
+        proxy = EsProxy(engine_url).start()
+        try:
+            store = ElasticsearchStore(
+                elasticsearch_client(Settings(elasticsearch_url=proxy.url), node_class=PlainJsonNode), "news"
+            )
+            work(store)
+            store.count("*")  # every service's health check
+        finally:
+            proxy.stop()
+        needed[service] = {pair for request in proxy.requests for pair in privileges_needed(request)}
+        refused = {pair for pair in needed[service] if not granting(roles[service], *pair)}
+        assert not refused, f"{service} would be refused {refused}"
+        used = {grant for pair in needed[service] for grant in granting(roles[service], *pair)}
+        granted = {(n, p) for n, entry in enumerate(roles[service]["indices"]) for p in entry["privileges"]}
+        assert used == granted, f"{service} is granted what it never uses: {granted - used}"
+    assert {
+        ("news-articles", "view_index_metadata"),
+        ("news-articles-000001", "read"),
+        ("news-articles-000001", "index"),
+        ("news-articles", "index"),
+    } <= needed["worker"]
