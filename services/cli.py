@@ -411,6 +411,8 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     if args.export_kibana:
         sys.stdout.write(export_ndjson(settings.index_prefix))
         return 0
+    if (args.rotate_keys or args.keys_dir) and not args.security:
+        raise UserError("--rotate-keys and --keys-dir go with --security")
     if args.security and not settings.elasticsearch_url:
         raise UserError("--security needs WIREWATCH_ELASTICSEARCH_URL (and a superuser's credentials)")
     open_store(settings).setup()

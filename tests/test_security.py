@@ -216,6 +216,8 @@ def test_refused_security_setup_is_one_clear_line(elastic, tmp_path, capsys):
 def test_security_needs_elasticsearch(settings, tmp_path, capsys):
     assert main(["setup", "--security", "--keys-dir", str(tmp_path)]) == 2
     assert "--security needs WIREWATCH_ELASTICSEARCH_URL" in capsys.readouterr().err
+    assert main(["setup", "--rotate-keys"]) == 2
+    assert "--rotate-keys and --keys-dir go with --security" in capsys.readouterr().err
 
 
 def test_a_service_started_with_its_key_file_sends_only_that_key(elastic, tmp_path, monkeypatch):
