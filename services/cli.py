@@ -13,6 +13,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from shared.settings import Settings, get_settings
@@ -81,6 +82,20 @@ def _parser() -> argparse.ArgumentParser:
         "--kibana", metavar="URL", help="also import the saved objects (data views, dashboard) into Kibana"
     )
     setup.add_argument("--export-kibana", action="store_true", help="print the Kibana saved objects as NDJSON and exit")
+    setup.add_argument(
+        "--security",
+        action="store_true",
+        help="also put one Elasticsearch role per service and give each service an API key (needs a superuser)",
+    )
+    setup.add_argument(
+        "--keys-dir",
+        type=Path,
+        metavar="DIR",
+        help="where --security writes <service>/elasticsearch-api-key (default: <data dir>/elasticsearch-keys)",
+    )
+    setup.add_argument(
+        "--rotate-keys", action="store_true", help="with --security: new keys for every service, old ones invalidated"
+    )
     setup.set_defaults(handler=cmd_setup)
 
     search = commands.add_parser("search", help="search stored articles (Lucene syntax, as in Kibana)")
@@ -396,8 +411,28 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     if args.export_kibana:
         sys.stdout.write(export_ndjson(settings.index_prefix))
         return 0
+    if (args.rotate_keys or args.keys_dir) and not args.security:
+        raise UserError("--rotate-keys and --keys-dir go with --security")
+    if args.security and not settings.elasticsearch_url:
+        raise UserError("--security needs WIREWATCH_ELASTICSEARCH_URL (and a superuser's credentials)")
     open_store(settings).setup()
     print("store ready" + (f" (alias {settings.index_prefix}-articles)" if settings.elasticsearch_url else ""))
+    if args.security:
+        from elasticsearch import ApiError
+
+        from shared.store.elastic import elasticsearch_client
+        from shared.store.security import set_up_security
+
+        key_dir = args.keys_dir or settings.data_dir / "elasticsearch-keys"
+        try:
+            with elasticsearch_client(settings) as client:
+                keys = set_up_security(client, settings.index_prefix, key_dir, rotate=args.rotate_keys)
+        except ApiError as error:  # most often: these credentials may not manage security
+            raise UserError(f"security setup refused: {error}") from None
+        for key in keys:
+            state = "new key" if key.created else "key kept"
+            print(f"security: {key.service}: role {settings.index_prefix}-{key.service}, {state} {key.key_id}")
+        print(f"security: keys written under {key_dir}")
     if args.kibana:
         try:
             result = import_saved_objects(args.kibana, settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,10 +35,20 @@ class Settings(BaseSettings):
     elasticsearch_api_key: SecretStr | None = Field(
         default=None, description="Elasticsearch API key (the encoded form Kibana shows)."
     )
+    elasticsearch_api_key_file: Path | None = Field(
+        default=None,
+        description="File holding the Elasticsearch API key (as `wirewatch setup --security` writes it); "
+        "read at start when WIREWATCH_ELASTICSEARCH_API_KEY is unset.",
+    )
     elasticsearch_username: str | None = Field(default=None, description="Elasticsearch basic-auth user.")
     elasticsearch_password: SecretStr | None = Field(default=None, description="Elasticsearch basic-auth password.")
     elasticsearch_ca_certs: Path | None = Field(
         default=None, description="CA certificate file that signed the Elasticsearch TLS certificate."
+    )
+    elasticsearch_verify_certs: bool = Field(
+        default=True,
+        description="Verify the Elasticsearch TLS certificate (and host name). Off only against a throwaway "
+        "test cluster: without it anyone on the path can read the credentials.",
     )
     index_prefix: str = Field(
         default="wirewatch",
@@ -161,6 +171,30 @@ class Settings(BaseSettings):
             raise ValueError(
                 "set both WIREWATCH_ELASTICSEARCH_USERNAME and WIREWATCH_ELASTICSEARCH_PASSWORD, or neither"
             )
+        return self
+
+    @field_validator("elasticsearch_api_key_file", "elasticsearch_ca_certs", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        # compose passes `${VAR:-}` as an empty string, which would otherwise mean the current directory
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _ca_file_needs_https(self) -> Settings:
+        if self.elasticsearch_ca_certs is not None and not (self.elasticsearch_url or "").startswith("https://"):
+            raise ValueError("WIREWATCH_ELASTICSEARCH_CA_CERTS is set, so WIREWATCH_ELASTICSEARCH_URL must be https://")
+        return self
+
+    @model_validator(mode="after")
+    def _api_key_from_file(self) -> Settings:
+        if self.elasticsearch_api_key is None and self.elasticsearch_api_key_file is not None:
+            try:
+                key = self.elasticsearch_api_key_file.read_text("utf-8").strip()
+            except OSError as error:
+                raise ValueError(f"cannot read WIREWATCH_ELASTICSEARCH_API_KEY_FILE: {error}") from None
+            if not key:
+                raise ValueError(f"{self.elasticsearch_api_key_file} holds no API key")
+            self.elasticsearch_api_key = SecretStr(key)
         return self
 
     @property

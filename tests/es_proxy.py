@@ -61,7 +61,8 @@ class EsProxy:
                 self.send_header("X-Elastic-Product", "Elasticsearch")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":  # a body after a HEAD answer would be read as the next reply
+                    self.wfile.write(payload)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle  # noqa: N815
 

@@ -46,7 +46,8 @@ _GENERATION = re.compile(r"-(\d+)$")
 
 
 def elasticsearch_client(settings: Settings, **options: Any) -> Elasticsearch:
-    """A client for the configured cluster: API key or user/password, TLS with a CA file."""
+    """A client for the configured cluster: API key (which wins) or user/password, TLS verified
+    against the CA file when one is given, against the system's CAs otherwise."""
     auth: dict[str, Any] = {}
     if settings.elasticsearch_api_key is not None:
         auth["api_key"] = settings.elasticsearch_api_key.get_secret_value()
@@ -54,6 +55,8 @@ def elasticsearch_client(settings: Settings, **options: Any) -> Elasticsearch:
         auth["basic_auth"] = (settings.elasticsearch_username, settings.elasticsearch_password.get_secret_value())
     if settings.elasticsearch_ca_certs is not None:
         auth["ca_certs"] = str(settings.elasticsearch_ca_certs)
+    if not settings.elasticsearch_verify_certs and (settings.elasticsearch_url or "").startswith("https://"):
+        auth["verify_certs"] = False  # the client refuses TLS options on a plain-text URL
     return Elasticsearch(
         settings.elasticsearch_url,
         request_timeout=30,
