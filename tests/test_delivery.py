@@ -331,3 +331,28 @@ def test_a_crash_before_the_alert_is_written_loses_nothing_on_redelivery(redis_c
     assert dispatcher.raise_alert(subscription, alert_for(subscription))
     assert not dispatcher.raise_alert(subscription, alert_for(subscription))  # delivered twice by the queue
     assert redis_client.hlen(redis_keys.OUTBOX) == 1 == redis_client.zcard(redis_keys.OUTBOX_DUE)
+
+
+def test_the_alerter_loop_survives_an_unexpected_error_and_carries_on(redis_client, settings, history, receiver):
+    import threading
+
+    from services.alerter.service import run_alerter
+
+    class FailingOnce(AlertSender):
+        failures = 1
+
+        def tick(self, now: float | None = None) -> int:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("a bug in a channel library")
+            return super().tick(now)
+
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
+    Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
+    stop = threading.Event()
+    loop = threading.Thread(target=run_alerter, args=(FailingOnce(settings, redis_client, history), stop))
+    loop.start()
+    received = receiver.wait_for(1, timeout=15)
+    stop.set()
+    loop.join(timeout=10)
+    assert len(received) == 1 and not loop.is_alive()

@@ -111,3 +111,36 @@ def test_batches_held_by_a_consumer_that_died_are_taken_over(redis_client, store
     survivor = indexer(redis_client, store, matched, claim_idle_ms=0)
     assert survivor.flush_once(block_ms=10) == 3
     assert redis_client.xpending("ww:index-stream", "indexers")["pending"] == 0
+
+
+def test_the_indexer_thread_survives_whatever_its_clients_raise_and_an_unreadable_entry(redis_client, store, matched):
+    import threading
+    import time
+
+    import kombu.exceptions
+
+    from shared import redis_keys
+    from shared.pipeline.indexer import start_indexer_thread
+
+    sends = {"failures": 1}
+
+    def send_after_an_outage(batch):
+        if sends["failures"]:
+            sends["failures"] -= 1
+            raise kombu.exceptions.OperationalError("Error 111 connecting to Redis: Connection refused")
+        matched.append(batch)
+
+    consumer = BulkIndexer(redis_client, store, send_after_an_outage, claim_idle_ms=0)
+    redis_client.xadd(redis_keys.INDEX_STREAM, {"batch": "{not json"})
+    submit(redis_client, batch(0, 3), None)
+    thread, stop = start_indexer_thread(consumer)
+    deadline = time.monotonic() + 15
+    while not matched and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=5)
+    assert isinstance(thread, threading.Thread) and not thread.is_alive()
+    assert [len(sent["articles"]) for sent in matched] == [3]
+    (letter,) = read_dead_letters(redis_client)
+    assert letter["stage"] == "index" and "unreadable index entry" in letter["reason"]
+    assert redis_client.xlen(redis_keys.INDEX_STREAM) == 0
