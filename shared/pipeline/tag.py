@@ -64,13 +64,20 @@ _CLAUSE_END = re.compile(r"[,;:–—()]|\s-\s")
 # A sentence opening with a participle or a preposition ("Undeterred by UN sanctions, the North
 # conducted…"): up to its first comma it sets the scene.
 _SCENE_SETTER = re.compile(r"^\W*(?:[A-Z][a-z]+(?:ed|ing)|Despite|Amid|After|Following|Under|With|Since|As)\b")
+# A phrase standing as a person's title: before the name ("Defense Minister Sergei Shoigu said")
+# or beside it ("the defence minister, Siraj Fegessa, told MPs"). What the person does is the
+# sentence's subject, not the title's topic.
+_PERSON_AFTER = re.compile(
+    r",?\s+(?!(?:The|A|An|On|In|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|"
+    r"April|May|June|July|August|September|October|November|December)\b)[A-Z][a-z][\w'’-]*\s+[A-Z][a-z][\w'’-]*"
+)
 _QUOTE_MARKS = re.compile(r"[\"“”«»]")
 _NAME_WORD = re.compile(r"[A-Z][\w'’.-]*")
 # The last word of an institution's or a law's name: a phrase inside such a name is a name.
 _INSTITUTION_WORD = re.compile(
     r"(?:Association|Associations|Corp|Corporation|Company|Co|Inc|Ltd|Agency|Commission|Institute|Council|"
     r"Committee|Organization|Organisation|Center|Centre|Party|University|College|Academy|School|Day|Act|Law|"
-    r"Foundation|Fund|Group|Authority|Museum|Forum|Bank|Studies|Society|Project|Initiative|Network|Union)\W*"
+    r"Foundation|Fund|Group|Authority|Museum|Forum|Bank|Studies|Society|Project|Initiative|Network|Union|Alliance)\W*"
 )
 
 
@@ -132,6 +139,7 @@ class Taxonomy:
     entities: _Automaton
     exclusions: _Automaton
     min_scores: dict[str, float] = field(default_factory=dict)
+    titles_are_people: frozenset[str] = frozenset()
     entity_min_score: float = 1.0
     patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
     cities: frozenset[str] = frozenset()
@@ -155,6 +163,7 @@ class Taxonomy:
         tags = raw["tags"]
         topics, exclusions = _Automaton(fold_case=True), _Automaton(fold_case=True)
         min_scores = {}
+        titles_are_people = set()
         patterns = []
         entity_min_score = float(raw.get("entity_min_score", 1.0))
         for tag, spec in tags.items():
@@ -165,6 +174,8 @@ class Taxonomy:
             for phrase in spec.get("unless", []):
                 exclusions.add(phrase, "unless", tag)
             min_scores[tag] = float(spec.get("min_score", 1.0))
+            if spec.get("titles_are_people"):
+                titles_are_people.add(tag)
             patterns += [(re.compile(pattern, re.IGNORECASE), tag) for pattern in spec.get("patterns", [])]
         entities = _Automaton(fold_case=False)
         countries = yaml.safe_load(data.joinpath("countries.yml").read_text("utf-8"))
@@ -184,6 +195,7 @@ class Taxonomy:
             entities,
             exclusions,
             min_scores,
+            frozenset(titles_are_people),
             entity_min_score,
             patterns,
             frozenset(map(str, countries.get("cities", []))),
@@ -291,7 +303,9 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
         if (index, hit.value) in excluded:
             continue
         phrase = text[hit.start : hit.end]
-        weight, why = weigh(text, sentences[index], hit, title_end, lead_end)
+        weight, why = weigh(
+            text, sentences[index], hit, title_end, lead_end, titles_are_people=hit.value in taxonomy.titles_are_people
+        )
         if hit.kind == "weak":
             weight, why = weight * WEAK_WEIGHT, why + ", a weak phrase"
         first = (hit.value, phrase.lower()) not in seen
@@ -359,12 +373,16 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     return article
 
 
-def weigh(text: str, sentence_start: int, hit: Hit, title_end: int, lead_end: int) -> tuple[float, str]:
+def weigh(
+    text: str, sentence_start: int, hit: Hit, title_end: int, lead_end: int, titles_are_people: bool = False
+) -> tuple[float, str]:
     """How much one occurrence of a tag's phrase says the article is about it, and why.
 
     Where: the headline counts 1.5, the lead 1.25, a sentence 1. How: a modifier glued to a
     noun ("nuclear-powered") counts nothing; a clause about something else, a quotation, a
-    name or a job title a third (`PASSING_WEIGHT`).
+    name or a job title a third (`PASSING_WEIGHT`). For a tag whose taxonomy sets
+    `titles_are_people`, a phrase standing as a person's title ("Defense Minister Sergei
+    Shoigu", "the defence minister, Siraj Fegessa,") counts a third too.
     """
     after = text[hit.end : hit.end + 40]
     glued = _MODIFIER_AFTER.match(after)
@@ -390,6 +408,7 @@ def weigh(text: str, sentence_start: int, hit: Hit, title_end: int, lead_end: in
         or _in_quotation(prefix)
         or _in_name(text, sentence_start, hit, title_end)
         or (_TITLE_AFTER.match(after) and "a job title or an institution's name")
+        or (titles_are_people and _PERSON_AFTER.match(after) and "a person's title")
     )
     if passing:
         return weight * PASSING_WEIGHT, f"{where}, {passing}"
