@@ -33,7 +33,12 @@ COMPANY_WEIGHT = 0.25  # a second phrase of the tag in the same sentence
 HEADLINE_WEIGHT = 1.5  # the headline and the lead say what the article is about
 LEAD_WEIGHT = 1.25
 PASSING_WEIGHT = 0.34  # a clause, a quotation, a name or a title: three make one sentence
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'”’)]?\s+|\n+")
+# A sentence ends at . ! or ? before a space, but not after an initial or a title ("U.S.",
+# "Gen.", "Mr.") and not before a lower-case word ("…the U.S. uranium trade").
+_SENTENCE_BREAK = re.compile(
+    r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bGen\.)(?<!\bSen\.)"
+    r"(?<!\bRep\.)(?<!\bGov\.)(?<!\bCol\.)(?<!\bLt\.)(?<!\bSgt\.)(?<!\bAdm\.)(?<!\bNo\.)[\"'”’)]?\s+(?![a-z])|\n+"
+)
 
 # A phrase glued to a noun it only describes: a "nuclear-powered cruiser" is a ship, a
 # "nuclear-capable bomber" an aircraft.
@@ -55,7 +60,8 @@ _CLAUSE_OPENER = re.compile(
     r"\b(?:which|who|whose|whom|after|following|amid|amidst|over|despite|because|since|including|"
     r"such as|especially|particularly|notably|how|whether|in defiance of|in response to|in retaliation for|"
     r"on the heels of|ahead of|due to|thanks to|in the wake of|faced with|undeterred by|emerging from|like|"
-    r"about|if|unless|denied|denies|deny|without|instead of|rather than|"
+    r"about|if|unless|denied|denies|deny|without|instead of|rather than|in exchange for|in return for|"
+    r"(?<=, )as|ranging from|"
     r"mentioned|mention|recalled|recalling|compared|imagine|imagined|fear|fears|feared|worries|"
     r"concern|concerns|concerned)\b"
 )
@@ -63,7 +69,9 @@ _FORMER = re.compile(r"\b(?:former|retired|ex|onetime|one-time)[\s-]+(?:[\w.]+\s
 _CLAUSE_END = re.compile(r"[,;:–—()]|\s-\s")
 # A sentence opening with a participle or a preposition ("Undeterred by UN sanctions, the North
 # conducted…"): up to its first comma it sets the scene.
-_SCENE_SETTER = re.compile(r"^\W*(?:[A-Z][a-z]+(?:ed|ing)|Despite|Amid|After|Following|Under|With|Since|As)\b")
+_SCENE_SETTER = re.compile(
+    r"^\W*(?:[A-Z][a-z]+(?:ed|ing)(?=\s+[a-z])|Despite|Amid|After|Following|Under|With|Since|As)\b"
+)
 # A phrase standing as a person's title: before the name ("Defense Minister Sergei Shoigu said")
 # or beside it ("the defence minister, Siraj Fegessa, told MPs"). What the person does is the
 # sentence's subject, not the title's topic.
@@ -294,22 +302,29 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     lead_end = _lead_end(text, sentences, title_end)
     excluded = {(_sentence_of(sentences, hit.start), hit.value) for hit in taxonomy.exclusions.find(text)}
     hits = _longest(taxonomy.topics.find(text) + taxonomy.find_patterns(text))
-    per_sentence: dict[tuple[str, int], list[tuple[float, str]]] = {}
-    phrases: dict[str, list[str]] = {}
-    evidence: list[dict[str, str]] = []
-    seen: set[tuple[str, str]] = set()
+    occurrences: list[tuple[Hit, int, str, float, str]] = []
     for hit in hits:
         index = _sentence_of(sentences, hit.start)
         if (index, hit.value) in excluded:
             continue
-        phrase = text[hit.start : hit.end]
         weight, why = weigh(
             text, sentences[index], hit, title_end, lead_end, titles_are_people=hit.value in taxonomy.titles_are_people
         )
         if hit.kind == "weak":
             weight, why = weight * WEAK_WEIGHT, why + ", a weak phrase"
-        first = (hit.value, phrase.lower()) not in seen
-        seen.add((hit.value, phrase.lower()))
+        occurrences.append((hit, index, text[hit.start : hit.end], weight, why))
+    # A phrase counts fully where it stands best (its own sentence rather than an earlier
+    # clause), and a quarter wherever it is repeated.
+    best_of: dict[tuple[str, str], int] = {}
+    for number, (hit, _, phrase, weight, _) in enumerate(occurrences):
+        key = (hit.value, phrase.lower())
+        if key not in best_of or weight > occurrences[best_of[key]][3]:
+            best_of[key] = number
+    per_sentence: dict[tuple[str, int], list[tuple[float, str]]] = {}
+    phrases: dict[str, list[str]] = {}
+    evidence: list[dict[str, str]] = []
+    for number, (hit, index, phrase, weight, why) in enumerate(occurrences):
+        first = best_of[(hit.value, phrase.lower())] == number
         if not first:
             weight, why = weight * REPEAT_WEIGHT, why + ", repeated"
         per_sentence.setdefault((hit.value, index), []).append((weight, phrase.lower()))
