@@ -89,6 +89,13 @@ _INSTITUTION_WORD = re.compile(
 )
 
 
+# The head of a name a phrase can stand inside: "Day of the Soviet Army", "Museum of the Navy".
+_NAME_BEFORE = re.compile(
+    r"\b(?:Day|Museum|Academy|Institute|University|College|School|Order|Hero|Festival|Society|Friends)"
+    r" of (?:the )?(?:[A-Z][\w'’-]* |and )*$"
+)
+
+
 @dataclass(frozen=True)
 class Hit:
     start: int
@@ -457,6 +464,9 @@ def _in_name(text: str, sentence_start: int, hit: Hit, title_end: int) -> str | 
     Corp"); a title before a person's name is not ("Foreign Minister Wang Yi met…")."""
     if hit.start < title_end or not text[hit.start].isupper():
         return None
+    named = _NAME_BEFORE.search(text[max(sentence_start, hit.start - 80) : hit.start])
+    if named:
+        return f"inside a name («{named[0].strip()}…»)"
     after = text[hit.end : hit.end + 80].split()
     for word in after[:5]:
         if _INSTITUTION_WORD.fullmatch(word):
