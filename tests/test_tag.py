@@ -453,3 +453,15 @@ def test_a_sentence_does_not_end_at_an_initial_or_a_title(taxonomy: Taxonomy) ->
     assert "sanctions" in article.tags
     (item,) = [item for item in article.evidence if item["value"] == "sanctions"]
     assert item["sentence"] == "Outgoing U.S. President Ann Reed imposed sanctions on the bank."
+
+
+def test_in_a_long_article_one_plain_sentence_on_nuclear_is_not_enough(taxonomy: Taxonomy) -> None:
+    filler = " ".join(f"The council met on day {day} to discuss the budget." for day in range(1, 15))
+    once = f"{filler} Residents once feared a nuclear war. {filler}"
+    article = tagged(taxonomy, once, title="Council budget")
+    assert "nuclear" not in article.tags
+    assert any(note.startswith("tag: nuclear not kept, score 1.00 below 1.25") for note in article.notes)
+    twice = f"{filler} Vesta tested a nuclear device in May. Its nuclear programme has grown since. {filler}"
+    assert "nuclear" in tagged(taxonomy, twice, title="Council budget").tags
+    # a short brief: its one sentence is its subject
+    assert "nuclear" in tagged(taxonomy, "Vesta tested a nuclear device in May.", title="Brief").tags

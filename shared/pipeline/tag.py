@@ -32,6 +32,7 @@ REPEAT_WEIGHT = 0.25
 COMPANY_WEIGHT = 0.25  # a second phrase of the tag in the same sentence
 HEADLINE_WEIGHT = 1.5  # the headline and the lead say what the article is about
 LEAD_WEIGHT = 1.25
+LONG_ARTICLE = 12  # sentences: beyond this, a tag may ask for more than one plain sentence
 PASSING_WEIGHT = 0.34  # a clause, a quotation, a name or a title: three make one sentence
 # A sentence ends at . ! or ? before a space, but not after an initial or a title ("U.S.",
 # "Gen.", "Mr.") and not before a lower-case word ("…the U.S. uranium trade").
@@ -155,6 +156,7 @@ class Taxonomy:
     exclusions: _Automaton
     min_scores: dict[str, float] = field(default_factory=dict)
     titles_are_people: frozenset[str] = frozenset()
+    long_min_scores: dict[str, float] = field(default_factory=dict)
     entity_min_score: float = 1.0
     patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
     cities: frozenset[str] = frozenset()
@@ -177,7 +179,7 @@ class Taxonomy:
         )
         tags = raw["tags"]
         topics, exclusions = _Automaton(fold_case=True), _Automaton(fold_case=True)
-        min_scores = {}
+        min_scores, long_min_scores = {}, {}
         titles_are_people = set()
         patterns = []
         entity_min_score = float(raw.get("entity_min_score", 1.0))
@@ -189,6 +191,7 @@ class Taxonomy:
             for phrase in spec.get("unless", []):
                 exclusions.add(phrase, "unless", tag)
             min_scores[tag] = float(spec.get("min_score", 1.0))
+            long_min_scores[tag] = float(spec.get("long_article_min_score", min_scores[tag]))
             if spec.get("titles_are_people"):
                 titles_are_people.add(tag)
             patterns += [(re.compile(pattern, re.IGNORECASE), tag) for pattern in spec.get("patterns", [])]
@@ -211,6 +214,7 @@ class Taxonomy:
             exclusions,
             min_scores,
             frozenset(titles_are_people),
+            long_min_scores,
             entity_min_score,
             patterns,
             frozenset(map(str, countries.get("cities", []))),
@@ -354,12 +358,17 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
         best = weights[0][0]
         others = {phrase for _, phrase in weights[1:] if phrase != weights[0][1]}
         scores[name] = scores.get(name, 0.0) + best + (COMPANY_WEIGHT * best if others else 0.0)
-    kept = {name for name, score in scores.items() if score >= taxonomy.min_scores.get(name, 1.0) - 1e-9}
+    # In a long article one plain sentence may be a passing mention: a tag can ask for more
+    # (`long_article_min_score`: a second sentence, the headline or the lead).
+    long = len(sentences) > LONG_ARTICLE
+    needed = {
+        name: (taxonomy.long_min_scores if long else taxonomy.min_scores).get(name, taxonomy.min_scores.get(name, 1.0))
+        for name in scores
+    }
+    kept = {name for name, score in scores.items() if score >= needed[name] - 1e-9}
     for name in sorted(set(scores) - kept):
         reasons = "; ".join(f"«{item['phrase']}» {item['why']}" for item in evidence if item["value"] == name)
-        article.notes.append(
-            f"tag: {name} not kept, score {scores[name]:.2f} below {taxonomy.min_scores.get(name, 1.0):g} ({reasons})"
-        )
+        article.notes.append(f"tag: {name} not kept, score {scores[name]:.2f} below {needed[name]:g} ({reasons})")
     article.tags = sorted(kept | set(article.source_tags))
     article.tag_evidence = {name: found for name, found in phrases.items() if name in kept}
     article.tag_scores = {name: round(scores[name], 2) for name in sorted(kept)}
