@@ -457,7 +457,7 @@ def test_a_sentence_does_not_end_at_an_initial_or_a_title(taxonomy: Taxonomy) ->
 
 def test_in_a_long_article_one_plain_sentence_on_nuclear_is_not_enough(taxonomy: Taxonomy) -> None:
     filler = " ".join(f"The council met on day {day} to discuss the budget." for day in range(1, 15))
-    once = f"{filler} Residents once feared a nuclear war. {filler}"
+    once = f"{filler} The city once had a nuclear bunker. {filler}"
     article = tagged(taxonomy, once, title="Council budget")
     assert "nuclear" not in article.tags
     assert any(note.startswith("tag: nuclear not kept, score 1.00 below 1.25") for note in article.notes)
