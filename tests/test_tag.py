@@ -377,6 +377,9 @@ def test_entities_have_scores_and_a_threshold_decides_what_is_kept(tmp_path) -> 
         ("Defense Minister Petra Lund laid flowers at the town's new library.", "military"),
         ("Norland's defence minister, Ivo Marek, told lawmakers the library would open in May.", "military"),
         ("Crowds marked the Day of the Vestan Army and Navy with a concert.", "military"),
+        ("The prince met the defence ministers of Norland and Vesta to talk about trade.", "military"),
+        # something that did not happen
+        ("Norland backed the pact but did not sign up for a military role.", "military"),
         # a subordinate clause opened by ", as", a bargain's terms, a range
         ("Trade fairs were cancelled that year, as Norland joined sanctions against Vesta.", "sanctions"),
         ("The accord curbed the programme in exchange for sanctions relief.", "sanctions"),
@@ -409,6 +412,8 @@ def test_a_tag_found_but_not_kept_is_explained_in_the_notes(taxonomy: Taxonomy) 
         ("Engine", "Vesta carried out a ground test of a new type of high-thrust rocket engine.", "missile-test"),
         ("Council", "Norland vetoed the draft resolution at the Security Council on Tuesday.", "diplomacy"),
         ("Court", "The court granted Norland's extradition request for the banker.", "diplomacy"),
+        # a denial ends where the sentence goes on to what did happen
+        ("Drill", "The launch was not a response to events and showed the readiness of its nuclear forces.", "nuclear"),
         # a clause in the headline still names the subject
         ("Talks stall after missile launch", "Diplomats left the room early.", "missile-test"),
     ],

@@ -62,10 +62,11 @@ _CLAUSE_OPENER = re.compile(
     r"such as|especially|particularly|notably|how|whether|in defiance of|in response to|in retaliation for|"
     r"on the heels of|ahead of|due to|thanks to|in the wake of|faced with|undeterred by|emerging from|like|"
     r"about|if|unless|denied|denies|deny|without|instead of|rather than|in exchange for|in return for|"
-    r"(?<=, )as|ranging from|"
+    r"(?<=, )as|ranging from|not|never|"
     r"mentioned|mention|recalled|recalling|compared|imagine|imagined|fear|fears|feared|worries|"
     r"concern|concerns|concerned)\b"
 )
+_COORDINATION = re.compile(r"\s(?:and|but|yet)\s")
 _FORMER = re.compile(r"\b(?:former|retired|ex|onetime|one-time)[\s-]+(?:[\w.]+\s+){0,2}$", re.I)
 _CLAUSE_END = re.compile(r"[,;:–—()]|\s-\s")
 # A sentence opening with a participle or a preposition ("Undeterred by UN sanctions, the North
@@ -77,6 +78,7 @@ _SCENE_SETTER = re.compile(
 # or beside it ("the defence minister, Siraj Fegessa, told MPs"). What the person does is the
 # sentence's subject, not the title's topic.
 _PERSON_AFTER = re.compile(
+    r"\s+of\s+(?:the\s+)?[A-Z]|"  # "the defence ministers of Indonesia"
     r",?\s+(?!(?:The|A|An|On|In|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|"
     r"April|May|June|July|August|September|October|November|December)\b)[A-Z][a-z][\w'’-]*\s+[A-Z][a-z][\w'’-]*"
 )
@@ -456,6 +458,8 @@ def _in_clause(prefix: str) -> str | None:
             return None  # a scene-setting opener, closed by its comma: the main clause follows
         if _CLAUSE_END.search(lowered, opener.end()):
             continue  # that clause ended before the occurrence
+        if opener[0] in ("not", "never") and _COORDINATION.search(lowered, opener.end()):
+            continue  # "…was not a test and showed the readiness of…": the denial ended
         return f"in a clause after «{opener[0]}»"
     return None
 
