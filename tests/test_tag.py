@@ -378,6 +378,12 @@ def test_entities_have_scores_and_a_threshold_decides_what_is_kept(tmp_path) -> 
         ("Norland's defence minister, Ivo Marek, told lawmakers the library would open in May.", "military"),
         ("Crowds marked the Day of the Vestan Army and Navy with a concert.", "military"),
         ("The prince met the defence ministers of Norland and Vesta to talk about trade.", "military"),
+        ("The agency competes with the military intelligence service for funds.", "military"),
+        ("Lane was inspired to join the military by the nurse who saved her.", "military"),
+        ("Police said the nerve agent was among the most dangerous chemical weapons.", "military"),
+        ("The envoy spoke in Norland, adding that military action was possible.", "military"),
+        ("Ties were strained by Vesta's opposition to a missile defence system in Norland.", "military"),
+        ("The new port is considered a potential military challenge to Vesta.", "military"),
         # something that did not happen
         ("Norland backed the pact but did not sign up for a military role.", "military"),
         # a subordinate clause opened by ", as", a bargain's terms, a range

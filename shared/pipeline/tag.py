@@ -51,7 +51,7 @@ _TITLE_AFTER = re.compile(
     r"veteran|veterans|gen|general|lieutenant|colonel|major|sergeant|captain|seal|seals|officer|officers|"
     r"commander|reservist|reservists|brass|hospital|police|chief|chiefs|attaché|attache|"
     r"editor|commentator|historian|scholar|researcher|policy|corporation|corp|company|companies|agency|unit|"
-    r"industry|regulator|institute|think-tank|academy|school|college|university|museum)\b",
+    r"industry|regulator|institute|think-tank|academy|school|college|university|museum|intelligence)\b",
     re.I,
 )
 # Words that open a clause about something else: what follows them, up to the next comma, is
@@ -62,7 +62,8 @@ _CLAUSE_OPENER = re.compile(
     r"such as|especially|particularly|notably|how|whether|in defiance of|in response to|in retaliation for|"
     r"on the heels of|ahead of|due to|thanks to|in the wake of|faced with|undeterred by|emerging from|like|"
     r"about|if|unless|denied|denies|deny|without|instead of|rather than|in exchange for|in return for|"
-    r"(?<=, )as|ranging from|not|never|"
+    r"(?<=, )as|ranging from|not|never|in addition to|potential|possible|pointed to|referred to|citing|cited|"
+    r"adding that|opposition to|"
     r"mentioned|mention|recalled|recalling|compared|imagine|imagined|fear|fears|feared|worries|"
     r"concern|concerns|concerned)\b"
 )
