@@ -393,6 +393,9 @@ def test_entities_have_scores_and_a_threshold_decides_what_is_kept(tmp_path) -> 
         ("Allied forces launched 300 cruise missiles and dropped bombs on the bridges.", "missile-test"),
         ("Norland finished its talks with the IMF on the next loan tranche.", "diplomacy"),
         ("The bank has been holding talks with shareholders about buying their stakes.", "diplomacy"),
+        # one person or body of people alone: what they do carries the tag
+        ("The premier said a delegation of ministers would be sent to the province.", "diplomacy"),
+        ("The former secretary of state wrote a memoir about his childhood.", "diplomacy"),
     ],
 )
 def test_a_passing_mention_is_not_a_tag(taxonomy: Taxonomy, text: str, absent: str) -> None:
