@@ -479,3 +479,10 @@ def test_in_a_long_article_one_plain_sentence_on_nuclear_is_not_enough(taxonomy:
     assert "nuclear" in tagged(taxonomy, twice, title="Council budget").tags
     # a short brief: its one sentence is its subject
     assert "nuclear" in tagged(taxonomy, "Vesta tested a nuclear device in May.", title="Brief").tags
+
+
+def test_two_weak_phrases_side_by_side_make_one_full_mention(taxonomy: Taxonomy) -> None:
+    text = "Staff met early. The foreign minister will raise the case with the secretary of state in Vesta."
+    article = tagged(taxonomy, text, title="Port news")
+    assert "diplomacy" in article.tags and article.tag_scores["diplomacy"] == 1.0
+    assert "diplomacy" not in tagged(taxonomy, "Staff met early. The foreign minister opened a school.").tags

@@ -306,7 +306,8 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     own fully, in a clause about something else, a quotation, a name or a title a little, as
     a modifier ("nuclear-powered") not at all. A phrase from a tag's `weak` list counts half, a
     repeat of a phrase a quarter. A sentence counts once per tag (its best occurrence, plus a
-    little for a second phrase of the tag beside it); a tag is kept when its score reaches its
+    little for a second phrase of the tag beside it, two weak phrases together as much as one
+    phrase); a tag is kept when its score reaches its
     `min_score` (1 unless the taxonomy says otherwise). Tags that were found but not kept are
     explained in the notes.
     """
@@ -334,14 +335,14 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
         key = (hit.value, phrase.lower())
         if key not in best_of or weight > occurrences[best_of[key]][3]:
             best_of[key] = number
-    per_sentence: dict[tuple[str, int], list[tuple[float, str]]] = {}
+    per_sentence: dict[tuple[str, int], list[tuple[float, str, bool]]] = {}
     phrases: dict[str, list[str]] = {}
     evidence: list[dict[str, str]] = []
     for number, (hit, index, phrase, weight, why) in enumerate(occurrences):
         first = best_of[(hit.value, phrase.lower())] == number
         if not first:
             weight, why = weight * REPEAT_WEIGHT, why + ", repeated"
-        per_sentence.setdefault((hit.value, index), []).append((weight, phrase.lower()))
+        per_sentence.setdefault((hit.value, index), []).append((weight, phrase.lower(), hit.kind == "weak"))
         found = phrases.setdefault(hit.value, [])
         if first and len(found) < MAX_EVIDENCE:
             found.append(phrase)
@@ -358,9 +359,14 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     scores: dict[str, float] = {}
     for (name, _), weights in per_sentence.items():
         weights.sort(reverse=True)
-        best = weights[0][0]
-        others = {phrase for _, phrase in weights[1:] if phrase != weights[0][1]}
-        scores[name] = scores.get(name, 0.0) + best + (COMPANY_WEIGHT * best if others else 0.0)
+        best, best_phrase, best_weak = weights[0]
+        others = [weight for weight, phrase, _ in weights[1:] if phrase != best_phrase]
+        score = best + (COMPANY_WEIGHT * best if others else 0.0)
+        if best_weak and others:
+            # two weak phrases side by side ("the foreign minister will raise it with the
+            # secretary of state") make one full mention
+            score = max(score, min(best + others[0], best / WEAK_WEIGHT))
+        scores[name] = scores.get(name, 0.0) + score
     # In a long article one plain sentence may be a passing mention: a tag can ask for more
     # (`long_article_min_score`: a second sentence, the headline or the lead).
     long = len(sentences) > LONG_ARTICLE
