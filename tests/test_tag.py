@@ -370,6 +370,32 @@ def test_entities_have_scores_and_a_threshold_decides_what_is_kept(tmp_path) -> 
         ("The region's new nuclear power plant will open next year.", "nuclear"),
         ("Students urged the college to back the boycott, divestment and sanctions campaign.", "sanctions"),
         ("The board sanctioned another loan tranche for the port.", "sanctions"),
+        ("Coal, gas and nuclear supplied most of the country's electricity last winter.", "nuclear"),
+        ("The port once relied on the nuclear industry for jobs; nuclear power was the campaign's theme.", "nuclear"),
+        ("Crowds cheered the ferry home to a nuclear-armed Vesta.", "nuclear"),
+        # a person's title: what the person does is the subject
+        ("Defense Minister Petra Lund laid flowers at the town's new library.", "military"),
+        ("Norland's defence minister, Ivo Marek, told lawmakers the library would open in May.", "military"),
+        ("Crowds marked the Day of the Vestan Army and Navy with a concert.", "military"),
+        ("The prince met the defence ministers of Norland and Vesta to talk about trade.", "military"),
+        ("The agency competes with the military intelligence service for funds.", "military"),
+        ("Lane was inspired to join the military by the nurse who saved her.", "military"),
+        ("Police said the nerve agent was among the most dangerous chemical weapons.", "military"),
+        ("The envoy spoke in Norland, adding that military action was possible.", "military"),
+        ("Ties were strained by Vesta's opposition to a missile defence system in Norland.", "military"),
+        ("The new port is considered a potential military challenge to Vesta.", "military"),
+        # something that did not happen
+        ("Norland backed the pact but did not sign up for a military role.", "military"),
+        # a subordinate clause opened by ", as", a bargain's terms, a range
+        ("Trade fairs were cancelled that year, as Norland joined sanctions against Vesta.", "sanctions"),
+        ("The accord curbed the programme in exchange for sanctions relief.", "sanctions"),
+        # missiles fired in war, talks with a lender or with shareholders
+        ("Allied forces launched 300 cruise missiles and dropped bombs on the bridges.", "missile-test"),
+        ("Norland finished its talks with the IMF on the next loan tranche.", "diplomacy"),
+        ("The bank has been holding talks with shareholders about buying their stakes.", "diplomacy"),
+        # one person or body of people alone: what they do carries the tag
+        ("The premier said a delegation of ministers would be sent to the province.", "diplomacy"),
+        ("The former secretary of state wrote a memoir about his childhood.", "diplomacy"),
     ],
 )
 def test_a_passing_mention_is_not_a_tag(taxonomy: Taxonomy, text: str, absent: str) -> None:
@@ -391,6 +417,12 @@ def test_a_tag_found_but_not_kept_is_explained_in_the_notes(taxonomy: Taxonomy) 
         ("Coast guard report", "Vesta fired four short-range ballistic missiles into the sea.", "missile-test"),
         ("Engine trial", "Vesta said it had tested a new high-thrust rocket engine.", "missile-test"),
         ("Plans", "The navy plans the first test of its new hypersonic missile in spring.", "missile-test"),
+        ("Plans", "Reports say Vesta is preparing to test a hypersonic missile this spring.", "missile-test"),
+        ("Engine", "Vesta carried out a ground test of a new type of high-thrust rocket engine.", "missile-test"),
+        ("Council", "Norland vetoed the draft resolution at the Security Council on Tuesday.", "diplomacy"),
+        ("Court", "The court granted Norland's extradition request for the banker.", "diplomacy"),
+        # a denial ends where the sentence goes on to what did happen
+        ("Drill", "The launch was not a response to events and showed the readiness of its nuclear forces.", "nuclear"),
         # a clause in the headline still names the subject
         ("Talks stall after missile launch", "Diplomats left the room early.", "missile-test"),
     ],
@@ -418,3 +450,39 @@ def test_a_country_key_yaml_would_misread_is_refused() -> None:
 def test_norway_is_coded_no_and_never_false(taxonomy: Taxonomy) -> None:
     article = tagged(taxonomy, "Norway's government said Norwegian troops would stay.")
     assert article.countries == ["NO"] and article.entity_scores["countries:NO"] >= 1
+
+
+def test_a_phrase_counts_fully_where_it_stands_best_not_where_it_first_stands(taxonomy: Taxonomy) -> None:
+    article = tagged(
+        taxonomy, "Trade grew after sanctions were lifted. The sanctions were imposed over the programme.", title="Port"
+    )
+    assert "sanctions" in article.tags
+    (item,) = [item for item in article.evidence if item["value"] == "sanctions"]
+    assert item["weight"] == "1.00" and item["sentence"].startswith("The sanctions were imposed")
+
+
+def test_a_sentence_does_not_end_at_an_initial_or_a_title(taxonomy: Taxonomy) -> None:
+    # "Outgoing U.S. President…" is one sentence whose subject imposes the sanctions
+    article = tagged(taxonomy, "Staff left early. Outgoing U.S. President Ann Reed imposed sanctions on the bank.")
+    assert "sanctions" in article.tags
+    (item,) = [item for item in article.evidence if item["value"] == "sanctions"]
+    assert item["sentence"] == "Outgoing U.S. President Ann Reed imposed sanctions on the bank."
+
+
+def test_in_a_long_article_one_plain_sentence_on_nuclear_is_not_enough(taxonomy: Taxonomy) -> None:
+    filler = " ".join(f"The council met on day {day} to discuss the budget." for day in range(1, 15))
+    once = f"{filler} The city once had a nuclear bunker. {filler}"
+    article = tagged(taxonomy, once, title="Council budget")
+    assert "nuclear" not in article.tags
+    assert any(note.startswith("tag: nuclear not kept, score 1.00 below 1.25") for note in article.notes)
+    twice = f"{filler} Vesta tested a nuclear device in May. Its nuclear programme has grown since. {filler}"
+    assert "nuclear" in tagged(taxonomy, twice, title="Council budget").tags
+    # a short brief: its one sentence is its subject
+    assert "nuclear" in tagged(taxonomy, "Vesta tested a nuclear device in May.", title="Brief").tags
+
+
+def test_two_weak_phrases_side_by_side_make_one_full_mention(taxonomy: Taxonomy) -> None:
+    text = "Staff met early. The foreign minister will raise the case with the secretary of state in Vesta."
+    article = tagged(taxonomy, text, title="Port news")
+    assert "diplomacy" in article.tags and article.tag_scores["diplomacy"] == 1.0
+    assert "diplomacy" not in tagged(taxonomy, "Staff met early. The foreign minister opened a school.").tags

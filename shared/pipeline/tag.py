@@ -32,8 +32,14 @@ REPEAT_WEIGHT = 0.25
 COMPANY_WEIGHT = 0.25  # a second phrase of the tag in the same sentence
 HEADLINE_WEIGHT = 1.5  # the headline and the lead say what the article is about
 LEAD_WEIGHT = 1.25
+LONG_ARTICLE = 12  # sentences: beyond this, a tag may ask for more than one plain sentence
 PASSING_WEIGHT = 0.34  # a clause, a quotation, a name or a title: three make one sentence
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'”’)]?\s+|\n+")
+# A sentence ends at . ! or ? before a space, but not after an initial or a title ("U.S.",
+# "Gen.", "Mr.") and not before a lower-case word ("…the U.S. uranium trade").
+_SENTENCE_BREAK = re.compile(
+    r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bGen\.)(?<!\bSen\.)"
+    r"(?<!\bRep\.)(?<!\bGov\.)(?<!\bCol\.)(?<!\bLt\.)(?<!\bSgt\.)(?<!\bAdm\.)(?<!\bNo\.)[\"'”’)]?\s+(?![a-z])|\n+"
+)
 
 # A phrase glued to a noun it only describes: a "nuclear-powered cruiser" is a ship, a
 # "nuclear-capable bomber" an aircraft.
@@ -45,7 +51,7 @@ _TITLE_AFTER = re.compile(
     r"veteran|veterans|gen|general|lieutenant|colonel|major|sergeant|captain|seal|seals|officer|officers|"
     r"commander|reservist|reservists|brass|hospital|police|chief|chiefs|attaché|attache|"
     r"editor|commentator|historian|scholar|researcher|policy|corporation|corp|company|companies|agency|unit|"
-    r"industry|regulator|institute|think-tank|academy|school|college|university|museum)\b",
+    r"industry|regulator|institute|think-tank|academy|school|college|university|museum|intelligence)\b",
     re.I,
 )
 # Words that open a clause about something else: what follows them, up to the next comma, is
@@ -55,22 +61,42 @@ _CLAUSE_OPENER = re.compile(
     r"\b(?:which|who|whose|whom|after|following|amid|amidst|over|despite|because|since|including|"
     r"such as|especially|particularly|notably|how|whether|in defiance of|in response to|in retaliation for|"
     r"on the heels of|ahead of|due to|thanks to|in the wake of|faced with|undeterred by|emerging from|like|"
-    r"about|if|unless|denied|denies|deny|without|instead of|rather than|"
+    r"about|if|unless|denied|denies|deny|without|instead of|rather than|in exchange for|in return for|"
+    r"(?<=, )as|ranging from|not|never|in addition to|potential|possible|pointed to|referred to|citing|cited|"
+    r"adding that|opposition to|"
     r"mentioned|mention|recalled|recalling|compared|imagine|imagined|fear|fears|feared|worries|"
     r"concern|concerns|concerned)\b"
 )
+_COORDINATION = re.compile(r"\s(?:and|but|yet)\s")
 _FORMER = re.compile(r"\b(?:former|retired|ex|onetime|one-time)[\s-]+(?:[\w.]+\s+){0,2}$", re.I)
 _CLAUSE_END = re.compile(r"[,;:–—()]|\s-\s")
 # A sentence opening with a participle or a preposition ("Undeterred by UN sanctions, the North
 # conducted…"): up to its first comma it sets the scene.
-_SCENE_SETTER = re.compile(r"^\W*(?:[A-Z][a-z]+(?:ed|ing)|Despite|Amid|After|Following|Under|With|Since|As)\b")
+_SCENE_SETTER = re.compile(
+    r"^\W*(?:[A-Z][a-z]+(?:ed|ing)(?=\s+[a-z])|Despite|Amid|After|Following|Under|With|Since|As)\b"
+)
+# A phrase standing as a person's title: before the name ("Defense Minister Sergei Shoigu said")
+# or beside it ("the defence minister, Siraj Fegessa, told MPs"). What the person does is the
+# sentence's subject, not the title's topic.
+_PERSON_AFTER = re.compile(
+    r"\s+of\s+(?:the\s+)?[A-Z]|"  # "the defence ministers of Indonesia"
+    r",?\s+(?!(?:The|A|An|On|In|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|"
+    r"April|May|June|July|August|September|October|November|December)\b)[A-Z][a-z][\w'’-]*\s+[A-Z][a-z][\w'’-]*"
+)
 _QUOTE_MARKS = re.compile(r"[\"“”«»]")
 _NAME_WORD = re.compile(r"[A-Z][\w'’.-]*")
 # The last word of an institution's or a law's name: a phrase inside such a name is a name.
 _INSTITUTION_WORD = re.compile(
     r"(?:Association|Associations|Corp|Corporation|Company|Co|Inc|Ltd|Agency|Commission|Institute|Council|"
     r"Committee|Organization|Organisation|Center|Centre|Party|University|College|Academy|School|Day|Act|Law|"
-    r"Foundation|Fund|Group|Authority|Museum|Forum|Bank|Studies|Society|Project|Initiative|Network|Union)\W*"
+    r"Foundation|Fund|Group|Authority|Museum|Forum|Bank|Studies|Society|Project|Initiative|Network|Union|Alliance)\W*"
+)
+
+
+# The head of a name a phrase can stand inside: "Day of the Soviet Army", "Museum of the Navy".
+_NAME_BEFORE = re.compile(
+    r"\b(?:Day|Museum|Academy|Institute|University|College|School|Order|Hero|Festival|Society|Friends)"
+    r" of (?:the )?(?:[A-Z][\w'’-]* |and )*$"
 )
 
 
@@ -132,6 +158,8 @@ class Taxonomy:
     entities: _Automaton
     exclusions: _Automaton
     min_scores: dict[str, float] = field(default_factory=dict)
+    titles_are_people: frozenset[str] = frozenset()
+    long_min_scores: dict[str, float] = field(default_factory=dict)
     entity_min_score: float = 1.0
     patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
     cities: frozenset[str] = frozenset()
@@ -154,7 +182,8 @@ class Taxonomy:
         )
         tags = raw["tags"]
         topics, exclusions = _Automaton(fold_case=True), _Automaton(fold_case=True)
-        min_scores = {}
+        min_scores, long_min_scores = {}, {}
+        titles_are_people = set()
         patterns = []
         entity_min_score = float(raw.get("entity_min_score", 1.0))
         for tag, spec in tags.items():
@@ -165,6 +194,9 @@ class Taxonomy:
             for phrase in spec.get("unless", []):
                 exclusions.add(phrase, "unless", tag)
             min_scores[tag] = float(spec.get("min_score", 1.0))
+            long_min_scores[tag] = float(spec.get("long_article_min_score", min_scores[tag]))
+            if spec.get("titles_are_people"):
+                titles_are_people.add(tag)
             patterns += [(re.compile(pattern, re.IGNORECASE), tag) for pattern in spec.get("patterns", [])]
         entities = _Automaton(fold_case=False)
         countries = yaml.safe_load(data.joinpath("countries.yml").read_text("utf-8"))
@@ -184,6 +216,8 @@ class Taxonomy:
             entities,
             exclusions,
             min_scores,
+            frozenset(titles_are_people),
+            long_min_scores,
             entity_min_score,
             patterns,
             frozenset(map(str, countries.get("cities", []))),
@@ -272,7 +306,8 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     own fully, in a clause about something else, a quotation, a name or a title a little, as
     a modifier ("nuclear-powered") not at all. A phrase from a tag's `weak` list counts half, a
     repeat of a phrase a quarter. A sentence counts once per tag (its best occurrence, plus a
-    little for a second phrase of the tag beside it); a tag is kept when its score reaches its
+    little for a second phrase of the tag beside it, two weak phrases together as much as one
+    phrase); a tag is kept when its score reaches its
     `min_score` (1 unless the taxonomy says otherwise). Tags that were found but not kept are
     explained in the notes.
     """
@@ -282,23 +317,32 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     lead_end = _lead_end(text, sentences, title_end)
     excluded = {(_sentence_of(sentences, hit.start), hit.value) for hit in taxonomy.exclusions.find(text)}
     hits = _longest(taxonomy.topics.find(text) + taxonomy.find_patterns(text))
-    per_sentence: dict[tuple[str, int], list[tuple[float, str]]] = {}
-    phrases: dict[str, list[str]] = {}
-    evidence: list[dict[str, str]] = []
-    seen: set[tuple[str, str]] = set()
+    occurrences: list[tuple[Hit, int, str, float, str]] = []
     for hit in hits:
         index = _sentence_of(sentences, hit.start)
         if (index, hit.value) in excluded:
             continue
-        phrase = text[hit.start : hit.end]
-        weight, why = weigh(text, sentences[index], hit, title_end, lead_end)
+        weight, why = weigh(
+            text, sentences[index], hit, title_end, lead_end, titles_are_people=hit.value in taxonomy.titles_are_people
+        )
         if hit.kind == "weak":
             weight, why = weight * WEAK_WEIGHT, why + ", a weak phrase"
-        first = (hit.value, phrase.lower()) not in seen
-        seen.add((hit.value, phrase.lower()))
+        occurrences.append((hit, index, text[hit.start : hit.end], weight, why))
+    # A phrase counts fully where it stands best (its own sentence rather than an earlier
+    # clause), and a quarter wherever it is repeated.
+    best_of: dict[tuple[str, str], int] = {}
+    for number, (hit, _, phrase, weight, _) in enumerate(occurrences):
+        key = (hit.value, phrase.lower())
+        if key not in best_of or weight > occurrences[best_of[key]][3]:
+            best_of[key] = number
+    per_sentence: dict[tuple[str, int], list[tuple[float, str, bool]]] = {}
+    phrases: dict[str, list[str]] = {}
+    evidence: list[dict[str, str]] = []
+    for number, (hit, index, phrase, weight, why) in enumerate(occurrences):
+        first = best_of[(hit.value, phrase.lower())] == number
         if not first:
             weight, why = weight * REPEAT_WEIGHT, why + ", repeated"
-        per_sentence.setdefault((hit.value, index), []).append((weight, phrase.lower()))
+        per_sentence.setdefault((hit.value, index), []).append((weight, phrase.lower(), hit.kind == "weak"))
         found = phrases.setdefault(hit.value, [])
         if first and len(found) < MAX_EVIDENCE:
             found.append(phrase)
@@ -315,15 +359,25 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     scores: dict[str, float] = {}
     for (name, _), weights in per_sentence.items():
         weights.sort(reverse=True)
-        best = weights[0][0]
-        others = {phrase for _, phrase in weights[1:] if phrase != weights[0][1]}
-        scores[name] = scores.get(name, 0.0) + best + (COMPANY_WEIGHT * best if others else 0.0)
-    kept = {name for name, score in scores.items() if score >= taxonomy.min_scores.get(name, 1.0) - 1e-9}
+        best, best_phrase, best_weak = weights[0]
+        others = [weight for weight, phrase, _ in weights[1:] if phrase != best_phrase]
+        score = best + (COMPANY_WEIGHT * best if others else 0.0)
+        if best_weak and others:
+            # two weak phrases side by side ("the foreign minister will raise it with the
+            # secretary of state") make one full mention
+            score = max(score, min(best + others[0], best / WEAK_WEIGHT))
+        scores[name] = scores.get(name, 0.0) + score
+    # In a long article one plain sentence may be a passing mention: a tag can ask for more
+    # (`long_article_min_score`: a second sentence, the headline or the lead).
+    long = len(sentences) > LONG_ARTICLE
+    needed = {
+        name: (taxonomy.long_min_scores if long else taxonomy.min_scores).get(name, taxonomy.min_scores.get(name, 1.0))
+        for name in scores
+    }
+    kept = {name for name, score in scores.items() if score >= needed[name] - 1e-9}
     for name in sorted(set(scores) - kept):
         reasons = "; ".join(f"«{item['phrase']}» {item['why']}" for item in evidence if item["value"] == name)
-        article.notes.append(
-            f"tag: {name} not kept, score {scores[name]:.2f} below {taxonomy.min_scores.get(name, 1.0):g} ({reasons})"
-        )
+        article.notes.append(f"tag: {name} not kept, score {scores[name]:.2f} below {needed[name]:g} ({reasons})")
     article.tags = sorted(kept | set(article.source_tags))
     article.tag_evidence = {name: found for name, found in phrases.items() if name in kept}
     article.tag_scores = {name: round(scores[name], 2) for name in sorted(kept)}
@@ -359,12 +413,16 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     return article
 
 
-def weigh(text: str, sentence_start: int, hit: Hit, title_end: int, lead_end: int) -> tuple[float, str]:
+def weigh(
+    text: str, sentence_start: int, hit: Hit, title_end: int, lead_end: int, titles_are_people: bool = False
+) -> tuple[float, str]:
     """How much one occurrence of a tag's phrase says the article is about it, and why.
 
     Where: the headline counts 1.5, the lead 1.25, a sentence 1. How: a modifier glued to a
     noun ("nuclear-powered") counts nothing; a clause about something else, a quotation, a
-    name or a job title a third (`PASSING_WEIGHT`).
+    name or a job title a third (`PASSING_WEIGHT`). For a tag whose taxonomy sets
+    `titles_are_people`, a phrase standing as a person's title ("Defense Minister Sergei
+    Shoigu", "the defence minister, Siraj Fegessa,") counts a third too.
     """
     after = text[hit.end : hit.end + 40]
     glued = _MODIFIER_AFTER.match(after)
@@ -390,6 +448,7 @@ def weigh(text: str, sentence_start: int, hit: Hit, title_end: int, lead_end: in
         or _in_quotation(prefix)
         or _in_name(text, sentence_start, hit, title_end)
         or (_TITLE_AFTER.match(after) and "a job title or an institution's name")
+        or (titles_are_people and _PERSON_AFTER.match(after) and "a person's title")
     )
     if passing:
         return weight * PASSING_WEIGHT, f"{where}, {passing}"
@@ -406,6 +465,8 @@ def _in_clause(prefix: str) -> str | None:
             return None  # a scene-setting opener, closed by its comma: the main clause follows
         if _CLAUSE_END.search(lowered, opener.end()):
             continue  # that clause ended before the occurrence
+        if opener[0] in ("not", "never") and _COORDINATION.search(lowered, opener.end()):
+            continue  # "…was not a test and showed the readiness of…": the denial ended
         return f"in a clause after «{opener[0]}»"
     return None
 
@@ -423,6 +484,9 @@ def _in_name(text: str, sentence_start: int, hit: Hit, title_end: int) -> str | 
     Corp"); a title before a person's name is not ("Foreign Minister Wang Yi met…")."""
     if hit.start < title_end or not text[hit.start].isupper():
         return None
+    named = _NAME_BEFORE.search(text[max(sentence_start, hit.start - 80) : hit.start])
+    if named:
+        return f"inside a name («{named[0].strip()}…»)"
     after = text[hit.end : hit.end + 80].split()
     for word in after[:5]:
         if _INSTITUTION_WORD.fullmatch(word):
