@@ -41,7 +41,7 @@ def test_a_batch_that_keeps_failing_is_split_until_the_article_at_fault_is_quara
     assert (counts["seen"], counts["indexed"], counts["rejected"], counts["done"]) == (6, 5, 1, 6)
     (letter,) = read_dead_letters(get_redis(settings))
     assert letter["stage"] == "clean" and letter["item"]["title"] == "Report 4"
-    assert "failed on it or stopped its worker 3 times" in letter["reason"]
+    assert "failed on it or stopped its worker 5 times" in letter["reason"]
     assert sorted(by_title(store)) == [f"Report {n}" for n in (0, 1, 2, 3, 5)]
 
 

@@ -38,7 +38,7 @@ from shared.queue import (
 
 log = logging.getLogger(__name__)
 
-MAX_DELIVERIES = 3
+MAX_DELIVERIES = 5  # a slow machine can redeliver a live batch; a poison one fails every time
 RETRIED: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, StepFailed)
 DELIVERIES_KEPT_SECONDS = 86400
 
