@@ -6,6 +6,7 @@ import time
 from collections import Counter
 
 import redis
+from redis.commands.core import Script
 
 from shared import redis_keys
 from shared.redis_client import as_text
@@ -31,6 +32,9 @@ return 1
 """
 
 
+_record_script: Script | None = None
+
+
 def record(client: redis.Redis, run_id: str | None, counts: Counter[str], *, once: str | None = None) -> None:
     """Add counts to the totals and, when the batch belongs to a run, to that run. With `once`
     (an outcome's identity, such as a batch at a step), a second record of the same outcome —
@@ -42,7 +46,10 @@ def record(client: redis.Redis, run_id: str | None, counts: Counter[str], *, onc
     args: list[str | int] = [RUN_KEPT_SECONDS]
     for name, value in counts.items():
         args += [name, value]
-    client.register_script(_RECORD)(keys=keys, args=args)
+    global _record_script
+    if _record_script is None:  # its digest computed once, not on every batch
+        _record_script = client.register_script(_RECORD)
+    _record_script(keys=keys, args=args, client=client)
 
 
 def read(client: redis.Redis, run_id: str | None = None) -> dict[str, int]:

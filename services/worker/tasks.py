@@ -69,10 +69,9 @@ def run_task(task: PipelineTask, batch: dict[str, Any]) -> dict[str, Any]:
     step = STEPS[task.step]
     try:
         context = _context()
-        deliveries = context.redis.incr(redis_keys.deliveries(task.request.id))
-        context.redis.expire(redis_keys.deliveries(task.request.id), DELIVERIES_KEPT_SECONDS)
-        if int(deliveries) > MAX_DELIVERIES:
-            _split(context, task.step, batch, int(deliveries))
+        deliveries = _count_delivery(context, task.request.id)
+        if deliveries > MAX_DELIVERIES:
+            _split(context, task.step, batch, deliveries)
             return _nothing_left(task, batch)
         result = run_step(step, batch, context, last=task.step == INGEST[-1])
     except RETRIED as error:
@@ -88,6 +87,14 @@ def run_task(task: PipelineTask, batch: dict[str, Any]) -> dict[str, Any]:
     if not result["articles"]:
         return _nothing_left(task, batch)
     return {"id": batch.get("id"), **result}
+
+
+def _count_delivery(context: PipelineContext, task_id: str) -> int:
+    pipe = context.redis.pipeline(transaction=False)  # one round trip on every task
+    pipe.incr(redis_keys.deliveries(task_id))
+    pipe.expire(redis_keys.deliveries(task_id), DELIVERIES_KEPT_SECONDS)
+    count, _ = pipe.execute()
+    return int(count)
 
 
 def _retry_later(context: PipelineContext, step: str, batch: dict[str, Any], error: BaseException) -> None:
