@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from shared.article import Article
-from shared.pipeline.tag import MAX_EVIDENCE, Taxonomy, tag
+from shared.pipeline.tag import MAX_EVIDENCE, TagPatterns, Taxonomy, tag
 from tests.factories import make_article
 
 
@@ -486,3 +487,47 @@ def test_two_weak_phrases_side_by_side_make_one_full_mention(taxonomy: Taxonomy)
     article = tagged(taxonomy, text, title="Port news")
     assert "diplomacy" in article.tags and article.tag_scores["diplomacy"] == 1.0
     assert "diplomacy" not in tagged(taxonomy, "Staff met early. The foreign minister opened a school.").tags
+
+
+# --- patterns: tried only where a match can begin ------------------------------------------------
+
+PATTERN_TEXTS = [
+    "Vesta fired four short-range ballistic missiles. Then it fired two more missiles into the sea.",
+    "FIRED A MISSILE and Launched Missiles; the test of the Arrow missile came later.",
+    # characters the regex engine reads as ASCII letters when case is ignored
+    "Vesta FİRED four miſſiles; ıt launched two ICBMs and a K-class missile in a test.",
+    # overlapping beginnings: a match swallows the next possible start
+    "It test-fired, fired and launched missiles, missiles in a drill, missile missile in a test.",
+    "The engine ground-jet test and the high-thrust rocket engine was tested; it plans to test an icbm.",
+    "Nothing here is a report of a launch, and no weapon is named.",
+]
+
+
+@pytest.mark.parametrize("text", PATTERN_TEXTS)
+def test_patterns_find_what_a_search_over_the_whole_text_finds(taxonomy: Taxonomy, text: str) -> None:
+    everywhere = [
+        (match.start(), match.end(), name)
+        for pattern, name in taxonomy.patterns.patterns
+        for match in pattern.finditer(text)
+    ]
+    assert [(hit.start, hit.end, hit.value) for hit in taxonomy.find_patterns(text)] == everywhere
+
+
+def test_a_pattern_is_tried_only_where_its_literal_beginning_occurs() -> None:
+    patterns = TagPatterns(
+        [
+            (re.compile(r"\b(?:fired|launched)\b\W+(?:two|four)\W+missiles?\b", re.I), "missile-test"),
+            (re.compile(r"\btests?(?: of| on)\W+missiles?", re.I), "missile-test"),
+            (re.compile(r"\w+ missile", re.I), "military"),  # may begin anywhere
+        ]
+    )
+    assert patterns.literal_starts == [{"fired", "launched"}, {"test of", "test on", "tests of", "tests on"}, None]
+    hits = patterns.find("Tests on missiles went on; Vesta launched two missiles, a cruise missile")
+    # pattern by pattern, in the text's order, as finditer gives them
+    assert [(hit.start, hit.end, hit.value) for hit in hits] == [
+        (33, 54, "missile-test"),
+        (0, 17, "missile-test"),
+        (6, 16, "military"),
+        (42, 53, "military"),
+        (58, 72, "military"),
+    ]

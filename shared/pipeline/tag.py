@@ -9,8 +9,11 @@ boundaries, and where matches overlap the longest wins ("South Korean" is KR, no
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import re
+import re._constants as _re_constants
+import re._parser as _re_parser  # the parse tree a pattern's literal starts are read from
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -150,6 +153,137 @@ def _is_boundary(text: str, index: int) -> bool:
     return index < 0 or index >= len(text) or not text[index].isalnum()
 
 
+class TagPatterns:
+    """The tags' regular expressions, each tried only where a text begins one of its matches.
+
+    Every literal a pattern's matches must begin with ("fired", "launched", "to test") is read
+    from the pattern itself and put into one Aho–Corasick automaton; a pattern is then tried
+    (`match`) only at the places the automaton finds, instead of at every character. The hits
+    are those `finditer` gives, in the same order. A pattern whose matches may begin anywhere
+    (`\\w+ missile`) is searched over the whole text.
+    """
+
+    def __init__(self, patterns: list[tuple[re.Pattern[str], str]]) -> None:
+        self.patterns = patterns
+        self.literal_starts = [_literal_starts(pattern) for pattern, _ in patterns]
+        self._anywhere: list[int] = []
+        self._starts: Any = ahocorasick.Automaton()
+        for number, starts in enumerate(self.literal_starts):
+            if starts is None:
+                self._anywhere.append(number)
+                continue
+            for start in starts:
+                numbers = self._starts.get(start)[1] if start in self._starts else []
+                numbers.append(number)
+                self._starts.add_word(start, (len(start), numbers))
+        if len(self._starts):
+            self._starts.make_automaton()
+
+    def find(self, text: str) -> list[Hit]:
+        candidates: dict[int, list[int]] = {number: [] for number in range(len(self.patterns))}
+        if len(self._starts):
+            for last, (length, numbers) in self._starts.iter(_fold_like_ignorecase(text)):
+                for number in numbers:
+                    candidates[number].append(last - length + 1)
+        hits: list[Hit] = []
+        for number, (pattern, tag) in enumerate(self.patterns):
+            if number in self._anywhere:
+                hits += [Hit(match.start(), match.end(), "strong", tag) for match in pattern.finditer(text)]
+                continue
+            reach = 0  # finditer goes on from the end of a match: no overlapping matches
+            for start in sorted(set(candidates[number])):
+                if start < reach:
+                    continue
+                match = pattern.match(text, start)
+                if match:
+                    hits.append(Hit(match.start(), match.end(), "strong", tag))
+                    reach = match.end()
+        return hits
+
+
+_MAX_STARTS = 256
+_AT, _ASSERT, _ASSERT_NOT = _re_constants.AT, _re_constants.ASSERT, _re_constants.ASSERT_NOT
+_LITERAL, _IN, _SUBPATTERN, _BRANCH = (
+    _re_constants.LITERAL,
+    _re_constants.IN,
+    _re_constants.SUBPATTERN,
+    _re_constants.BRANCH,
+)
+_REPEATS = (_re_constants.MAX_REPEAT, _re_constants.MIN_REPEAT, _re_constants.POSSESSIVE_REPEAT)
+
+
+def _literal_starts(pattern: re.Pattern[str]) -> set[str] | None:
+    """Lower-case ASCII strings one of which begins every match of `pattern` (compiled with
+    IGNORECASE), read from its parse tree; None when a match may begin anywhere."""
+    try:
+        starts, _ = _sequence_starts(list(_re_parser.parse(pattern.pattern, pattern.flags)))
+    except (TypeError, ValueError, AttributeError, re.error):
+        return None  # a construct this reader does not know: search everywhere
+    starts = {start.lower() for start in starts}
+    if not starts or "" in starts or not all(start.isascii() for start in starts):
+        return None
+    # "missile" already finds every place "missiles" would
+    return {start for start in starts if not any(start != other and start.startswith(other) for other in starts)}
+
+
+def _sequence_starts(items: list[tuple[Any, Any]]) -> tuple[set[str], bool]:
+    """The literal beginnings of a parsed sequence, and whether they are the whole of it (so
+    that what follows can be appended)."""
+    starts = {""}
+    for op, value in items:
+        if op is _AT or op in (_ASSERT, _ASSERT_NOT):
+            continue  # zero width: \\b, lookarounds
+        if op is _LITERAL:
+            parts, whole = {chr(value)}, True
+        elif op is _IN and all(kind is _LITERAL for kind, _ in value):
+            parts, whole = {chr(char) for _, char in value}, True
+        elif op is _SUBPATTERN and not value[1] and not value[2]:
+            parts, whole = _sequence_starts(list(value[3]))
+        elif op in _REPEATS and value[0] == 0 and value[1] == 1:
+            found, whole = _sequence_starts(list(value[2]))
+            parts = found | {""}  # "tests?": "test" or "tests"
+        elif op is _BRANCH:
+            parts, whole = set(), True
+            for branch in value[1]:
+                found, complete = _sequence_starts(list(branch))
+                parts |= found
+                whole = whole and complete
+        else:
+            return starts, False  # a class, a repeat, anything else: the literal part ends here
+        starts = {start + part for start in starts for part in parts}
+        if len(starts) > _MAX_STARTS:
+            raise ValueError("too many literal starts")
+        if not whole:
+            return starts, False
+    return starts, True
+
+
+@functools.cache
+def _ignorecase_to_ascii() -> tuple[dict[int, str], re.Pattern[str]]:
+    """Characters an IGNORECASE pattern's ASCII letter matches, mapped to that letter (upper
+    case, and the few others the regex engine treats as equal: "ſ" is "s", "ı" is "i"), and a
+    pattern finding the ones `str.lower` does not turn into that letter."""
+    letters = re.compile("[a-z]", re.IGNORECASE)
+    table = {ord(char): char.lower() for char in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+    others = "".join(chr(point) for point in range(0x80, 0x10000))
+    for found in letters.finditer(others):
+        char = found[0]
+        table[ord(char)] = next(letter for letter in "abcdefghijklmnopqrstuvwxyz" if re.fullmatch(letter, char, re.I))
+    unlike_lower = [chr(point) for point, letter in table.items() if chr(point).lower() != letter]
+    return table, re.compile("[" + re.escape("".join(unlike_lower)) + "]")
+
+
+def _fold_like_ignorecase(text: str) -> str:
+    """`text` with every character an IGNORECASE ASCII letter would match written as that
+    letter, the length kept, so that a literal start is found wherever a match can begin."""
+    if text.isascii():
+        return text.lower()
+    table, unlike_lower = _ignorecase_to_ascii()
+    if not unlike_lower.search(text):
+        return text.lower()  # other characters lower-case to themselves or to non-ASCII ones
+    return text.translate(table)
+
+
 @dataclass
 class Taxonomy:
     """The tag and entity vocabularies, compiled. Load with `Taxonomy.load()`."""
@@ -161,17 +295,13 @@ class Taxonomy:
     titles_are_people: frozenset[str] = frozenset()
     long_min_scores: dict[str, float] = field(default_factory=dict)
     entity_min_score: float = 1.0
-    patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+    patterns: TagPatterns = field(default_factory=lambda: TagPatterns([]))
     cities: frozenset[str] = frozenset()
 
     def find_patterns(self, text: str) -> list[Hit]:
         """Hits of the tags' `patterns`: reports told in other words, with words between
         ("launched what appeared to be four ballistic missiles")."""
-        return [
-            Hit(match.start(), match.end(), "strong", tag)
-            for pattern, tag in self.patterns
-            for match in pattern.finditer(text)
-        ]
+        return self.patterns.find(text)
 
     @classmethod
     def load(cls, taxonomy: Path | None = None) -> Taxonomy:
@@ -219,7 +349,7 @@ class Taxonomy:
             frozenset(titles_are_people),
             long_min_scores,
             entity_min_score,
-            patterns,
+            TagPatterns(patterns),
             frozenset(map(str, countries.get("cities", []))),
         )
 
