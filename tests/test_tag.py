@@ -531,3 +531,15 @@ def test_a_pattern_is_tried_only_where_its_literal_beginning_occurs() -> None:
         (42, 53, "military"),
         (58, 72, "military"),
     ]
+
+
+@pytest.mark.timeout(60)  # a backtracking pattern would hang here, not fail
+def test_a_line_of_dashes_after_a_launch_word_is_read_in_linear_time(taxonomy: Taxonomy) -> None:
+    dashes = "-" * 5000
+    text = f"Vesta fired {dashes}\nThe missile {dashes} flew.\nIt plans to test {dashes} engines."
+    article = tagged(taxonomy, text, title="Launch")
+    plain = tagged(taxonomy, "Vesta fired\nThe missile flew.\nIt plans to test engines.", title="Launch")
+    assert article.tags == plain.tags
+    assert [(hit.start, hit.end) for hit in taxonomy.find_patterns(text)] == [
+        (match.start(), match.end()) for pattern, _ in taxonomy.patterns.patterns for match in pattern.finditer(text)
+    ]
