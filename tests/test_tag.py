@@ -397,6 +397,16 @@ def test_entities_have_scores_and_a_threshold_decides_what_is_kept(tmp_path) -> 
         # one person or body of people alone: what they do carries the tag
         ("The premier said a delegation of ministers would be sent to the province.", "diplomacy"),
         ("The former secretary of state wrote a memoir about his childhood.", "diplomacy"),
+        # a post someone holds, not what is done in it
+        ("Ms Varga was foreign secretary until the election and now runs a charity.", "diplomacy"),
+        # a habit, and a list that goes on after its comma
+        ("It shows every time Norland vetoes a motion on fishing, or Vesta vetoes one on ports.", "diplomacy"),
+        ("Prices rose on many goods, including timber, sugar, and embargoed steel from Vesta.", "sanctions"),
+        # between a government and an armed group; a building named as a place
+        ("The government's bid to open peace negotiations with the rebels has failed.", "diplomacy"),
+        ("The old quarter houses several government offices and foreign embassies.", "diplomacy"),
+        # decades-old background
+        ("In 1971 the two governments held talks on a new border at Elm Lake. A bridge opened in 2016.", "diplomacy"),
     ],
 )
 def test_a_passing_mention_is_not_a_tag(taxonomy: Taxonomy, text: str, absent: str) -> None:
@@ -543,3 +553,31 @@ def test_a_line_of_dashes_after_a_launch_word_is_read_in_linear_time(taxonomy: T
     assert [(hit.start, hit.end) for hit in taxonomy.find_patterns(text)] == [
         (match.start(), match.end()) for pattern, _ in taxonomy.patterns.patterns for match in pattern.finditer(text)
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "present"),
+    [
+        # a year long past beside something recent is not background
+        ("Norland and Vesta held talks on Monday on the 1971 border treaty.", "diplomacy"),
+        ("Vesta still enforces the arms embargo it imposed in 1979 on Norland.", "sanctions"),
+        # a year from the article's own time
+        ("In 2016 the two governments held talks on a new border at Elm Lake.", "diplomacy"),
+        # a clause that ends at a comma going on with a new subject ("and"-less)
+        ("After the vote, Norland's foreign ministry summoned the ambassador.", "diplomacy"),
+        # a post named, and then what its holder does
+        ("The foreign secretary held talks with her Vestan counterpart on Friday.", "diplomacy"),
+    ],
+)
+def test_a_sentence_of_its_own_still_counts(taxonomy: Taxonomy, text: str, present: str) -> None:
+    assert present in tagged(taxonomy, text, title="Local news").tags
+
+
+def test_a_sentence_set_decades_back_is_explained(taxonomy: Taxonomy) -> None:
+    article = tagged(
+        taxonomy,
+        "Norland opened a bridge in 2016. The 1971 talks on the border at Elm Lake were long.",
+        title="Local news",
+    )
+    (note,) = [note for note in article.notes if note.startswith("tag: diplomacy")]
+    assert "decades-old background (1971)" in note

@@ -66,12 +66,23 @@ _CLAUSE_OPENER = re.compile(
     r"on the heels of|ahead of|due to|thanks to|in the wake of|faced with|undeterred by|emerging from|like|"
     r"about|if|unless|denied|denies|deny|without|instead of|rather than|in exchange for|in return for|"
     r"(?<=, )as|ranging from|not|never|in addition to|potential|possible|pointed to|referred to|citing|cited|"
-    r"adding that|opposition to|"
+    r"adding that|opposition to|every time|each time|whenever|culminating in|"
     r"mentioned|mention|recalled|recalling|compared|imagine|imagined|fear|fears|feared|worries|"
     r"concern|concerns|concerned)\b"
 )
 _COORDINATION = re.compile(r"\s(?:and|but|yet)\s")
+_CLAUSE_GOES_ON = re.compile(r"\s*(?:and|or|nor)\s")
 _FORMER = re.compile(r"\b(?:former|retired|ex|onetime|one-time)[\s-]+(?:[\w.]+\s+){0,2}$", re.I)
+# "He was foreign secretary until…", "served as defence minister": a post, not what is done
+_PERSON_NOUN = re.compile(
+    r"(?:secretary|minister|ministers|ambassador|ambassadors|envoy|envoys|diplomat|diplomats|consul|negotiator|"
+    r"negotiators|delegate|delegates|attaché|attache)$",
+    re.I,
+)
+_POST_BEFORE = re.compile(
+    r"\b(?:was|is|became|become|becomes|been|served as|serving as|appointed|named|made)\s+"
+    r"(?:(?:the|a|an|then|then-|deputy|acting|first|\w+'s|[A-Z][\w.'’-]*)\s+){0,3}$"
+)
 _CLAUSE_END = re.compile(r"[,;:–—()]|\s-\s")
 # A sentence opening with a participle or a preposition ("Undeterred by UN sanctions, the North
 # conducted…"): up to its first comma it sets the scene.
@@ -297,6 +308,7 @@ class Taxonomy:
     entity_min_score: float = 1.0
     patterns: TagPatterns = field(default_factory=lambda: TagPatterns([]))
     cities: frozenset[str] = frozenset()
+    between_states: frozenset[str] = frozenset()
 
     def find_patterns(self, text: str) -> list[Hit]:
         """Hits of the tags' `patterns`: reports told in other words, with words between
@@ -313,7 +325,7 @@ class Taxonomy:
         tags = raw["tags"]
         topics, exclusions = _Automaton(fold_case=True), _Automaton(fold_case=True)
         min_scores, long_min_scores = {}, {}
-        titles_are_people = set()
+        titles_are_people, between_states = set(), set()
         patterns = []
         entity_min_score = float(raw.get("entity_min_score", 1.0))
         for tag, spec in tags.items():
@@ -327,6 +339,8 @@ class Taxonomy:
             long_min_scores[tag] = float(spec.get("long_article_min_score", min_scores[tag]))
             if spec.get("titles_are_people"):
                 titles_are_people.add(tag)
+            if spec.get("between_states"):
+                between_states.add(tag)
             patterns += [(re.compile(pattern, re.IGNORECASE), tag) for pattern in spec.get("patterns", [])]
         entities = _Automaton(fold_case=False)
         countries = yaml.safe_load(data.joinpath("countries.yml").read_text("utf-8"))
@@ -351,6 +365,7 @@ class Taxonomy:
             entity_min_score,
             TagPatterns(patterns),
             frozenset(map(str, countries.get("cities", []))),
+            frozenset(between_states),
         )
 
 
@@ -447,13 +462,21 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     lead_end = _lead_end(text, sentences, title_end)
     excluded = {(_sentence_of(sentences, hit.start), hit.value) for hit in taxonomy.exclusions.find(text)}
     hits = _longest(taxonomy.topics.find(text) + taxonomy.find_patterns(text))
+    background_before = _background_before(article, text)
     occurrences: list[tuple[Hit, int, str, float, str]] = []
     for hit in hits:
         index = _sentence_of(sentences, hit.start)
         if (index, hit.value) in excluded:
             continue
         weight, why = weigh(
-            text, sentences[index], hit, title_end, lead_end, titles_are_people=hit.value in taxonomy.titles_are_people
+            text,
+            sentences[index],
+            hit,
+            title_end,
+            lead_end,
+            titles_are_people=hit.value in taxonomy.titles_are_people,
+            between_states=hit.value in taxonomy.between_states,
+            background=_background(_sentence(text, sentences, hit.start), background_before),
         )
         if hit.kind == "weak":
             weight, why = weight * WEAK_WEIGHT, why + ", a weak phrase"
@@ -544,15 +567,25 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
 
 
 def weigh(
-    text: str, sentence_start: int, hit: Hit, title_end: int, lead_end: int, titles_are_people: bool = False
+    text: str,
+    sentence_start: int,
+    hit: Hit,
+    title_end: int,
+    lead_end: int,
+    titles_are_people: bool = False,
+    between_states: bool = False,
+    background: str | None = None,
 ) -> tuple[float, str]:
     """How much one occurrence of a tag's phrase says the article is about it, and why.
 
     Where: the headline counts 1.5, the lead 1.25, a sentence 1. How: a modifier glued to a
-    noun ("nuclear-powered") counts nothing; a clause about something else, a quotation, a
-    name or a job title a third (`PASSING_WEIGHT`). For a tag whose taxonomy sets
-    `titles_are_people`, a phrase standing as a person's title ("Defense Minister Sergei
-    Shoigu", "the defence minister, Siraj Fegessa,") counts a third too.
+    noun ("nuclear-powered") and a sentence set decades back (`background`, the year that
+    dates it) count nothing; a clause about something else, a quotation, a name or a job
+    title a third (`PASSING_WEIGHT`). For a tag whose taxonomy sets `titles_are_people`, a
+    phrase standing as a person's title ("Defense Minister Sergei Shoigu", "the defence
+    minister, Siraj Fegessa,") counts a third too; for one that sets `between_states`, so do
+    talks with an armed group ("peace talks with the rebels") and a building named as a place
+    ("offices and foreign embassies").
     """
     after = text[hit.end : hit.end + 40]
     glued = _MODIFIER_AFTER.match(after)
@@ -570,19 +603,66 @@ def weigh(
         weight, where = LEAD_WEIGHT, "in the lead"
     else:
         weight, where = 1.0, "in a sentence"
+    if background and hit.start >= title_end:
+        return 0.0, f"{where}, decades-old background ({background})"
     prefix = text[sentence_start : hit.start]
     if _FORMER.search(prefix):
         return weight * PASSING_WEIGHT, f"{where}, a former post"
+    if _PERSON_NOUN.search(text, hit.start, hit.end) and _POST_BEFORE.search(prefix[-60:]):
+        return weight * PASSING_WEIGHT, f"{where}, a post someone holds"
     passing = (
         (hit.start >= title_end and _in_clause(prefix))  # a headline names its subject, clause or not
         or _in_quotation(prefix)
         or _in_name(text, sentence_start, hit, title_end)
         or (_TITLE_AFTER.match(after) and "a job title or an institution's name")
         or (titles_are_people and _PERSON_AFTER.match(after) and "a person's title")
+        or (between_states and _ARMED_GROUP_AFTER.match(after) and "talks with an armed group, not a state")
+        or (between_states and _PLACE_BEFORE_BUILDING.search(prefix[-60:]) and "a building named as a place")
     )
     if passing:
         return weight * PASSING_WEIGHT, f"{where}, {passing}"
     return weight, where
+
+
+# "peace negotiations with the Taliban": a government and an armed group, not two states
+_ARMED_GROUP_AFTER = re.compile(
+    r"\s+(?:[\w-]+\s+){0,2}?with\s+(?:the\s+)?(?:[\w-]+\s+)?(?:taliban|rebels?|insurgents?|militants?|militias?|"
+    r"guerrillas?|separatists?|jihadists?|armed\s+groups?|armed\s+opposition)\b",
+    re.I,
+)
+# "houses government offices and foreign embassies", "protesters outside the embassy"
+_PLACE_BEFORE_BUILDING = re.compile(
+    r"\b(?:houses|housing|home to|outside|near|opposite|next to|in front of|close to|nearby)\s+"
+    r"(?:(?:the|a|an|several|many|some|foreign|[A-Z][\w.'’-]*|government|offices|and)\s+){0,5}$"
+)
+# A sentence dated decades back: a year or "N years ago", and nothing recent beside it.
+_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b(?!s)")  # a year, not a decade ("the 1970s") that names an era
+_YEARS_AGO = re.compile(r"\b(\d{2,3}) years ago(?: this year)?\b")
+_RECENT = re.compile(
+    r"\b(?:today|tonight|yesterday|tomorrow|now|currently|still|continued|continuing|ongoing|recent|recently|"
+    r"this (?:week|month|year)|last (?:week|month|year)|"
+    r"(?:on )?(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday))\b"
+)
+BACKGROUND_YEARS = 15
+
+
+def _background_before(article: Article, text: str) -> int | None:
+    """The last year that is decades-old background: 15 years before the article's date, or
+    before the latest year it names when it has no date."""
+    years = [int(year) for year in _YEAR.findall(text)]
+    now = article.published_at.year if article.published_at else max(years, default=None)
+    return now - BACKGROUND_YEARS if now else None
+
+
+def _background(sentence: str, before: int | None) -> str | None:
+    """The year that dates a sentence decades back, if it is set there and nowhere recent."""
+    if before is None or _RECENT.search(_YEARS_AGO.sub("", sentence)):
+        return None  # "20 years ago this year" is not recent
+    years = [int(year) for year in _YEAR.findall(sentence)]
+    years += [before + BACKGROUND_YEARS - int(ago) for ago in _YEARS_AGO.findall(sentence)]
+    if years and max(years) <= before:
+        return str(max(years))
+    return None
 
 
 def _in_clause(prefix: str) -> str | None:
@@ -593,12 +673,22 @@ def _in_clause(prefix: str) -> str | None:
     for opener in reversed(list(_CLAUSE_OPENER.finditer(lowered))):
         if opener.start() < 2 and _CLAUSE_END.search(lowered, opener.end()):
             return None  # a scene-setting opener, closed by its comma: the main clause follows
-        if _CLAUSE_END.search(lowered, opener.end()):
+        if _clause_closed(lowered, opener.end()):
             continue  # that clause ended before the occurrence
         if opener[0] in ("not", "never") and _COORDINATION.search(lowered, opener.end()):
             continue  # "…was not a test and showed the readiness of…": the denial ended
         return f"in a clause after «{opener[0]}»"
     return None
+
+
+def _clause_closed(lowered: str, start: int) -> bool:
+    """Whether a clause opened at `start` ends before the end of `lowered`: at a comma that
+    does not go on with "and" or "or" ("every time the US vetoes one, or Russia vetoes
+    another" is one clause; so is "including sanctions, embargoes, and troops")."""
+    for end in _CLAUSE_END.finditer(lowered, start):
+        if end[0] != "," or not _CLAUSE_GOES_ON.match(lowered, end.end()):
+            return True
+    return False
 
 
 def _in_quotation(prefix: str) -> str | None:
