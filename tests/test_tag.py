@@ -581,3 +581,29 @@ def test_a_sentence_set_decades_back_is_explained(taxonomy: Taxonomy) -> None:
     )
     (note,) = [note for note in article.notes if note.startswith("tag: diplomacy")]
     assert "decades-old background (1971)" in note
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Chile and Peru signed a new fishing accord on Monday.", True),
+        ("Ottawa wants to team up with Canberra on rare earths.", True),
+        # a demonym before a company is not a state dealing with a state
+        ("Japanese and Russian companies signed a supply contract.", False),
+        ("Chilean firms signed with Peruvian ports for the season.", False),
+    ],
+)
+def test_two_states_dealing_with_each_other_are_diplomacy(taxonomy: Taxonomy, text: str, expected: bool) -> None:
+    article = tagged(taxonomy, text, title="Local news")
+    assert ("diplomacy" in article.tags) is expected
+    if expected:
+        (phrase,) = article.tag_evidence["diplomacy"]
+        assert phrase in text and phrase.split()[0] in ("Chile", "Ottawa")
+
+
+def test_a_state_pattern_needs_the_countries_the_text_names(taxonomy: Taxonomy) -> None:
+    text = "Chile and Peru signed a new fishing accord."
+    assert taxonomy.find_patterns(text) == []  # no countries given: the {state} patterns do not run
+    states = [(0, 5), (10, 14)]
+    ((start, end, value),) = [(hit.start, hit.end, hit.value) for hit in taxonomy.find_patterns(text, states)]
+    assert (text[start:end], value) == ("Chile and Peru signed", "diplomacy")

@@ -171,17 +171,18 @@ class TagPatterns:
     from the pattern itself and put into one Aho–Corasick automaton; a pattern is then tried
     (`match`) only at the places the automaton finds, instead of at every character. The hits
     are those `finditer` gives, in the same order. A pattern whose matches may begin anywhere
-    (`\\w+ missile`) is searched over the whole text.
+    (`\\w+ missile`) is searched over the whole text. A pattern that names `{state}` is
+    searched over the text with each country it names masked (`STATE`), so that a state is
+    what the entity lists call one, found in the same single pass.
     """
 
     def __init__(self, patterns: list[tuple[re.Pattern[str], str]]) -> None:
         self.patterns = patterns
         self.literal_starts = [_literal_starts(pattern) for pattern, _ in patterns]
-        self._anywhere: list[int] = []
+        self._on_states = {number for number, (pattern, _) in enumerate(patterns) if STATE in pattern.pattern}
         self._starts: Any = ahocorasick.Automaton()
         for number, starts in enumerate(self.literal_starts):
-            if starts is None:
-                self._anywhere.append(number)
+            if starts is None or number in self._on_states:
                 continue
             for start in starts:
                 numbers = self._starts.get(start)[1] if start in self._starts else []
@@ -190,15 +191,21 @@ class TagPatterns:
         if len(self._starts):
             self._starts.make_automaton()
 
-    def find(self, text: str) -> list[Hit]:
+    def find(self, text: str, states: list[tuple[int, int]] | None = None) -> list[Hit]:
+        """The patterns' hits in `text`, whose countries stand at `states` (start, end)."""
         candidates: dict[int, list[int]] = {number: [] for number in range(len(self.patterns))}
         if len(self._starts):
             for last, (length, numbers) in self._starts.iter(_fold_like_ignorecase(text)):
                 for number in numbers:
                     candidates[number].append(last - length + 1)
+        masked = _masked(text, states) if states and self._on_states else None
         hits: list[Hit] = []
         for number, (pattern, tag) in enumerate(self.patterns):
-            if number in self._anywhere:
+            if number in self._on_states:
+                if masked:
+                    hits += [Hit(match.start(), match.end(), "strong", tag) for match in pattern.finditer(masked)]
+                continue
+            if self.literal_starts[number] is None:
                 hits += [Hit(match.start(), match.end(), "strong", tag) for match in pattern.finditer(text)]
                 continue
             reach = 0  # finditer goes on from the end of a match: no overlapping matches
@@ -212,7 +219,22 @@ class TagPatterns:
         return hits
 
 
-_MAX_STARTS = 256
+# A country in the masked text: a character no article uses, one for each of the name's.
+STATE = "\ue000"
+_STATE_PATTERN = f"(?<!{STATE}){STATE}+(?!{STATE})"
+
+
+def _masked(text: str, states: list[tuple[int, int]]) -> str:
+    parts, done = [], 0
+    for start, end in sorted(states):
+        if start >= done:
+            parts += [text[done:start], STATE * (end - start)]
+            done = end
+    return "".join(parts) + text[done:]
+
+
+_MAX_STARTS = 5000
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _AT, _ASSERT, _ASSERT_NOT = _re_constants.AT, _re_constants.ASSERT, _re_constants.ASSERT_NOT
 _LITERAL, _IN, _SUBPATTERN, _BRANCH = (
     _re_constants.LITERAL,
@@ -230,8 +252,9 @@ def _literal_starts(pattern: re.Pattern[str]) -> set[str] | None:
         starts, _ = _sequence_starts(list(_re_parser.parse(pattern.pattern, pattern.flags)))
     except (TypeError, ValueError, AttributeError, re.error):
         return None  # a construct this reader does not know: search everywhere
-    starts = {start.lower() for start in starts}
-    if not starts or "" in starts or not all(start.isascii() for start in starts):
+    # up to the first non-ASCII character: the folded text spells only ASCII letters alike
+    starts = {_NON_ASCII.split(start, maxsplit=1)[0].lower() for start in starts}
+    if not starts or "" in starts:
         return None
     # "missile" already finds every place "missiles" would
     return {start for start in starts if not any(start != other and start.startswith(other) for other in starts)}
@@ -248,7 +271,8 @@ def _sequence_starts(items: list[tuple[Any, Any]]) -> tuple[set[str], bool]:
             parts, whole = {chr(value)}, True
         elif op is _IN and all(kind is _LITERAL for kind, _ in value):
             parts, whole = {chr(char) for _, char in value}, True
-        elif op is _SUBPATTERN and not value[1] and not value[2]:
+        elif op is _SUBPATTERN:
+            # case flags inside only narrow what matches: lower-cased starts still find it
             parts, whole = _sequence_starts(list(value[3]))
         elif op in _REPEATS and value[0] == 0 and value[1] == 1:
             found, whole = _sequence_starts(list(value[2]))
@@ -261,9 +285,10 @@ def _sequence_starts(items: list[tuple[Any, Any]]) -> tuple[set[str], bool]:
                 whole = whole and complete
         else:
             return starts, False  # a class, a repeat, anything else: the literal part ends here
-        starts = {start + part for start in starts for part in parts}
-        if len(starts) > _MAX_STARTS:
-            raise ValueError("too many literal starts")
+        longer = {start + part for start in starts for part in parts}
+        if len(longer) > _MAX_STARTS:
+            return starts, False  # the beginnings so far are enough to find every match
+        starts = longer
         if not whole:
             return starts, False
     return starts, True
@@ -310,10 +335,11 @@ class Taxonomy:
     cities: frozenset[str] = frozenset()
     between_states: frozenset[str] = frozenset()
 
-    def find_patterns(self, text: str) -> list[Hit]:
+    def find_patterns(self, text: str, states: list[tuple[int, int]] | None = None) -> list[Hit]:
         """Hits of the tags' `patterns`: reports told in other words, with words between
-        ("launched what appeared to be four ballistic missiles")."""
-        return self.patterns.find(text)
+        ("launched what appeared to be four ballistic missiles"); `states` are where the
+        text names countries, for the patterns that ask for a `{state}`."""
+        return self.patterns.find(text, states)
 
     @classmethod
     def load(cls, taxonomy: Path | None = None) -> Taxonomy:
@@ -341,9 +367,12 @@ class Taxonomy:
                 titles_are_people.add(tag)
             if spec.get("between_states"):
                 between_states.add(tag)
-            patterns += [(re.compile(pattern, re.IGNORECASE), tag) for pattern in spec.get("patterns", [])]
+            patterns += [(pattern, tag) for pattern in spec.get("patterns", [])]
         entities = _Automaton(fold_case=False)
         countries = yaml.safe_load(data.joinpath("countries.yml").read_text("utf-8"))
+        compiled = [
+            (re.compile(pattern.replace("{state}", _STATE_PATTERN), re.IGNORECASE), tag) for pattern, tag in patterns
+        ]
         for code, names in country_names(countries["countries"]).items():
             for name in names:
                 entities.add(name, "countries", code)
@@ -363,7 +392,7 @@ class Taxonomy:
             frozenset(titles_are_people),
             long_min_scores,
             entity_min_score,
-            TagPatterns(patterns),
+            TagPatterns(compiled),
             frozenset(map(str, countries.get("cities", []))),
             frozenset(between_states),
         )
@@ -461,7 +490,16 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     title_end = len(article.title)
     lead_end = _lead_end(text, sentences, title_end)
     excluded = {(_sentence_of(sentences, hit.start), hit.value) for hit in taxonomy.exclusions.find(text)}
-    hits = _longest(taxonomy.topics.find(text) + taxonomy.find_patterns(text))
+    entity_hits = [hit for hit in _longest(taxonomy.entities.find(text)) if hit.kind != "not_countries"]
+    not_the_country = {
+        hit.start: skip
+        for hit in entity_hits
+        if hit.kind == "countries" and (skip := _not_the_country(text, hit, taxonomy.cities, title_end))
+    }
+    states = [
+        (hit.start, hit.end) for hit in entity_hits if hit.kind == "countries" and hit.start not in not_the_country
+    ]
+    hits = _longest(taxonomy.topics.find(text) + taxonomy.find_patterns(text, states))
     background_before = _background_before(article, text)
     occurrences: list[tuple[Hit, int, str, float, str]] = []
     for hit in hits:
@@ -538,10 +576,9 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     entities: dict[str, dict[str, None]] = {"countries": {}, "people": {}, "organizations": {}}
     mentions: Counter[tuple[str, str]] = Counter()
     found_evidence: list[dict[str, str]] = []
-    for hit in _longest(taxonomy.entities.find(text)):
-        if hit.kind == "not_countries":
-            continue  # "Sea of Japan": its length shields the country inside it
-        if hit.kind == "countries" and (skip := _not_the_country(text, hit, taxonomy.cities, title_end)):
+    # "Sea of Japan" (not_countries) is left out above: its length shields the country inside it
+    for hit in entity_hits:
+        if hit.kind == "countries" and (skip := not_the_country.get(hit.start)):
             article.notes.append(f"tag: «{text[hit.start : hit.end]}» not coded {hit.value}: {skip}")
             continue
         entities[hit.kind][hit.value] = None
@@ -618,6 +655,8 @@ def weigh(
         or (titles_are_people and _PERSON_AFTER.match(after) and "a person's title")
         or (between_states and _ARMED_GROUP_AFTER.match(after) and "talks with an armed group, not a state")
         or (between_states and _PLACE_BEFORE_BUILDING.search(prefix[-60:]) and "a building named as a place")
+        or (between_states and _SERVICE_AFTER.match(after) and "the foreign service, not dealings")
+        or (between_states and _ADVISER_BEFORE.search(prefix[-60:]) and "a job title")
     )
     if passing:
         return weight * PASSING_WEIGHT, f"{where}, {passing}"
@@ -634,6 +673,17 @@ _ARMED_GROUP_AFTER = re.compile(
 _PLACE_BEFORE_BUILDING = re.compile(
     r"\b(?:houses|housing|home to|outside|near|opposite|next to|in front of|close to|nearby)\s+"
     r"(?:(?:the|a|an|several|many|some|foreign|[A-Z][\w.'’-]*|government|offices|and)\s+){0,5}$"
+)
+# "diplomatic sources said", "the diplomatic corps", "embassy staff": the service, not its dealings
+_SERVICE_AFTER = re.compile(
+    r"\s+(?:sources?|corps|staff|staffers|stations?|passports?|immunity|cables?|pouch|compound|premises|quarter|"
+    r"community|circles|cars?|plates)\b",
+    re.I,
+)
+# "chief policy adviser to Afghanistan's ministry of foreign affairs": a biography's job title
+_ADVISER_BEFORE = re.compile(
+    r"\b(?:adviser|advisers|advisor|advisors|consultant|director|director-general|head|chief)\s+(?:to|of|at)\s+"
+    r"(?:the\s+)?(?:[\w'’.-]+'s\s+|[A-Z][\w'’.-]*\s+){0,2}$"
 )
 # A sentence dated decades back: a year or "N years ago", and nothing recent beside it.
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b(?!s)")  # a year, not a decade ("the 1970s") that names an era
