@@ -405,6 +405,12 @@ def test_entities_have_scores_and_a_threshold_decides_what_is_kept(tmp_path) -> 
         # between a government and an armed group; a building named as a place
         ("The government's bid to open peace negotiations with the rebels has failed.", "diplomacy"),
         ("The old quarter houses several government offices and foreign embassies.", "diplomacy"),
+        # how relations stand, a budget line, the foreign service, a biography, an item of a list
+        ("Norland enjoys close bilateral ties with the northern alliance.", "diplomacy"),
+        ("Lawmakers opposed plans to slash funding for diplomacy and foreign aid.", "diplomacy"),
+        ("The department pays for the diplomatic corps and for school meals.", "diplomacy"),
+        ("Dr Lane is the chief policy adviser to Norland's ministry of foreign affairs.", "diplomacy"),
+        ("The order included curfews, media blocks, limits on parties and a ban on diplomats travelling.", "diplomacy"),
         # decades-old background
         ("In 1971 the two governments held talks on a new border at Elm Lake. A bridge opened in 2016.", "diplomacy"),
     ],

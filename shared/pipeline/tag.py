@@ -621,8 +621,11 @@ def weigh(
     title a third (`PASSING_WEIGHT`). For a tag whose taxonomy sets `titles_are_people`, a
     phrase standing as a person's title ("Defense Minister Sergei Shoigu", "the defence
     minister, Siraj Fegessa,") counts a third too; for one that sets `between_states`, so do
-    talks with an armed group ("peace talks with the rebels") and a building named as a place
-    ("offices and foreign embassies").
+    talks with an armed group ("peace talks with the rebels"), a building named as a place
+    ("offices and foreign embassies"), the foreign service ("diplomatic sources"), a
+    biography's job title, standing relations ("enjoys close ties with") and a budget line
+    ("funding for diplomacy"). A post someone holds ("was foreign secretary") and the last
+    item of a list after "include" count a third for every tag.
     """
     after = text[hit.end : hit.end + 40]
     glued = _MODIFIER_AFTER.match(after)
@@ -650,6 +653,7 @@ def weigh(
     passing = (
         (hit.start >= title_end and _in_clause(prefix))  # a headline names its subject, clause or not
         or _in_quotation(prefix)
+        or (_LIST_ITEM.search(prefix) and "an item of a list")
         or _in_name(text, sentence_start, hit, title_end)
         or (_TITLE_AFTER.match(after) and "a job title or an institution's name")
         or (titles_are_people and _PERSON_AFTER.match(after) and "a person's title")
@@ -657,6 +661,8 @@ def weigh(
         or (between_states and _PLACE_BEFORE_BUILDING.search(prefix[-60:]) and "a building named as a place")
         or (between_states and _SERVICE_AFTER.match(after) and "the foreign service, not dealings")
         or (between_states and _ADVISER_BEFORE.search(prefix[-60:]) and "a job title")
+        or (between_states and _STANDING_BEFORE.search(prefix[-60:]) and "standing relations, not an event")
+        or (between_states and _BUDGET_BEFORE.search(prefix[-40:]) and "a budget line, not dealings")
     )
     if passing:
         return weight * PASSING_WEIGHT, f"{where}, {passing}"
@@ -684,6 +690,21 @@ _SERVICE_AFTER = re.compile(
 _ADVISER_BEFORE = re.compile(
     r"\b(?:adviser|advisers|advisor|advisors|consultant|director|director-general|head|chief)\s+(?:to|of|at)\s+"
     r"(?:the\s+)?(?:[\w'’.-]+'s\s+|[A-Z][\w'’.-]*\s+){0,2}$"
+)
+# "enjoys bilateral ties with", "has close relations with": how things stand, not a dealing
+_STANDING_BEFORE = re.compile(
+    r"\b(?:enjoys?|enjoyed|maintains?|maintained|has|have|had)\s+(?:(?:close|good|friendly|strong|warm|cordial|"
+    r"long-standing|longstanding|historic|bilateral|diplomatic|economic|trade)\s+)*$",
+    re.I,
+)
+# "slash funding for diplomacy": a line of a budget
+_BUDGET_BEFORE = re.compile(
+    r"\b(?:funding|funds|budget|budgets|spending|money|cuts?)\s+(?:for|on|to)\s+(?:the\s+)?$", re.I
+)
+# "…included curfews, media blocks, limits on parties and a ban on diplomats travelling": the
+# last item of a list of three or more after "include" or "such as"
+_LIST_ITEM = re.compile(
+    r"\b(?:include|includes|included|including|such as)\s+[^.;:,]+,[^.;:,]+,[^.;:]*\b(?:and|or)\s+[^,.;:]*$"
 )
 # A sentence dated decades back: a year or "N years ago", and nothing recent beside it.
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b(?!s)")  # a year, not a decade ("the 1970s") that names an era
