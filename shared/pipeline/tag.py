@@ -40,7 +40,7 @@ PASSING_WEIGHT = 0.34  # a clause, a quotation, a name or a title: three make on
 # A sentence ends at . ! or ? before a space, but not after an initial or a title ("U.S.",
 # "Gen.", "Mr.") and not before a lower-case word ("…the U.S. uranium trade").
 _SENTENCE_BREAK = re.compile(
-    r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bGen\.)(?<!\bSen\.)"
+    r"[.!?](?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bGen\.)(?<!\bSen\.)"
     r"(?<!\bRep\.)(?<!\bGov\.)(?<!\bCol\.)(?<!\bLt\.)(?<!\bSgt\.)(?<!\bAdm\.)(?<!\bNo\.)[\"'”’)]?\s+(?![a-z])|\n+"
 )
 
@@ -144,10 +144,13 @@ class _Automaton:
             return []
         haystack = _lower_keeping_offsets(text) if self.fold_case else text
         hits: list[Hit] = []
+        end = len(haystack) - 1
         for last, (length, entries) in self._automaton.iter(haystack):
             start = last - length + 1
-            if _is_boundary(haystack, start - 1) and _is_boundary(haystack, last + 1):
-                hits.extend(Hit(start, last + 1, kind, value) for kind, value in entries)
+            # on word boundaries only (inlined: this loop runs for every phrase found)
+            if (start == 0 or not haystack[start - 1].isalnum()) and (last == end or not haystack[last + 1].isalnum()):
+                for kind, value in entries:
+                    hits.append(Hit(start, last + 1, kind, value))
         return hits
 
 
@@ -158,10 +161,6 @@ def _lower_keeping_offsets(text: str) -> str:
     if len(lowered) == len(text):
         return lowered
     return "".join(low if len(low := char.lower()) == 1 else char for char in text)
-
-
-def _is_boundary(text: str, index: int) -> bool:
-    return index < 0 or index >= len(text) or not text[index].isalnum()
 
 
 class TagPatterns:
@@ -202,21 +201,30 @@ class TagPatterns:
         hits: list[Hit] = []
         for number, (pattern, tag) in enumerate(self.patterns):
             if number in self._on_states:
-                if masked:
+                if masked and pattern.pattern.startswith(_STATE_PATTERN):
+                    hits += _matches_from(pattern, masked, sorted(start for start, _ in states or []), tag)
+                elif masked:
                     hits += [Hit(match.start(), match.end(), "strong", tag) for match in pattern.finditer(masked)]
                 continue
             if self.literal_starts[number] is None:
                 hits += [Hit(match.start(), match.end(), "strong", tag) for match in pattern.finditer(text)]
                 continue
-            reach = 0  # finditer goes on from the end of a match: no overlapping matches
-            for start in sorted(set(candidates[number])):
-                if start < reach:
-                    continue
-                match = pattern.match(text, start)
-                if match:
-                    hits.append(Hit(match.start(), match.end(), "strong", tag))
-                    reach = match.end()
+            hits += _matches_from(pattern, text, sorted(set(candidates[number])), tag)
         return hits
+
+
+def _matches_from(pattern: re.Pattern[str], text: str, starts: list[int], tag: str) -> list[Hit]:
+    """The matches `finditer` would give, when every one begins at one of `starts` (sorted)."""
+    hits: list[Hit] = []
+    reach = 0  # finditer goes on from the end of a match: no overlapping matches
+    for start in starts:
+        if start < reach:
+            continue
+        match = pattern.match(text, start)
+        if match:
+            hits.append(Hit(match.start(), match.end(), "strong", tag))
+            reach = match.end()
+    return hits
 
 
 # A country in the masked text: a character no article uses, one for each of the name's.
@@ -326,7 +334,6 @@ class Taxonomy:
 
     topics: _Automaton
     entities: _Automaton
-    exclusions: _Automaton
     min_scores: dict[str, float] = field(default_factory=dict)
     titles_are_people: frozenset[str] = frozenset()
     long_min_scores: dict[str, float] = field(default_factory=dict)
@@ -349,7 +356,7 @@ class Taxonomy:
             taxonomy.read_text("utf-8") if taxonomy else data.joinpath("taxonomy.yml").read_text("utf-8")
         )
         tags = raw["tags"]
-        topics, exclusions = _Automaton(fold_case=True), _Automaton(fold_case=True)
+        topics = _Automaton(fold_case=True)  # with the `unless` phrases: one pass finds both
         min_scores, long_min_scores = {}, {}
         titles_are_people, between_states = set(), set()
         patterns = []
@@ -360,7 +367,7 @@ class Taxonomy:
             for phrase in spec.get("weak", []):
                 topics.add(phrase, "weak", tag)
             for phrase in spec.get("unless", []):
-                exclusions.add(phrase, "unless", tag)
+                topics.add(phrase, "unless", tag)
             min_scores[tag] = float(spec.get("min_score", 1.0))
             long_min_scores[tag] = float(spec.get("long_article_min_score", min_scores[tag]))
             if spec.get("titles_are_people"):
@@ -382,12 +389,11 @@ class Taxonomy:
             for value, names in yaml.safe_load(data.joinpath(file_name).read_text("utf-8"))[kind].items():
                 for name in names:
                     entities.add(str(name), kind, str(value))
-        for automaton in (topics, entities, exclusions):
+        for automaton in (topics, entities):
             automaton.finish()
         return cls(
             topics,
             entities,
-            exclusions,
             min_scores,
             frozenset(titles_are_people),
             long_min_scores,
@@ -489,7 +495,8 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     sentences = _sentence_starts(text)
     title_end = len(article.title)
     lead_end = _lead_end(text, sentences, title_end)
-    excluded = {(_sentence_of(sentences, hit.start), hit.value) for hit in taxonomy.exclusions.find(text)}
+    found = taxonomy.topics.find(text)
+    excluded = {(_sentence_of(sentences, hit.start), hit.value) for hit in found if hit.kind == "unless"}
     entity_hits = [hit for hit in _longest(taxonomy.entities.find(text)) if hit.kind != "not_countries"]
     not_the_country = {
         hit.start: skip
@@ -499,8 +506,9 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     states = [
         (hit.start, hit.end) for hit in entity_hits if hit.kind == "countries" and hit.start not in not_the_country
     ]
-    hits = _longest(taxonomy.topics.find(text) + taxonomy.find_patterns(text, states))
+    hits = _longest([hit for hit in found if hit.kind != "unless"] + taxonomy.find_patterns(text, states))
     background_before = _background_before(article, text)
+    backgrounds: dict[int, str | None] = {}  # by sentence
     occurrences: list[tuple[Hit, int, str, float, str]] = []
     for hit in hits:
         index = _sentence_of(sentences, hit.start)
@@ -514,7 +522,9 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
             lead_end,
             titles_are_people=hit.value in taxonomy.titles_are_people,
             between_states=hit.value in taxonomy.between_states,
-            background=_background(_sentence(text, sentences, hit.start), background_before),
+            background=backgrounds[index]
+            if index in backgrounds
+            else backgrounds.setdefault(index, _background(_sentence(text, sentences, hit.start), background_before)),
         )
         if hit.kind == "weak":
             weight, why = weight * WEAK_WEIGHT, why + ", a weak phrase"
