@@ -495,8 +495,8 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     sentences = _sentence_starts(text)
     title_end = len(article.title)
     lead_end = _lead_end(text, sentences, title_end)
-    found = taxonomy.topics.find(text)
-    excluded = {(_sentence_of(sentences, hit.start), hit.value) for hit in found if hit.kind == "unless"}
+    topic_hits = taxonomy.topics.find(text)
+    excluded = {(_sentence_of(sentences, hit.start), hit.value) for hit in topic_hits if hit.kind == "unless"}
     entity_hits = [hit for hit in _longest(taxonomy.entities.find(text)) if hit.kind != "not_countries"]
     not_the_country = {
         hit.start: skip
@@ -506,7 +506,7 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     states = [
         (hit.start, hit.end) for hit in entity_hits if hit.kind == "countries" and hit.start not in not_the_country
     ]
-    hits = _longest([hit for hit in found if hit.kind != "unless"] + taxonomy.find_patterns(text, states))
+    hits = _longest([hit for hit in topic_hits if hit.kind != "unless"] + taxonomy.find_patterns(text, states))
     background_before = _background_before(article, text)
     backgrounds: dict[int, str | None] = {}  # by sentence
     occurrences: list[tuple[Hit, int, str, float, str]] = []
