@@ -398,3 +398,9 @@ def test_the_pages_load_nothing_from_elsewhere(alice):
         served = alice.get(f"/ui/static/{name}")
         assert served.status_code == 200 and served.text == (UI_ROOT / "static" / name).read_text("utf-8")
         assert "http" not in served.text and "@import" not in served.text
+
+
+def test_the_api_loads_the_template_engine_with_its_first_page_not_at_start():
+    from tests.test_layout import loaded_by, under
+
+    assert under(loaded_by("from services.api.app import create_app"), "jinja2", "markupsafe") == []
