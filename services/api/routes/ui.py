@@ -203,7 +203,7 @@ def _discover(clients: Clients, query: str) -> str | None:
 
 
 @router.get("")
-def home(request: Request, clients: Clients) -> Response:
+def home() -> Response:
     return _redirect("/ui/subscriptions")
 
 
@@ -216,8 +216,7 @@ def sign_in_page(request: Request) -> Response:
 
 
 @router.post("/sign-in")
-async def sign_in(request: Request, clients: Clients) -> Response:
-    form = await _form(request)
+def sign_in(request: Request, clients: Clients, form: Annotated[dict[str, str], Depends(_form)]) -> Response:
     nonce = request.cookies.get(SIGN_IN_COOKIE, "")
     if not nonce or not hmac.compare_digest(form.get("csrf", "").encode(), nonce.encode()):
         raise Refused(403, "the sign-in form's CSRF token is missing or wrong; reload the page and try again")
