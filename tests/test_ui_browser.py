@@ -113,8 +113,8 @@ def stored(store: SqliteStore, title: str) -> bool:
 
 
 def test_an_analyst_signs_in_backtests_a_subscription_and_sees_its_alert_arrive(
-    settings, redis_client, store, fetcher, ui_url, receiver, page, screenshots
-):
+    page, settings, redis_client, store, fetcher, ui_url, receiver, screenshots
+):  # the browser first: without one, nothing else is started
     from playwright.sync_api import expect
 
     within = {"timeout": WAIT * 1000}
