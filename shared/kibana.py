@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -82,6 +83,26 @@ def saved_objects(prefix: str = "wirewatch") -> list[dict[str, Any]]:
 def export_ndjson(prefix: str = "wirewatch") -> str:
     """The saved objects as Kibana's import format: one JSON object per line."""
     return "".join(json.dumps(item, sort_keys=True) + "\n" for item in saved_objects(prefix))
+
+
+def discover_url(kibana_url: str, query: str, prefix: str = "wirewatch", days: int = 7) -> str:
+    """A link that opens Kibana's Discover on the articles data view with `query` (Lucene) over
+    the last `days` days. The app state is rison, as Kibana writes it in its own URLs."""
+    state = (
+        f"(dataSource:(dataViewId:{_rison(f'{prefix}-articles')},type:dataView),"
+        f"query:(language:lucene,query:{_rison(query)}))"
+    )
+    times = f"(time:(from:now-{days}d,to:now))"
+    # Kibana reads its state from the fragment; quote what a URL may not hold as it is.
+    return f"{kibana_url.rstrip('/')}/app/discover#/?_g={quote(times, safe=_RISON_SAFE)}&_a={quote(state, safe=_RISON_SAFE)}"
+
+
+_RISON_SAFE = "():,!*-._~"
+
+
+def _rison(text: str) -> str:
+    # A rison string: always quoted, with ! and ' escaped by a leading !.
+    return "'" + text.replace("!", "!!").replace("'", "!'") + "'"
 
 
 def import_saved_objects(kibana_url: str, settings: Settings, *, client: httpx.Client | None = None) -> dict[str, Any]:

@@ -160,6 +160,15 @@ class Settings(BaseSettings):
         default=None,
         description="The API's URL as seen from outside (for WebSub hub callbacks). Unset: no WebSub, polling only.",
     )
+    kibana_url: str | None = Field(
+        default=None,
+        description="Kibana's URL as analysts' browsers reach it; the web UI links each subscription's query "
+        "into Discover. Unset: no links.",
+    )
+    operators: str = Field(
+        default="",
+        description="Token owners (comma-separated) who see feed health and dead letters in the web UI.",
+    )
     websub_lease_seconds: int = Field(default=10 * 86400, ge=3600, description="Lease asked of WebSub hubs.")
     alert_retry_seconds: float = Field(
         default=5.0, gt=0, description="First retry delay of a failed webhook; doubles each time, at most an hour."

@@ -161,3 +161,19 @@ def test_a_refused_import_is_an_error(kibana):
     kibana["success"] = False
     with pytest.raises(RuntimeError, match="refused"):
         import_saved_objects(kibana["url"], Settings())
+
+
+def test_a_discover_link_carries_the_query_as_rison_on_the_articles_data_view():
+    from urllib.parse import unquote
+
+    from shared.kibana import discover_url
+
+    link = discover_url("https://kibana.example.org/", 'people:"O\'Brien" AND missile! #1', "news", days=3)
+    assert link.startswith("https://kibana.example.org/app/discover#/?_g=(time:(from:now-3d,to:now))&_a=")
+    state = unquote(link.split("&_a=", 1)[1])
+    # rison quotes strings with ' and escapes ' and ! with a leading !
+    assert (
+        state
+        == "(dataSource:(dataViewId:'news-articles',type:dataView),query:(language:lucene,query:'people:\"O!'Brien\" AND missile!! #1'))"
+    )
+    assert "#" not in link.split("#/?", 1)[1] and " " not in link

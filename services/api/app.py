@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.deps import Resources
 from services.api.routes import alerts, articles, health, subscriptions, websub
+from services.api.routes.ui import mount_ui
 from shared.redis_client import get_redis
 from shared.settings import Settings, get_settings
 from shared.store import Store, open_store
@@ -41,6 +42,7 @@ def create_app(
     )
     for module in (health, subscriptions, articles, websub, alerts):
         app.include_router(module.router)
+    mount_ui(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -13,7 +13,7 @@ from typing import Any
 from shared.alerting.dispatch import alert_group, alert_time, digest_period, repeats, window_seconds
 from shared.alerting.matcher import AnalyzedArticle, matches
 from shared.alerting.matching import alert_payload
-from shared.alerting.subscriptions import Subscription
+from shared.alerting.subscriptions import Channel, Subscription
 from shared.query import parse_query
 from shared.store import Store
 
@@ -28,6 +28,7 @@ class ReplayedAlert:
     delivery: str  # "instant", or "hourly digest" / "daily digest"
     article: dict[str, Any]
     matched_terms: list[str]
+    snippet: str  # the sentence that matched, matched words in **bold**
     story: str
 
 
@@ -51,6 +52,7 @@ class Backtest:
                         "delivery": alert.delivery,
                         "story": alert.story,
                         "matched_terms": alert.matched_terms,
+                        "snippet": alert.snippet,
                         "article": alert.article,
                     }
                     for alert in alerts
@@ -60,11 +62,55 @@ class Backtest:
         ]
 
 
+@dataclass
+class MatchingArticle:
+    """A stored article a query matches, with the terms that matched it."""
+
+    id: str
+    title: str
+    url: str | None
+    source: str
+    published_at: str | None
+    matched_terms: list[str]
+
+
+def draft_subscription(owner: str, query: str, **policy: Any) -> Subscription:
+    """A subscription that is never saved, to replay a query and a policy before saving them
+    (raises pydantic's ValidationError, a ValueError, for a query or policy that is not valid)."""
+    return Subscription(
+        name="preview", owner=owner, query=query, channels=[Channel(type="stream", stream="preview")], **policy
+    )
+
+
+def _recent(subscription: Subscription, days: int) -> str:
+    return f"({subscription.effective_query}) AND ingested_at:[now-{days}d TO now]"
+
+
+def matching_articles(store: Store, subscription: Subscription, days: int, limit: int) -> list[MatchingArticle]:
+    """Up to `limit` articles first seen in the last `days` days that the subscription's query
+    matches, newest first, each with its matched terms."""
+    node = parse_query(subscription.effective_query)
+    rows = []
+    for article in store.search(_recent(subscription, days), limit=limit):
+        doc = AnalyzedArticle.of(article)
+        matches(node, doc)
+        rows.append(
+            MatchingArticle(
+                id=article.id,
+                title=article.title,
+                url=article.url,
+                source=article.source,
+                published_at=article.published_at.isoformat() if article.published_at else None,
+                matched_terms=sorted(set(doc.matched)),
+            )
+        )
+    return rows
+
+
 def backtest(store: Store, subscription: Subscription, days: int) -> Backtest:
     """Replay the subscription over the articles first seen in the last `days` days."""
     node = parse_query(subscription.effective_query)
-    window = f"({subscription.effective_query}) AND ingested_at:[now-{days}d TO now]"
-    found = store.search(window, limit=MAX_ARTICLES)
+    found = store.search(_recent(subscription, days), limit=MAX_ARTICLES)
     result = Backtest(matched=len(found), truncated=len(found) >= MAX_ARTICLES)
     memory: dict[str, list[float]] = defaultdict(list)
     per_hour: Counter[int] = Counter()
@@ -94,6 +140,7 @@ def backtest(store: Store, subscription: Subscription, days: int) -> Backtest:
                 delivery="instant" if period is None else f"{'hourly' if period == 3600 else 'daily'} digest",
                 article=payload["article"],
                 matched_terms=payload["matched_terms"],
+                snippet=payload["snippet"],
                 story=payload["story"]["id"],
             )
         )

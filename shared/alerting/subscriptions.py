@@ -182,6 +182,13 @@ def get_subscription(client: redis.Redis, subscription_id: str | None) -> Subscr
     return Subscription.model_validate_json(raw) if raw else None
 
 
+def owned_subscription(client: redis.Redis, owner: str, subscription_id: str) -> Subscription | None:
+    """One of `owner`'s subscriptions; None when they have none with that id (another owner's
+    is as unknown as one that never was)."""
+    found = get_subscription(client, subscription_id)
+    return found if found is not None and found.owner == owner else None
+
+
 def find_by_name(client: redis.Redis, owner: str, name: str) -> Subscription | None:
     found = client.hget(redis_keys.SUBSCRIPTION_NAMES, f"{owner}\x00{name}")
     return get_subscription(client, as_text(found)) if found else None

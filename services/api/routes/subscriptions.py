@@ -6,23 +6,20 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
 from services.api.deps import Clients, Owner
-from shared.alerting.backtest import backtest
-from shared.alerting.history import cancel_deliveries
-from shared.alerting.matcher import AnalyzedArticle, matches
+from shared.alerting.backtest import backtest, draft_subscription, matching_articles
+from shared.alerting.lifecycle import remove_subscription, replace_subscription
 from shared.alerting.subscriptions import (
-    Channel,
     Subscription,
     SubscriptionError,
     SubscriptionSpec,
     check_channel_urls,
-    delete_subscription,
-    get_subscription,
     list_subscriptions,
+    owned_subscription,
     rotate_secrets,
     save_subscription,
 )
 from shared.outbound import URLPolicy
-from shared.query import QueryError, parse_query
+from shared.query import QueryError
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 
@@ -61,8 +58,8 @@ class Preview(BaseModel):
 
 
 def _owned(clients: Clients, subscription_id: str, who: str) -> Subscription:
-    subscription = get_subscription(clients.redis, subscription_id)
-    if subscription is None or subscription.owner != who:
+    subscription = owned_subscription(clients.redis, who, subscription_id)
+    if subscription is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {subscription_id}")
     return subscription
 
@@ -97,11 +94,8 @@ def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
         subscription = _owned(clients, request.subscription_id, who)
     elif request.query is not None:
         try:
-            subscription = Subscription(
-                name="preview",
-                owner=who,
-                channels=[Channel(type="stream", stream="preview")],
-                **request.model_dump(exclude={"subscription_id", "days", "limit"}),
+            subscription = draft_subscription(
+                who, request.query, **request.model_dump(exclude={"query", "subscription_id", "days", "limit"})
             )
         except ValidationError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
@@ -109,24 +103,10 @@ def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give a query or a subscription_id")
     try:
         replay = backtest(clients.store, subscription, request.days)
+        found = matching_articles(clients.store, subscription, request.days, request.limit)
     except QueryError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
-    node = parse_query(subscription.effective_query)
-    window = f"({subscription.effective_query}) AND ingested_at:[now-{request.days}d TO now]"
-    rows = []
-    for article in clients.store.search(window, limit=request.limit):
-        doc = AnalyzedArticle.of(article)
-        matches(node, doc)
-        rows.append(
-            PreviewMatch(
-                id=article.id,
-                title=article.title,
-                url=article.url,
-                source=article.source,
-                published_at=article.published_at.isoformat() if article.published_at else None,
-                matched_terms=sorted(set(doc.matched)),
-            )
-        )
+    rows = [PreviewMatch.model_validate(row, from_attributes=True) for row in found]
     return Preview(count=replay.matched, articles=rows, alerts=len(replay.alerts), days=replay.by_day())
 
 
@@ -141,12 +121,9 @@ def replace(subscription_id: str, spec: SubscriptionSpec, clients: Clients, who:
     (`active: false`) cancels what was still to be sent."""
     _owned(clients, subscription_id, who)
     try:
-        saved = save_subscription(clients.redis, who, _checked(spec, clients), subscription_id)
+        return replace_subscription(clients.redis, clients.store, who, _checked(spec, clients), subscription_id)
     except SubscriptionError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
-    if not saved.active:
-        cancel_deliveries(clients.redis, clients.store, subscription_id, "subscription paused")
-    return saved
 
 
 @router.post("/{subscription_id}/rotate-secret")
@@ -159,6 +136,5 @@ def rotate_secret(subscription_id: str, clients: Clients, who: Owner) -> Subscri
 @router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete(subscription_id: str, clients: Clients, who: Owner) -> Response:
     _owned(clients, subscription_id, who)
-    delete_subscription(clients.redis, who, subscription_id)
-    cancel_deliveries(clients.redis, clients.store, subscription_id, "subscription removed")
+    remove_subscription(clients.redis, clients.store, who, subscription_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
