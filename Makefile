@@ -5,16 +5,22 @@ BIN = $(VENV)/bin
 
 .PHONY: install engine run check lint types test bench faults clean
 
+# The pip that comes with the Python is used as it is (no upgrade), so an install that only
+# works with a newer pip fails here first.
 $(BIN)/wirewatch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+# Tests, lint and types on top of what running needs.
+$(VENV)/.test-extra: $(BIN)/wirewatch
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
-install: $(BIN)/wirewatch
+install: $(VENV)/.test-extra
 
 ## run: the pipeline on embedded defaults (embedded Redis and SQLite store under ./wirewatch-data)
-run: install
+run: $(BIN)/wirewatch
 	$(BIN)/wirewatch run
 
 ## check: lint, types and the whole test suite

@@ -31,7 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from shared.redis_client import stop_embedded_redis
 
     try:
-        return int(args.handler(args, get_settings()) or 0)
+        status = int(args.handler(args, get_settings()) or 0)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+        return status
+    except BrokenPipeError:
+        # The reader went away (`wirewatch alerts | head -3`): stop quietly, as Unix tools do, and
+        # send what is still buffered nowhere so that Python's exit does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
     except KeyboardInterrupt:
         return 130
     except UserError as error:
@@ -47,6 +54,7 @@ class UserError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wirewatch", description="News ingestion and keyword alerting.")
+    parser.add_argument("--version", action="version", version=f"wirewatch {_version()}")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -190,6 +198,9 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_actions.add_parser("revoke", help="revoke every token of NAME")
     revoke.add_argument("name")
     revoke.set_defaults(handler=cmd_tokens_revoke)
+    token_list = token_actions.add_parser("list", help="every token's id, owner and creation time (never the token)")
+    token_list.add_argument("--json", action="store_true")
+    token_list.set_defaults(handler=cmd_tokens_list)
 
     alerts = commands.add_parser("alerts", help="alert history: what was sent, to whom, and what failed")
     alerts.add_argument("--limit", type=int, default=20)
@@ -222,6 +233,36 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_argument("--json", action="store_true")
     dead.set_defaults(handler=cmd_dead_letters)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wirewatch")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def _empty(what: str) -> None:
+    """Say that a listing has nothing in it (on stderr: stdout stays empty for scripts)."""
+    print(f"no {what}", file=sys.stderr)
+
+
+def _progress_bar(description: str, total: int | None, unit: str) -> Any:
+    """A progress bar with the total, the rate and the time left, on stderr; shown only when
+    stderr is a terminal, so logs and pipes get no bar characters."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=description,
+        unit=unit,
+        file=sys.stderr,
+        disable=not sys.stderr.isatty(),
+        dynamic_ncols=True,
+        leave=True,
+    )
 
 
 @contextlib.contextmanager
@@ -260,10 +301,17 @@ def _wait_and_report(client: Any, settings: Settings, run_id: str, timeout: floa
     from shared import runs
     from shared.store import open_store
 
-    try:
-        counts = runs.wait_until_done(client, run_id, timeout)
-    except TimeoutError as error:
-        raise UserError(str(error)) from None
+    with _progress_bar("through the chain", None, "articles") as bar:
+
+        def show(counts: dict[str, int]) -> None:
+            if bar.total != counts["seen"]:
+                bar.total = counts["seen"]
+            bar.update(min(counts["done"], counts["seen"]) - bar.n)
+
+        try:
+            counts = runs.wait_until_done(client, run_id, timeout, progress=None if as_json else show)
+        except TimeoutError as error:
+            raise UserError(str(error)) from None
     open_store(settings).refresh()
     _print_counts({name: counts[name] for name in runs.OUTCOMES}, as_json=as_json)
     return counts
@@ -317,7 +365,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from shared.queue import enqueue_batch
-    from shared.sources.backfill import backfill
+    from shared.sources.backfill import backfill, walk
     from shared.sources.batcher import Batcher
 
     paths = [Path(path) for path in args.paths]
@@ -327,10 +375,17 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     with _services(settings, args.log_level) as client:
         run_id = uuid.uuid4().hex
         batcher = Batcher(settings.batch_size, enqueue_batch, client, run_id)
-        report = backfill(paths, batcher, client, progress=None if args.json else _progress)
+        files = sum(1 for _ in walk(paths))  # a listing only: the bar's total
+        with _progress_bar("reading", files, "files") as bar:
+
+            def show(done: int, articles: int) -> None:
+                bar.set_postfix(articles=articles, refresh=False)
+                bar.update(done - bar.n)
+
+            report = backfill(paths, batcher, client, progress=None if args.json else show)
         if not args.json:
             print(
-                f"\r{report.files} files read, {report.articles} articles queued; waiting for the chain…",
+                f"{report.files} files read, {report.articles} articles queued; waiting for the chain…",
                 file=sys.stderr,
             )
         counts = _wait_and_report(client, settings, run_id, args.timeout, args.json)
@@ -343,10 +398,6 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             if len(report.rejected) > 20:
                 print(f"  … and {len(report.rejected) - 20} more (wirewatch dead-letters)")
     return 0
-
-
-def _progress(files: int, articles: int) -> None:
-    print(f"\r{files} files read, {articles} articles queued", end="", file=sys.stderr, flush=True)
 
 
 def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
@@ -450,6 +501,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         articles = open_store(settings).search(args.query, limit=args.limit, sort=args.sort)
     except QueryError as error:
         raise UserError(str(error)) from None
+    if not articles and not args.json:
+        _empty("articles match")
     for article in articles:
         if args.json:
             print(json.dumps(article.to_document(), ensure_ascii=False))
@@ -518,7 +571,10 @@ def cmd_subscriptions_add(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
     from shared.alerting.subscriptions import list_subscriptions
 
-    for subscription in list_subscriptions(_redis(settings), args.owner):
+    subscriptions = list_subscriptions(_redis(settings), args.owner)
+    if not subscriptions and not args.json:
+        _empty("subscriptions" + (f" of {args.owner!r}" if args.owner else ""))
+    for subscription in subscriptions:
         if args.json:
             print(subscription.model_dump_json())
         else:
@@ -630,7 +686,10 @@ def cmd_feeds_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_feeds_list(args: argparse.Namespace, settings: Settings) -> int:
-    for feed in _feed_registry(settings).all():
+    feeds = _feed_registry(settings).all()
+    if not feeds and not args.json:
+        _empty("feeds (wirewatch feeds add URL)")
+    for feed in feeds:
         if args.json:
             print(feed.model_dump_json())
         else:
@@ -666,6 +725,8 @@ def cmd_feeds_status(args: argparse.Namespace, settings: Settings) -> int:
     from shared.feeds.status import feed_status
 
     rows = feed_status(_redis(settings), _feed_registry(settings).all())
+    if not rows and not args.json:
+        _empty("feeds (wirewatch feeds add URL)")
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -695,6 +756,22 @@ def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from shared.tokens import list_tokens
+
+    tokens = list_tokens(_redis(settings))
+    if not tokens and not args.json:
+        _empty("tokens (wirewatch tokens create NAME)")
+    for token in tokens:
+        if args.json:
+            print(json.dumps(asdict(token)))
+        else:
+            print(f"{token.id}  {token.owner:<20}  created {token.created or 'unknown'}")
+    return 0
+
+
 def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from shared.tokens import revoke_owner
 
@@ -705,7 +782,10 @@ def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     from shared.store import open_store
 
-    for record in open_store(settings).alert_history(args.limit):
+    records = open_store(settings).alert_history(args.limit)
+    if not records and not args.json:
+        _empty("alerts")
+    for record in records:
         if args.json:
             print(json.dumps(record, ensure_ascii=False))
         else:
@@ -743,14 +823,17 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
     from shared.pipeline.reindex import ReindexBusy, reindex
 
-    def show(done: int, total: int) -> None:
-        print(f"\rreindex: {done}/{total} articles", end="", file=sys.stderr, flush=True)
+    with _progress_bar("reindex", None, "articles") as bar:
 
-    try:
-        copied = reindex(settings, retag=args.retag, progress=show)
-    except ReindexBusy as error:
-        raise UserError(str(error)) from None
-    print(f"\nreindexed {copied} articles" + (" with the current taxonomy" if args.retag else ""), file=sys.stderr)
+        def show(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            copied = reindex(settings, retag=args.retag, progress=show)
+        except ReindexBusy as error:
+            raise UserError(str(error)) from None
+    print(f"reindexed {copied} articles" + (" with the current taxonomy" if args.retag else ""), file=sys.stderr)
     return 0
 
 
@@ -782,14 +865,25 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     from shared.deadletters import read_dead_letters
 
-    for record in read_dead_letters(_redis(settings), args.limit):
+    records = read_dead_letters(_redis(settings), args.limit)
+    if not records and not args.json:
+        _empty("dead letters")
+    for record in records:
         if args.json:
             print(json.dumps(record, ensure_ascii=False))
         else:
-            item = record["item"]
-            what = item.get("title") or item.get("subscription") or item.get("id", "")
-            print(f"{record['at']}  {record['stage']:<14}  {str(what)[:60]}  — {record['reason']}")
+            print(
+                f"{record['at'][:19]}  {record['stage']:<14}  {_dead_letter_place(record['item'])}  — {record['reason']}"
+            )
     return 0
+
+
+def _dead_letter_place(item: dict[str, Any]) -> str:
+    """Where a dead letter came from: file and line when it was read from a file, else what it is."""
+    if item.get("file"):
+        return f"{item['file']}:{item['line']}" if item.get("line") else str(item["file"])
+    what = item.get("title") or item.get("subscription") or item.get("id", "")
+    return str(what)[:60]
 
 
 if __name__ == "__main__":

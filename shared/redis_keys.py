@@ -39,6 +39,8 @@ WEBSUB_CALLBACKS = f"{PREFIX}:websub"
 
 TOKENS = f"{PREFIX}:tokens"
 """Hash: SHA-256 of an API token -> owner name. The tokens themselves are never stored."""
+TOKENS_CREATED = f"{PREFIX}:tokens-created"
+"""Hash: SHA-256 of an API token -> when it was created (ISO 8601, UTC)."""
 
 INDEX_STREAM = f"{PREFIX}:index-stream"
 """Stream of batches waiting for the bulk indexer (consumer group `indexers`)."""

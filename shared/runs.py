@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import redis
 from redis.commands.core import Script
@@ -59,13 +60,18 @@ def read(client: redis.Redis, run_id: str | None = None) -> dict[str, int]:
     return {name: values.get(name, 0) for name in (*OUTCOMES, *PROGRESS)}
 
 
-def wait_until_done(client: redis.Redis, run_id: str, timeout: float) -> dict[str, int]:
+def wait_until_done(
+    client: redis.Redis, run_id: str, timeout: float, progress: Callable[[dict[str, int]], None] | None = None
+) -> dict[str, int]:
     """Block until every article the run saw has left the chain (indexed, dropped or
     quarantined) and every alert it raised has had its first delivery attempt; raises
-    TimeoutError with the counts so far when that takes too long."""
+    TimeoutError with the counts so far when that takes too long. `progress` sees the counts
+    on every look."""
     deadline = time.monotonic() + timeout
     while True:
         counts = read(client, run_id)
+        if progress is not None:
+            progress(counts)
         if counts["done"] >= counts["seen"] and counts["alert_attempts"] >= counts["alerts"]:
             return counts
         if time.monotonic() > deadline:

@@ -79,9 +79,19 @@ def test_only_setup_holds_the_superuser_and_it_writes_the_keys_the_services_moun
     assert holders == {"elasticsearch", "kibana-password", "kibana", "setup"}
 
 
+def made_for_the_service_user(dockerfile: str) -> set[str]:
+    """The directories the image makes and hands to its user right before switching to it."""
+    user = re.search(r"useradd .*--uid 10001 (\w+)", dockerfile)
+    made = re.search(r"RUN mkdir ([/\w ]+) && chown (\w+):(\w+) ([/\w ]+)\nUSER (\w+)", dockerfile)
+    assert user and made, "the directories are made and handed over right before USER"
+    assert made.group(2) == made.group(3) == made.group(5) == user.group(1)
+    assert made.group(1).split() == made.group(4).split()
+    return set(made.group(1).split())
+
+
 def test_the_image_lets_setup_write_into_a_fresh_keys_volume():
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text("utf-8")
-    assert re.search(r"RUN mkdir /keys && chown wirewatch:wirewatch /keys\nUSER wirewatch", dockerfile)
+    assert "/keys" in made_for_the_service_user(dockerfile)
 
 
 def test_remote_workers_take_their_keys_from_the_env_file_setup_writes():
@@ -103,3 +113,36 @@ def test_every_required_variable_says_what_to_set(name):
     text = (ROOT / name).read_text("utf-8")
     for required in re.findall(r"\$\{[A-Z_]+:\?([^}]*)\}", text):
         assert required.strip(), f"{name}: a required variable without a message"
+
+
+def test_every_service_keeps_the_shared_settings_beside_its_own():
+    # A service's own `environment:` replaces a merged one whole; each must merge the shared block in.
+    compose = load("docker-compose.yml")
+    shared = compose["x-wirewatch-environment"]
+    for name, service in wirewatch_services(compose).items():
+        environment = service["environment"]
+        assert environment.items() >= shared.items(), f"{name} lost shared settings"
+        assert len(environment) > len(shared), f"{name} has no settings of its own (its key)"
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yml", "deploy/compose.worker.yml"])
+def test_every_service_has_elasticsearch_credentials(name):
+    credentials = {"WIREWATCH_ELASTICSEARCH_API_KEY", "WIREWATCH_ELASTICSEARCH_API_KEY_FILE"}
+    for service_name, service in wirewatch_services(load(name)).items():
+        environment = service["environment"]
+        if service_name == "setup":
+            assert environment["WIREWATCH_ELASTICSEARCH_PASSWORD"]
+        else:
+            assert len(credentials & set(environment)) == 1, f"{name}: {service_name} cannot log in"
+
+
+def test_the_image_makes_its_data_and_inbox_dirs_for_the_service_user():
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text("utf-8")
+    assert {"/data", "/inbox"} <= made_for_the_service_user(dockerfile)
+    environment = dict(re.findall(r"(WIREWATCH_\w+)=(\S+)", dockerfile))
+    assert environment == {"WIREWATCH_DATA_DIR": "/data", "WIREWATCH_INBOX": "/inbox"}
+    # Compose mounts the data volume and the inbox where the image made them.
+    for service in wirewatch_services(load("docker-compose.yml")).values():
+        assert service["environment"]["WIREWATCH_DATA_DIR"] == environment["WIREWATCH_DATA_DIR"]
+        assert service["environment"]["WIREWATCH_INBOX"] == environment["WIREWATCH_INBOX"]
+        assert "wirewatch-data:/data" in service["volumes"]

@@ -236,3 +236,24 @@ def test_a_server_too_slow_to_answer_times_out_and_is_recorded(settings, redis_c
         assert state["failures"] == "1" and "timed out" in state["last_error"].lower()
     finally:
         server.shutdown()
+
+
+def test_fetchers_sharing_the_schedule_poll_a_due_feed_once(feed_server, settings, redis_client):
+    feed = serve_courier(feed_server)
+    redis_client.zadd(redis_keys.FEEDS_DUE, {feed.url: time.time() - 1})
+    first, second = source(settings, redis_client, feed), source(settings, redis_client, feed)
+    polled = [delivery for fetcher in (first, second, first) for delivery in fetcher.poll()]
+    assert len(feed_server.requests) == 1 and len(polled) == 1
+    enqueue(polled[0])  # the poll's outcome sets the next time, past the claim
+    assert redis_client.zscore(redis_keys.FEEDS_DUE, feed.url) > time.time() + BOUNDS.minimum / 2
+
+
+def test_a_claim_left_by_a_fetcher_that_died_runs_out(feed_server, settings, redis_client):
+    feed = serve_courier(feed_server)
+    redis_client.zadd(redis_keys.FEEDS_DUE, {feed.url: time.time() - 1})
+    claimed = source(settings, redis_client, feed, feed_min_interval_seconds=1)._due([feed])
+    assert claimed == [feed]  # then the fetcher dies before polling
+    survivor = source(settings, redis_client, feed, feed_min_interval_seconds=1)
+    assert list(survivor.poll()) == []
+    time.sleep(1.1)
+    assert len(list(survivor.poll())) == 1 and len(feed_server.requests) == 1

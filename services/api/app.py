@@ -17,6 +17,7 @@ import redis
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.deps import Resources
@@ -34,7 +35,8 @@ def create_app(
 ) -> FastAPI:
     """The API app, with its clients built here once; tests pass their own store and Redis."""
     settings = settings or get_settings()
-    app = FastAPI(title="wirewatch", version="0.1.0", description=__doc__)
+    # /docs and /redoc load Swagger UI and ReDoc from files the package ships, not from a CDN.
+    app = FastAPIOffline(title="wirewatch", version="0.1.0", description=__doc__)
     app.state.resources = Resources(
         settings=settings,
         redis=client if client is not None else get_redis(settings),

@@ -60,6 +60,24 @@ class FeedGone(Exception):
     pass
 
 
+# ARGV: now, the claim's end, then feed URLs. A feed still due (its time not after now) gets
+# the claim's end as its due time, and a 1 in the reply; one claimed by another fetcher a 0.
+_CLAIM = """
+local won = {}
+for i = 3, #ARGV do
+    local due = redis.call('ZSCORE', KEYS[1], ARGV[i])
+    if due and tonumber(due) <= tonumber(ARGV[1]) then
+        redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i])
+        won[#won + 1] = 1
+    else
+        won[#won + 1] = 0
+    end
+end
+return won
+"""
+_claim_script: Any = None
+
+
 @dataclass
 class Response:
     status: int
@@ -113,7 +131,23 @@ class FeedSource:
                 self.redis.zadd(redis_keys.FEEDS_DUE, {feed.url: first}, nx=True)
             elif score <= now:
                 due.append(feed)
-        return due
+        return self._claim(due, now)
+
+    def _claim(self, feeds: list[Feed], now: float) -> list[Feed]:
+        """The due feeds this fetcher won: several fetchers share one schedule, and a feed is
+        polled by the one that moves its due time forward first. The claim lasts the shortest
+        poll interval; the poll's outcome then sets the real next time, and a fetcher that
+        dies mid-poll leaves the feed to be polled again when the claim runs out."""
+        if not feeds:
+            return []
+        global _claim_script
+        if _claim_script is None:
+            _claim_script = self.redis.register_script(_CLAIM)
+        until = now + self.settings.feed_min_interval_seconds
+        won: Any = _claim_script(
+            keys=[redis_keys.FEEDS_DUE], args=[now, until, *[feed.url for feed in feeds]], client=self.redis
+        )
+        return [feed for feed, claimed in zip(feeds, won, strict=True) if claimed]
 
     def fetch(self, feed: Feed) -> Delivery | None:
         """One poll of one feed: its new articles, or None when unchanged or failed (the
