@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.deps import Resources
-from services.api.routes import alerts, articles, health, subscriptions, websub
+from services.api.routes import alerts, articles, health, metrics, subscriptions, websub
+from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS, metrics_registry
 from shared.redis_client import get_redis
 from shared.settings import Settings, get_settings
 from shared.store import Store, open_store
@@ -39,8 +40,9 @@ def create_app(
         redis=client if client is not None else get_redis(settings),
         store=store if store is not None else open_store(settings),
     )
-    for module in (health, subscriptions, articles, websub, alerts):
+    for module in (health, subscriptions, articles, websub, alerts, metrics):
         app.include_router(module.router)
+    app.state.metrics = metrics_registry(app.state.resources.redis)
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -58,12 +60,23 @@ def create_app(
     async def log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
+        seconds = time.perf_counter() - started
+        route = getattr(request.scope.get("route"), "path", "unmatched")  # the template: no ids, no keys
+        path = route if "{key}" in route else request.url.path  # a WebSub callback's key is a secret
+        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(route).observe(seconds)
         log.info(
             "%s %s %d %.1f ms",
             request.method,
-            request.url.path,
+            path,
             response.status_code,
-            (time.perf_counter() - started) * 1000,
+            seconds * 1000,
+            extra={
+                "method": request.method,
+                "path": path,
+                "status": response.status_code,
+                "duration_ms": round(seconds * 1000, 1),
+            },
         )
         return response
 

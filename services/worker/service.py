@@ -13,6 +13,7 @@ from typing import Any
 from celery import signals
 
 from services.worker import tasks
+from shared.metrics import serve_metrics
 from shared.pipeline.context import build_context
 from shared.pipeline.indexer import BulkIndexer, start_indexer_thread
 from shared.queue import PIPELINE_QUEUE, configure, run_retry_pump, send_after_index
@@ -52,6 +53,7 @@ def run_worker(settings: Settings, *, concurrency: int | None, log_level: str) -
     @signals.worker_init.connect(weak=False)
     def start_main(**_: Any) -> None:
         start_pipeline(settings)
+        serve_metrics("worker", settings, get_redis(settings))  # the pool's children count into files
 
     @signals.worker_process_init.connect(weak=False)
     def start_child(**_: Any) -> None:
