@@ -74,3 +74,4 @@ def configure_logging(level: str, service: str, log_format: str = "text") -> Non
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper()))
+    logging.captureWarnings(True)  # a library's warning is a log line too, in the same format

@@ -53,7 +53,6 @@ def run_worker(settings: Settings, *, concurrency: int | None, log_level: str) -
     @signals.worker_init.connect(weak=False)
     def start_main(**_: Any) -> None:
         start_pipeline(settings)
-        serve_metrics("worker", settings, get_redis(settings))  # the pool's children count into files
 
     @signals.worker_process_init.connect(weak=False)
     def start_child(**_: Any) -> None:
@@ -63,6 +62,10 @@ def run_worker(settings: Settings, *, concurrency: int | None, log_level: str) -
     def start_indexer(**_: Any) -> None:
         running.append(start_indexer_thread(bulk_indexer(settings, open_store(settings)))[1])
         running.append(start_retry_pump(settings))
+        # Started once the pool has forked: a child forked while this thread held a lock (a scrape
+        # mid-connect) would wait on it forever. The pool's children count into files (see
+        # shared.multiprocess_metrics) that this exporter adds up.
+        serve_metrics("worker", settings, get_redis(settings))
 
     @signals.worker_shutting_down.connect(weak=False)
     def stop_indexer(**_: Any) -> None:
@@ -71,6 +74,7 @@ def run_worker(settings: Settings, *, concurrency: int | None, log_level: str) -
 
     app.worker_main(
         [
+            *(["--quiet"] if settings.log_format == "json" else []),  # no banner among the JSON lines
             "worker",
             "-Q",
             PIPELINE_QUEUE,
