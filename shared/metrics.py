@@ -25,7 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, s
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from shared import redis_keys
+from shared import multiprocess_metrics, redis_keys
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -189,7 +189,8 @@ def metrics_registry(client: redis.Redis, feed_health: Callable[[], Tally[str]] 
     """The registry one service serves: this process's metrics (or, under a process pool, the
     sum over its processes) and what Redis holds."""
     registry = CollectorRegistry(auto_describe=False)
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    # prometheus-client's own switch, set for the worker by `multiprocess_metrics.prepare`
+    directory = os.environ.get(multiprocess_metrics.DIRECTORY_VARIABLE)
     if directory:
         from prometheus_client.multiprocess import MultiProcessCollector
 
