@@ -7,6 +7,11 @@ memory-mapped file that the exporter adds up at scrape time. We use the files: a
 stays a local write (no round trip added to the chain's hot path, where Redis already carries
 the work), histograms keep their buckets, and a child that dies keeps its counts on disk.
 
+A hazard remains: a child that replaces a dead one is forked while the parent's bulk indexer
+thread may be updating a value under prometheus-client's lock, and would then wait on it; the
+lock is held for microseconds per bulk request, and a stuck child is killed at the task time
+limit and its batch redelivered.
+
 The mode is chosen when prometheus-client is imported, so `prepare` must run before anything
 imports `shared.metrics`. Each worker run gets a new directory, so counts never carry over
 from an earlier run (counters start again at zero, as Prometheus expects after a restart).
