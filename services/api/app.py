@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.deps import Resources
-from services.api.routes import alerts, articles, health, metrics, subscriptions, websub
-from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS, metrics_registry
+from services.api.observability import add_metrics, record_request, route_of
+from services.api.routes import alerts, articles, health, subscriptions, websub
 from shared.redis_client import get_redis
 from shared.settings import Settings, get_settings
 from shared.store import Store, open_store
@@ -40,9 +40,9 @@ def create_app(
         redis=client if client is not None else get_redis(settings),
         store=store if store is not None else open_store(settings),
     )
-    for module in (health, subscriptions, articles, websub, alerts, metrics):
+    add_metrics(app, app.state.resources.redis)
+    for module in (health, subscriptions, articles, websub, alerts):
         app.include_router(module.router)
-    app.state.metrics = metrics_registry(app.state.resources.redis)
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -61,10 +61,8 @@ def create_app(
         started = time.perf_counter()
         response = await call_next(request)
         seconds = time.perf_counter() - started
-        route = getattr(request.scope.get("route"), "path", "unmatched")  # the template: no ids, no keys
-        path = route if "{key}" in route else request.url.path  # a WebSub callback's key is a secret
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(route).observe(seconds)
+        record_request(request, response.status_code, seconds)
+        path = route_of(request) if "{key}" in route_of(request) else request.url.path  # a WebSub key is a secret
         log.info(
             "%s %s %d %.1f ms",
             request.method,
