@@ -24,10 +24,9 @@ log = logging.getLogger("wirewatch")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `wirewatch` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from shared.logs import configure_logging
+
+    configure_logging(args.log_level, getattr(args, "service", args.command), get_settings().log_format)
     from shared.redis_client import stop_embedded_redis
 
     try:
@@ -423,14 +422,15 @@ def _print_counts(counts: dict[str, int], *, as_json: bool) -> None:
 def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     if args.service == "api":
-        import uvicorn
+        from services.api.server import serve
 
-        from services.api.app import create_app
-
-        host, _, port = settings.api_bind.rpartition(":")
-        uvicorn.run(create_app(settings), host=host or "127.0.0.1", port=int(port), log_level=args.log_level)
+        serve(settings)
         return 0
     if args.service == "worker":
+        if settings.worker_metrics_port:
+            from shared import multiprocess_metrics
+
+            multiprocess_metrics.prepare()  # before anything loads prometheus_client: see there
         from services.worker.service import run_worker
 
         run_worker(settings, concurrency=args.concurrency, log_level=args.log_level)

@@ -13,12 +13,14 @@ from typing import Any
 import redis
 
 from shared import redis_keys
+from shared.metrics import QUARANTINED
 
 
 def quarantine(client: redis.Redis, *, stage: str, reason: str, item: dict[str, Any]) -> None:
     """Keep an item that failed for good, with the stage where it failed and why."""
     record = {"at": datetime.now(UTC).isoformat(), "stage": stage, "reason": reason, "item": item}
     client.rpush(redis_keys.DEAD_LETTERS, json.dumps(record, ensure_ascii=False, default=str))
+    QUARANTINED.labels(stage).inc()
 
 
 def read_dead_letters(client: redis.Redis, limit: int = 100) -> list[dict[str, Any]]:

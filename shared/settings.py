@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -172,6 +173,22 @@ class Settings(BaseSettings):
     websub_lease_seconds: int = Field(default=10 * 86400, ge=3600, description="Lease asked of WebSub hubs.")
     alert_retry_seconds: float = Field(
         default=5.0, gt=0, description="First retry delay of a failed webhook; doubles each time, at most an hour."
+    )
+    fetcher_metrics_port: int = Field(
+        default=9181, ge=0, le=65535, description="Port of the fetcher's Prometheus metrics (0: none)."
+    )
+    worker_metrics_port: int = Field(
+        default=9182, ge=0, le=65535, description="Port of the worker's Prometheus metrics (0: none)."
+    )
+    alerter_metrics_port: int = Field(
+        default=9183, ge=0, le=65535, description="Port of the alerter's Prometheus metrics (0: none)."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the fetcher, worker and alerter serve metrics on (0.0.0.0 for a scraper elsewhere).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as readable text, or as one JSON object per line."
     )
 
     @model_validator(mode="after")

@@ -67,6 +67,8 @@ def settings(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("WIREWATCH_ALERT_RETRY_SECONDS", "0.2")  # failed deliveries come back quickly
     monkeypatch.setenv("WIREWATCH_URL_ALLOW", "127.0.0.1/32,::1/128")  # the tests' servers are local
     monkeypatch.setenv("WIREWATCH_FEED_HOST_DELAY_SECONDS", "0")
+    for service in ("FETCHER", "WORKER", "ALERTER"):  # no exporter on a fixed port unless a test asks
+        monkeypatch.setenv(f"WIREWATCH_{service}_METRICS_PORT", "0")
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()

@@ -10,6 +10,7 @@ import redis
 from shared.alerting.delivery import AlertSender
 from shared.backoff import compute_backoff
 from shared.heartbeat import Heartbeat
+from shared.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ def run_alerter(sender: AlertSender, stop: threading.Event) -> None:
     """Deliver until `stop`; Redis outages are waited out."""
     failures = 0
     heartbeat = Heartbeat(sender.client, "alerter")
+    serve_metrics("alerter", sender.settings, sender.client)
     try:
         while not stop.is_set():
             try:

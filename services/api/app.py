@@ -21,6 +21,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.deps import Resources
+from services.api.observability import add_metrics, record_request, route_of
 from services.api.routes import alerts, articles, health, subscriptions, websub
 from services.api.routes.ui import mount_ui
 from shared.redis_client import get_redis
@@ -42,6 +43,7 @@ def create_app(
         redis=client if client is not None else get_redis(settings),
         store=store if store is not None else open_store(settings),
     )
+    add_metrics(app, app.state.resources.redis)
     for module in (health, subscriptions, articles, websub, alerts):
         app.include_router(module.router)
     mount_ui(app)
@@ -62,12 +64,21 @@ def create_app(
     async def log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
+        seconds = time.perf_counter() - started
+        record_request(request, response.status_code, seconds)
+        path = route_of(request) if "{key}" in route_of(request) else request.url.path  # a WebSub key is a secret
         log.info(
             "%s %s %d %.1f ms",
             request.method,
-            request.url.path,
+            path,
             response.status_code,
-            (time.perf_counter() - started) * 1000,
+            seconds * 1000,
+            extra={
+                "method": request.method,
+                "path": path,
+                "status": response.status_code,
+                "duration_ms": round(seconds * 1000, 1),
+            },
         )
         return response
 

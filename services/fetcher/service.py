@@ -17,7 +17,9 @@ from shared.article import Article
 from shared.backoff import compute_backoff
 from shared.feeds.registry import FeedRegistry
 from shared.feeds.source import FeedSource, feed_client
+from shared.feeds.status import health_counts
 from shared.heartbeat import Heartbeat
+from shared.metrics import serve_metrics
 from shared.settings import Settings
 from shared.sources.batcher import Batcher, Enqueue
 from shared.sources.delivery import Source
@@ -70,6 +72,9 @@ class Fetcher:
         where that is not available), poll feeds as they fall due, and take pushes as they
         come, until `stop`."""
         log.info("fetcher watching %s and %d feeds", self.settings.inbox_dir, len(self.feeds.current_feeds()))
+        serve_metrics(
+            "fetcher", self.settings, self.client, lambda: health_counts(self.client, FeedRegistry(self.client).all())
+        )
         wake = threading.Event()
         observer = watch_folder(self.settings.inbox_dir, wake)
         pushes = threading.Thread(target=self._take_pushes, args=(stop,), name="push", daemon=True)

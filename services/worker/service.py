@@ -13,6 +13,7 @@ from typing import Any
 from celery import signals
 
 from services.worker import tasks
+from shared.metrics import serve_metrics
 from shared.pipeline.context import build_context
 from shared.pipeline.indexer import BulkIndexer, start_indexer_thread
 from shared.queue import PIPELINE_QUEUE, configure, run_retry_pump, send_after_index
@@ -61,6 +62,10 @@ def run_worker(settings: Settings, *, concurrency: int | None, log_level: str) -
     def start_indexer(**_: Any) -> None:
         running.append(start_indexer_thread(bulk_indexer(settings, open_store(settings)))[1])
         running.append(start_retry_pump(settings))
+        # Started once the pool has forked: a child forked while this thread held a lock (a scrape
+        # mid-connect) would wait on it forever. The pool's children count into files (see
+        # shared.multiprocess_metrics) that this exporter adds up.
+        serve_metrics("worker", settings, get_redis(settings))
 
     @signals.worker_shutting_down.connect(weak=False)
     def stop_indexer(**_: Any) -> None:
@@ -69,6 +74,7 @@ def run_worker(settings: Settings, *, concurrency: int | None, log_level: str) -
 
     app.worker_main(
         [
+            *(["--quiet"] if settings.log_format == "json" else []),  # no banner among the JSON lines
             "worker",
             "-Q",
             PIPELINE_QUEUE,

@@ -21,6 +21,7 @@ from shared.alerting.history import record_history
 from shared.alerting.outbox import Entry, Outbox, entry_id
 from shared.alerting.subscriptions import get_subscription
 from shared.backoff import compute_backoff
+from shared.metrics import ALERTS
 from shared.outbound import outbound_client
 from shared.redis_client import as_text
 from shared.settings import Settings
@@ -75,6 +76,7 @@ class AlertSender:
                     entry.attempts, first=self.settings.alert_retry_seconds, maximum=RETRY_MAX_SECONDS
                 )
                 self.outbox.retry(entry, str(error), at)
+                ALERTS.labels(entry.channel["type"], "retrying").inc()
                 self._history(entry, "retrying", str(error))
                 runs.record(self.client, entry.record.get("run"), counts)
         except DeliveryRefused as error:
@@ -93,6 +95,7 @@ class AlertSender:
         else:
             self.outbox.failed(entry, error or "")
         counts[f"alerts_{status}"] += 1
+        ALERTS.labels(entry.channel["type"], status).inc()
         self._history(entry, status, error)
         runs.record(self.client, entry.record.get("run"), counts)
 

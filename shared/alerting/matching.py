@@ -21,6 +21,7 @@ from shared.alerting.presearch import Presearcher, article_keys
 from shared.alerting.subscriptions import CHANGES_KEPT, Subscription
 from shared.analysis import stem
 from shared.article import Article
+from shared.metrics import MATCH_SECONDS
 from shared.query import Node, parse_query
 from shared.redis_client import as_text
 
@@ -112,7 +113,8 @@ def match_alerts(article: Article, matcher: SubscriptionMatcher) -> list[Match]:
     """The subscriptions an article raises alerts for: none for a near-duplicate."""
     if article.duplicate_of is not None:
         return []
-    return matcher.match(article)
+    with MATCH_SECONDS.time():
+        return matcher.match(article)
 
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")

@@ -39,6 +39,7 @@ from shared.feeds.registry import Feed, FeedRegistry, FeedsFileError, load_feeds
 from shared.feeds.schedule import Bounds, Outcome, declared_minimum, next_interval
 from shared.feeds.state import FeedState
 from shared.formats.readers import articles_from_feed
+from shared.metrics import FEED_POLLS
 from shared.outbound import UnsafeURL, outbound_client
 from shared.settings import Settings
 from shared.sources.delivery import Delivery
@@ -335,6 +336,7 @@ class FeedSource:
         if not outcome.failed and "last_error" in state:
             fields["last_error"] = ""
         feed_state.record(**fields)
+        FEED_POLLS.labels("new" if outcome.new_items else "unchanged").inc()
         self.redis.zadd(redis_keys.FEEDS_DUE, {feed.url: now + interval})
         self._watch_rhythm(feed, feed_state, datetime.now(UTC) if outcome.new_items else None)
 
@@ -348,6 +350,7 @@ class FeedSource:
             next_poll=datetime.fromtimestamp(now + interval, UTC).isoformat(timespec="seconds"),
         )
         self.redis.zadd(redis_keys.FEEDS_DUE, {feed.url: now + interval})
+        FEED_POLLS.labels("failed").inc()
         failures = feed_state.count_failure()
         if failures == self.settings.feed_failures_before_alert:
             self.report_health(health.source_health_event(feed, failures, status))
@@ -355,6 +358,7 @@ class FeedSource:
     def _disable(self, feed: Feed, feed_state: FeedState, reason: str) -> None:
         log.warning("feed %s disabled: %s", feed.url, reason)
         feed_state.record(status=f"disabled: {reason}", disabled=reason)
+        FEED_POLLS.labels("gone").inc()
         if self.registry is not None:
             self.registry.put(feed.model_copy(update={"enabled": False}))
         self.redis.zrem(redis_keys.FEEDS_DUE, feed.url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,3 +53,8 @@ def feed_status(client: redis.Redis, feeds: list[Feed]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def health_counts(client: redis.Redis, feeds: list[Feed]) -> Counter[str]:
+    """How many feeds are `ok`, `failing`, `silent` or `disabled` (the metrics' feed health)."""
+    return Counter(row["health"].split(":")[0].split(" ")[0] for row in feed_status(client, feeds))

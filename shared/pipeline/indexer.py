@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from shared import redis_keys, runs
+from shared import metrics, redis_keys, runs
 from shared.article import AFTER_INDEX_UNUSED, Article
 from shared.backoff import compute_backoff
 from shared.deadletters import quarantine
@@ -137,10 +137,16 @@ class BulkIndexer:
     def _write(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
         groups = [self._articles(batch) for _, batch in entries]
         articles = [article for group in groups for article in group]
+        started = time.perf_counter()
         failures = self.store.index(articles) if articles else []
         if any(failure.transient for failure in failures):
+            metrics.BULK_ERRORS.labels("transient").inc()
             raise TransientStoreError(f"store refused {len(failures)} articles for now: {failures[0].reason}")
         refused = {failure.article_id: failure.reason for failure in failures}
+        metrics.record_bulk(len(articles), time.perf_counter() - started, len(refused))
+        metrics.count_articles(
+            metrics.STEP_ARTICLES_OUT, "index", (article for article in articles if article.id not in refused)
+        )
         written = 0
         for (entry_id, batch), group in zip(entries, groups, strict=True):
             counts: Counter[str] = Counter()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from shared import runs
+from shared import logs, metrics, runs
 from shared.alerting.matching import alert_payload, match_alerts
 from shared.article import Article
 from shared.deadletters import quarantine
@@ -126,6 +126,7 @@ def run_step(step: Step, batch: dict[str, Any], ctx: PipelineContext, *, last: b
     """Apply one step to a batch message and return the message for the next step."""
     started = time.perf_counter()
     state = BatchState(batch.get("run"))
+    logs.bind(step=step.name, run=state.run_id)
     articles = []
     for raw in batch["articles"]:
         try:
@@ -133,6 +134,7 @@ def run_step(step: Step, batch: dict[str, Any], ctx: PipelineContext, *, last: b
         except ValueError as error:
             _quarantine(ctx, state, step.name, f"invalid article: {error}", raw)
     survivors = _apply(step, articles, ctx, state)
+    metrics.record_step(step.name, articles, survivors, time.perf_counter() - started)
     if last:
         state.counts["done"] += len(survivors)
     runs.record(ctx.redis, state.run_id, state.counts, once=f"{batch['id']}:{step.name}" if batch.get("id") else None)
