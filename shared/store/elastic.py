@@ -301,6 +301,7 @@ class ElasticsearchStore:
         tag = self._next_rebuild_tag()
         copies: dict[str, str] = {}
         total, copied = self.count("*"), 0
+        written_to: str | None = None  # the write index whose copy was made as the write copy
 
         def advance(page: int) -> None:
             nonlocal copied
@@ -312,11 +313,16 @@ class ElasticsearchStore:
                 layout = self._layout()
                 if layout.write_index is None:
                     raise RuntimeError(f"the alias {self.alias} has no write index")
+                if written_to is not None and written_to != layout.write_index:
+                    self._rolled_over(written_to, copies[written_to])  # during the rebuild
+                    written_to = None
                 pending = [index for index in layout.live if index not in copies]
                 if not pending:
                     if self._swap(layout, copies):
                         break
                     continue
+                if layout.write_index in pending:
+                    written_to = layout.write_index
                 self._create_copies(pending, layout.write_index, tag, copies)
                 for index in pending:
                     self.client.indices.refresh(index=index)
@@ -329,17 +335,15 @@ class ElasticsearchStore:
 
     def _create_copies(self, indices: list[str], write_index: str, tag: int, copies: dict[str, str]) -> None:
         generations = [_generation(index) for index in indices]
-        if None in generations or len(set(generations)) < len(generations):
+        taken = [_generation(index) for index in copies]
+        if None in generations or len(set(generations + taken)) < len(generations + taken):
             raise RuntimeError(f"cannot pair the indices behind {self.alias} by generation: {indices}")
         found = self.client.indices.get(index=",".join(indices))
         lifecycle_dates = self._lifecycle_dates(indices)
         for index, generation in zip(indices, generations, strict=True):
             origin = _origination(found[index], (lifecycle_dates or {}).get(index))
-            settings: dict[str, Any] = {}
-            if lifecycle_dates is not None and index != write_index:
-                # Retention counts from here, as it did for the old index; a rolled-over index
-                # is done with rollover. The write copy gets its age from its own rollover.
-                settings = {"index.lifecycle.origination_date": origin, "index.lifecycle.indexing_complete": True}
+            # The write copy takes its age from its own rollover, as the old write index would have.
+            settings = _rolled_over_settings(origin) if lifecycle_dates is not None and index != write_index else {}
             copy = f"{self.alias}-r{tag}-{generation:06d}"
             self.client.indices.create(
                 index=copy,
@@ -348,6 +352,13 @@ class ElasticsearchStore:
                 aliases={self.rebuilding_alias: {}},
             )
             copies[index] = copy
+
+    def _rolled_over(self, index: str, copy: str) -> None:
+        """The write index rolled over during the rebuild: its copy, made as the write copy, is
+        now done with rollover too and takes the old index's lifecycle date."""
+        dates = self._lifecycle_dates([index])
+        if dates is not None and index in dates:
+            self.client.indices.put_settings(index=copy, settings=_rolled_over_settings(dates[index]))
 
     def _lifecycle_dates(self, indices: list[str]) -> dict[str, int] | None:
         """When each index's lifecycle age counts from (its rollover, else its creation, or its
@@ -494,6 +505,12 @@ def _origination(index: dict[str, Any], lifecycle_date: int | None) -> int:
         return lifecycle_date
     kept = index.get("mappings", {}).get("_meta", {}).get("origination_date")
     return int(kept) if kept is not None else int(index["settings"]["index"]["creation_date"])
+
+
+def _rolled_over_settings(origination: int) -> dict[str, Any]:
+    """A copy of a rolled-over index: retention counts from the old index's lifecycle date, not
+    from the copy's creation, and the lifecycle skips rollover (the index takes no new writes)."""
+    return {"index.lifecycle.origination_date": origination, "index.lifecycle.indexing_complete": True}
 
 
 def _no_handler(error: ApiError) -> bool:
