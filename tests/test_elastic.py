@@ -181,7 +181,8 @@ def test_rebuild_copies_through_the_transform_and_swaps_the_alias(es):
     assert es.rebuild(retitle, lambda done, total: seen.append((done, total))) == 7
     assert seen[-1] == (7, 7)
     assert list(es.client.indices.get_alias(name="news-articles")) == ["news-articles-r1-000001"]
-    assert not es.client.indices.exists(index="news-articles-000001")
+    assert list(es.client.indices.get(index="news-articles-*")) == ["news-articles-r1-000001"]  # the old one deleted
+    assert list(es.client.indices.get_alias(name="news-articles-000001")) == ["news-articles-r1-000001"]
     es.refresh()
     assert es.count("tags:rebuilt") == 7
 

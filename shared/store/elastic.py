@@ -153,10 +153,13 @@ class ElasticsearchStore:
         for article in articles:
             source = index_document(article.to_document())
             # An article already stored in a rolled-over index is replaced there, so a
-            # re-delivery or an update never leaves a second copy in the new write index.
-            home = located.get(article.id)
+            # re-delivery or an update never leaves a second copy in the new write index. A new
+            # one goes to the write index the layout named, not to whatever the alias names
+            # when the request lands: a rollover in between then leaves it in one index (and,
+            # during a rebuild, in that index's copy), never in two.
+            home = located.get(article.id) or layout.write_index
             yield {"_op_type": "index", "_index": home or self.alias, "_id": article.id, "_source": source}
-            copy = layout.copies.get(home or layout.write_index or "")
+            copy = layout.copies.get(home or "")
             if copy is not None:  # a rebuild is under way: its copy of that index gets it too
                 yield {"_op_type": "index", "_index": copy, "_id": article.id, "_source": source}
 
@@ -291,7 +294,7 @@ class ElasticsearchStore:
            `_aliases` request, which the cluster refuses if the alias gained another write
            index in the meantime; then that index is copied and the swap tried again.
         5. The old indices are blocked for writes, checked id by id against their copies, and
-           deleted.
+           deleted, each name becoming an alias of its copy.
         On any failure before the swap the copies are deleted and the live indices are left as
         they were."""
         found = self.client.indices.get_alias(index=f"{self.alias}-*")
@@ -437,7 +440,7 @@ class ElasticsearchStore:
         return True
 
     def _retire(self, layout: Layout, copies: dict[str, str], transform: Callable[[Article], Article]) -> None:
-        """Delete the old indices, each only once its copy holds every one of its ids."""
+        """Delete the old indices once each copy holds every one of their ids."""
         for index in layout.live:
             # A writer that read the layout before the swap gets a refusal from here and
             # writes again where the alias now points (see `index`).
@@ -461,7 +464,13 @@ class ElasticsearchStore:
                         f"{copies[index]} lacks articles of {index}; {index} is kept, blocked for writes"
                     )
                 log.warning("%d articles of %s reached %s only at the final check", len(missing), index, copies[index])
-            self.client.indices.delete(index=index)
+        # Each old name becomes an alias of its copy in the same request that deletes it: a
+        # bulk request still on its way to the old name lands in the copy, and the cluster
+        # never creates a stray index of that name.
+        retire: list[dict[str, Any]] = []
+        for index in layout.live:
+            retire += [{"remove_index": {"index": index}}, {"add": {"index": copies[index], "alias": index}}]
+        self.client.indices.update_aliases(actions=retire)
 
     def _missing_ids(self, index: str, copy: str) -> list[str]:
         missing = []
