@@ -166,15 +166,19 @@ class ElasticsearchStore:
     def _layout(self) -> Layout:
         """The indices behind the alias and, during a rebuild, the copy of each (one request)."""
         found = self.client.indices.get_alias(index=f"{self.alias}-*")
-        live, write, copies = [], None, {}
+        live: list[str] = []
+        copies: list[str] = []
+        write = None
         for name, info in found.items():
             aliases = info.get("aliases", {})
             if self.alias in aliases:
                 live.append(name)
-                if aliases[self.alias].get("is_write_index") or (write is None and len(found) == 1):
+                if aliases[self.alias].get("is_write_index"):
                     write = name
             if self.rebuilding_alias in aliases:
-                copies[name] = name
+                copies.append(name)
+        if write is None and len(live) == 1:
+            write = live[0]  # an alias over one index writes to it without the flag
         by_generation = {_generation(name): name for name in live}
         paired = {by_generation[_generation(c)]: c for c in copies if _generation(c) in by_generation}
         return Layout(tuple(sorted(live)), write, paired)
@@ -331,7 +335,7 @@ class ElasticsearchStore:
                     self.client.indices.refresh(index=index)
                     self._copy(index, copies[index], transform, advance)
         except BaseException:
-            self._discard_copies(copies.values())
+            self._abandon(copies)
             raise
         self._retire(layout, copies, transform)
         return copied
@@ -486,8 +490,24 @@ class ElasticsearchStore:
             if copy not in live:
                 self.client.indices.delete(index=copy, ignore_unavailable=True)
 
+    def _abandon(self, copies: dict[str, str]) -> None:
+        """Delete the copies of a failed rebuild, each name becoming an alias of the index it
+        copied in the same request: a write still on its way to a copy lands in the live index
+        (where the writer also put it) rather than in a stray index of that name."""
+        found = self.client.indices.get_alias(index=f"{self.alias}-*")
+        live = {name for name, info in found.items() if self.alias in info.get("aliases", {})}
+        actions: list[dict[str, Any]] = []
+        for index, copy in copies.items():
+            if copy in found and copy not in live:
+                actions.append({"remove_index": {"index": copy}})
+                if index in live:
+                    actions.append({"add": {"index": index, "alias": copy}})
+        if actions:
+            self.client.indices.update_aliases(actions=actions)
+
     def _next_rebuild_tag(self) -> int:
-        names = self.client.indices.get_alias(index=f"{self.alias}-*")
+        found = self.client.indices.get_alias(index=f"{self.alias}-*")
+        names = [*found, *(alias for info in found.values() for alias in info.get("aliases", {}))]
         tags = [int(match.group(1)) for name in names if (match := _REBUILD_TAG.search(name))]
         return max(tags, default=0) + 1
 
