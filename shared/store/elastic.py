@@ -449,6 +449,7 @@ class ElasticsearchStore:
             # A writer that read the layout before the swap gets a refusal from here and
             # writes again where the alias now points (see `index`).
             self.client.indices.add_block(index=index, block="write")
+        self.client.indices.refresh(index=",".join(layout.live))  # the check sees every write that got in
         for index in layout.live:
             missing = self._missing_ids(index, copies[index])
             if missing:
