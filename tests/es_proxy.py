@@ -1,6 +1,7 @@
 """A real HTTP proxy in front of the test search node that records every request and can
-answer or alter chosen ones, to test what the node cannot do (index lifecycle management) at
-the request level, and to inject per-document failures and overload into bulk requests."""
+answer, hold or alter chosen ones, to test what the node cannot do (index lifecycle
+management) at the request level, and to inject per-document failures, overload and delays
+into bulk requests."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class EsProxy:
     """Return (status, body) to answer a request here instead of forwarding it."""
     alter_bulk: Callable[[list[dict[str, Any]], dict[str, Any]], dict[str, Any]] = lambda ops, reply: reply
     """Rewrite a forwarded `_bulk` reply; gets the request's action lines and the reply."""
+    forward_body: Callable[[Recorded], bytes] = lambda request: request.body
+    """The body forwarded to the node (the recorded request keeps what the client sent)."""
     url: str = ""
 
     def start(self) -> EsProxy:
@@ -80,7 +83,7 @@ class EsProxy:
     def _forward(self, request: Recorded, content_type: str | None) -> tuple[int, bytes]:
         forwarded = urllib.request.Request(
             self.upstream + request.path,
-            data=request.body if request.method in ("POST", "PUT") else None,
+            data=self.forward_body(request) if request.method in ("POST", "PUT") or request.body else None,
             method=request.method,
             headers={"Content-Type": content_type or "application/json"},
         )

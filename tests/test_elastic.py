@@ -180,8 +180,9 @@ def test_rebuild_copies_through_the_transform_and_swaps_the_alias(es):
 
     assert es.rebuild(retitle, lambda done, total: seen.append((done, total))) == 7
     assert seen[-1] == (7, 7)
-    assert list(es.client.indices.get_alias(name="news-articles")) == ["news-articles-000002"]
-    assert not es.client.indices.exists(index="news-articles-000001")
+    assert list(es.client.indices.get_alias(name="news-articles")) == ["news-articles-r1-000001"]
+    assert list(es.client.indices.get(index="news-articles-*")) == ["news-articles-r1-000001"]  # the old one deleted
+    assert list(es.client.indices.get_alias(name="news-articles-000001")) == ["news-articles-r1-000001"]
     es.refresh()
     assert es.count("tags:rebuilt") == 7
 
@@ -200,8 +201,11 @@ def test_a_rebuild_that_fails_half_way_leaves_the_live_index_untouched(es):
     with pytest.raises(RuntimeError, match="taxonomy error"):
         es.rebuild(explode_on_fourth, lambda done, total: None)
     assert list(es.client.indices.get_alias(name="news-articles")) == ["news-articles-000001"]
-    assert not es.client.indices.exists(index="news-articles-000002")
+    assert list(es.client.indices.get(index="news-articles-*")) == ["news-articles-000001"]  # the copy deleted
+    assert list(es.client.indices.get_alias(name="news-articles-r1-000001")) == ["news-articles-000001"]
     assert es.count("*") == 6 and es.count("tags:rebuilt") == 0
+    es.rebuild(lambda article: article, lambda done, total: None)  # the next one takes a name of its own
+    assert list(es.client.indices.get_alias(name="news-articles")) == ["news-articles-r2-000001"]
 
 
 def test_every_article_has_a_time_for_kibana_and_an_undated_one_is_marked_first_seen(es):

@@ -40,7 +40,9 @@ def reindex(
     progress: Callable[[int, int], None],
     store: Store | None = None,
 ) -> int:
-    """Rebuild the store under a Redis lock, so two rebuilds never race; returns the count."""
+    """Rebuild the store under a Redis lock, so two rebuilds never race (a second one is
+    refused with `ReindexBusy`); the pipeline goes on writing meanwhile and the store keeps
+    every write (see `ElasticsearchStore.rebuild`). Returns the count rewritten."""
     lock = get_redis(settings).lock(LOCK_NAME, timeout=LOCK_SECONDS, blocking=False)
     if not lock.acquire():
         raise ReindexBusy("another reindex is running (Redis lock ww:lock:reindex)")

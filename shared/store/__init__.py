@@ -32,7 +32,8 @@ class Store(Protocol):
         """Create what the store needs (tables, index templates, aliases); idempotent."""
 
     def index(self, articles: Sequence[Article]) -> list[IndexFailure]:
-        """Insert or replace articles by id; returns the ones that were refused."""
+        """Insert or replace articles by id, into a rebuild's copies too while one runs;
+        returns the ones that were refused."""
 
     def get(self, article_id: str) -> Article | None:
         """One article by id."""
@@ -49,7 +50,8 @@ class Store(Protocol):
         """The most frequent values of keyword fields among matching articles, with counts."""
 
     def rebuild(self, transform: Callable[[Article], Article], progress: Callable[[int, int], None]) -> int:
-        """Rewrite every stored article through `transform`, all or nothing; returns how many."""
+        """Rewrite every stored article through `transform`, all or nothing, losing no write
+        made meanwhile; returns how many were rewritten."""
 
     def record_alert(self, record: dict[str, Any]) -> None:
         """Keep one alert's outcome in the alert history (one entry per subscription and article)."""
