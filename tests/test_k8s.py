@@ -23,6 +23,7 @@ from kombu.transport.redis import Channel
 from services.cli import _parser
 from shared.heartbeat import LOOPS
 from shared.queue import PIPELINE_QUEUE, app
+from shared.settings import Settings
 from shared.store.security import ENV_FILE, SERVICES
 from tests.kustomize import KustomizeError, read_env_file, render
 
@@ -30,7 +31,10 @@ ROOT = Path(__file__).parents[1]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are meant for
 KEDA_SCHEMA = json.loads((Path(__file__).parent / "schemas" / "keda-v1alpha1.json").read_text("utf-8"))
-METRICS_PORTS = {"fetcher": 9100, "worker": 9101, "alerter": 9102}
+# The port each service serves metrics on, from the settings every service reads.
+METRICS_PORTS = {
+    name: Settings.model_fields[f"{name}_metrics_port"].default for name in ("fetcher", "worker", "alerter")
+}
 UID = 10001
 
 
@@ -238,7 +242,7 @@ def test_each_service_exposes_its_metrics_port(rendered):
     for workload, container in containers(rendered):
         name = component(workload)
         if name in METRICS_PORTS:
-            assert env_of(container)["WIREWATCH_METRICS_PORT"] == str(METRICS_PORTS[name])
+            assert env_of(container)[f"WIREWATCH_{name.upper()}_METRICS_PORT"] == str(METRICS_PORTS[name])
             assert {"name": "metrics", "containerPort": METRICS_PORTS[name]} in container["ports"]
 
 
