@@ -316,6 +316,7 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from shared.formats.limits import Limits
     from shared.queue import enqueue_batch
     from shared.sources.backfill import backfill
     from shared.sources.batcher import Batcher
@@ -327,7 +328,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     with _services(settings, args.log_level) as client:
         run_id = uuid.uuid4().hex
         batcher = Batcher(settings.batch_size, enqueue_batch, client, run_id)
-        report = backfill(paths, batcher, client, progress=None if args.json else _progress)
+        report = backfill(
+            paths, batcher, client, progress=None if args.json else _progress, limits=Limits.from_settings(settings)
+        )
         if not args.json:
             print(
                 f"\r{report.files} files read, {report.articles} articles queued; waiting for the chain…",

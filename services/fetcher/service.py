@@ -17,6 +17,7 @@ from shared.article import Article
 from shared.backoff import compute_backoff
 from shared.feeds.registry import FeedRegistry
 from shared.feeds.source import FeedSource, feed_client
+from shared.formats.limits import Limits
 from shared.heartbeat import Heartbeat
 from shared.settings import Settings
 from shared.sources.batcher import Batcher, Enqueue
@@ -42,7 +43,13 @@ class Fetcher:
         report_health: Callable[[Article], None] = lambda event: None,
     ) -> None:
         self.settings, self.client, self.enqueue = settings, client, enqueue
-        self.inbox = InboxSource(settings.inbox_dir, settings.processed_dir, settings.rejected_dir, dead_letters=client)
+        self.inbox = InboxSource(
+            settings.inbox_dir,
+            settings.processed_dir,
+            settings.rejected_dir,
+            dead_letters=client,
+            limits=Limits.from_settings(settings),
+        )
         registry = FeedRegistry(client)
         if settings.feeds:
             registry.merge_file(settings.feeds)  # the file's feeds join those added by command
