@@ -76,6 +76,7 @@ class Fetcher:
         """Read the inbox as soon as a file lands in it (inotify; a scan every few seconds
         where that is not available), poll feeds as they fall due, and take pushes as they
         come, until `stop`."""
+        self.feeds.stopping = stop  # a request under way when `stop` is set ends within half a second
         log.info("fetcher watching %s and %d feeds", self.settings.inbox_dir, len(self.feeds.current_feeds()))
         wake = threading.Event()
         observer = watch_folder(self.settings.inbox_dir, wake)

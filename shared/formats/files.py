@@ -78,4 +78,3 @@ def open_regular(path: Path, inside: Path | None = None) -> int:
         raise NotRegularFile(f"{kind}, not a regular file")
     os.set_blocking(descriptor, True)
     return descriptor
-

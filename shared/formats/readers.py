@@ -306,8 +306,8 @@ def _lines(handle: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes, bool
     handle.seek(0)
     if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # \n is two bytes there
         text = decode_text(handle.read())
-        for number, line in enumerate(text.split("\n"), 1):
-            encoded = line.encode("utf-8")
+        for number, text_line in enumerate(text.split("\n"), 1):
+            encoded = text_line.encode("utf-8")
             yield number, encoded[:2000] if len(encoded) > max_bytes else encoded, len(encoded) > max_bytes
         return
     number = 0
