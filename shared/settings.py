@@ -160,7 +160,7 @@ class Settings(BaseSettings):
         default=64, ge=2, description="Deepest nesting of JSON objects and lists read from a file or line."
     )
     max_read_seconds: float = Field(
-        default=30.0, gt=0, description="Longest time reading one dropped file may take; then it is rejected."
+        default=60.0, gt=0, description="Longest time reading one dropped file may take; then it is rejected."
     )
     user_agent: str = Field(
         default="wirewatch/0.1 (news monitoring)",

@@ -38,6 +38,7 @@ JSON_SUFFIXES = (".json",)
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 EMAIL_SUFFIXES = (".eml",)
 FEED_SUFFIXES = (".rss", ".atom", ".xml")
+WHOLE_ARTICLE_SUFFIXES = TEXT_SUFFIXES + MARKDOWN_SUFFIXES + HTML_SUFFIXES  # the file is the article
 SUPPORTED_SUFFIXES = (
     TEXT_SUFFIXES
     + MARKDOWN_SUFFIXES
@@ -90,7 +91,14 @@ def read_file_report(
     clock = ReadClock(limits.max_read_seconds)
     origin = shown(path)
     with os.fdopen(open_regular(path, inside), "rb") as handle:
-        limits.check_file_size(os.fstat(handle.fileno()).st_size)
+        size = os.fstat(handle.fileno()).st_size
+        limits.check_file_size(size)
+        if suffix in WHOLE_ARTICLE_SUFFIXES and size > 4 * limits.max_article_chars:
+            # the whole file is one article, and no encoding packs more than 4 bytes in a character
+            raise UnreadableFile(
+                f"article too large: {size} bytes hold more than {limits.max_article_chars} characters "
+                "(WIREWATCH_MAX_ARTICLE_CHARS)"
+            )
         try:
             if suffix in JSON_LINES_SUFFIXES:
                 reading = read_json_lines_stream(handle, origin, source, limits, clock)
@@ -459,10 +467,7 @@ def _entry_article(entry: Any, origin: str, source: str) -> Article:
         body = entry.content[0].get("value", "")
     body = body or entry.get("summary", "")
     is_html = bool(_MARKUP.search(body))
-    try:
-        published = parse_date(entry.get("published_parsed") or entry.get("updated_parsed"))
-    except (ValueError, OverflowError):
-        published = None  # a date past the calendar is no date; the entry goes on without one
+    published = parse_date(entry.get("published_parsed") or entry.get("updated_parsed"))
     article = Article.create(
         title=html_lib.unescape(entry.get("title", "")).strip(),
         text="" if is_html else body.strip(),
