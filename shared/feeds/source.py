@@ -161,7 +161,13 @@ class FeedSource:
         """A WebSub hub's delivery of the feed: handled like a poll's response."""
         feed_state = FeedState(self.redis, feed.url)
         state = feed_state.read()
-        return self._deliver(feed, feed_state, state, Response(200, body, headers, feed.url, False), pushed=True)
+        try:
+            return self._deliver(feed, feed_state, state, Response(200, body, headers, feed.url, False), pushed=True)
+        except Exception as error:  # a pushed body that breaks the reader is kept, not retried forever
+            log.exception("pushed feed %s could not be read", feed.url)
+            reason = f"unreadable pushed feed: {type(error).__name__}: {error}"
+            quarantine(self.redis, stage="push", reason=reason, item={"feed": feed.url, "body": body[:2000]})
+            return None
 
     def _deliver(
         self, feed: Feed, feed_state: FeedState, state: dict[str, str], response: Response, pushed: bool = False
