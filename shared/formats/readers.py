@@ -10,6 +10,7 @@ import codecs
 import email
 import email.policy
 import html as html_lib
+import io
 import json
 import os
 import re
@@ -54,9 +55,9 @@ SUPPORTED_SUFFIXES = (
 class FileReading:
     """What one file gave: its articles, and the parts of it that could not become one.
 
-    `problems` holds `(number, reason)` for each bad part (a line of a line-based file, an
-    entry of a feed, an item of a JSON list: `unit` says which); `bad_lines` the raw text of
-    those parts, by number, so they can be kept as dead letters.
+    `problems` holds `(number, reason)` for each bad part (a line of a line-based file or an
+    entry of a feed: `unit` says which); `bad_lines` the raw text of those parts, by number,
+    so they can be kept as dead letters.
     """
 
     articles: list[Article]
@@ -262,8 +263,6 @@ def read_json(data: bytes, origin: str, source: str, limits: Limits) -> FileRead
 
 def read_json_lines(data: bytes, origin: str, source: str, limits: Limits | None = None) -> FileReading:
     """A `.jsonl` / `.ndjson` file given as bytes: as `read_json_lines_stream`."""
-    import io
-
     limits = limits or Limits.from_settings()
     return read_json_lines_stream(io.BytesIO(data), origin, source, limits, ReadClock(limits.max_read_seconds))
 
