@@ -260,8 +260,12 @@ def test_sigterm_stops_run_while_a_feed_trickles(trickle: Trickle, settings: Set
         [sys.executable, "-m", "services.cli", "feeds", "add", trickle.url], env=env, capture_output=True, timeout=60
     )
     assert added.returncode == 0, added.stderr
-    service = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    service = subprocess.Popen(  # a session of its own: on failure its worker and alerter go with it
+        [sys.executable, "-m", "services.cli", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -275,7 +279,7 @@ def test_sigterm_stops_run_while_a_feed_trickles(trickle: Trickle, settings: Set
         took = time.monotonic() - started
     finally:
         if service.poll() is None:
-            service.kill()
+            os.killpg(service.pid, signal.SIGKILL)
             service.wait()
     assert service.returncode == 0
     print(f"run stopped {took:.1f} s after SIGTERM, its feed request under way")
