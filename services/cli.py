@@ -684,6 +684,7 @@ def cmd_feeds_status(args: argparse.Namespace, settings: Settings) -> int:
             "failures",
             "next_poll",
             "validators",
+            "entries_set_aside",
             "health",
         ):
             if row.get(label) not in (None, ""):

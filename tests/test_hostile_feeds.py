@@ -22,6 +22,7 @@ from shared import redis_keys
 from shared.deadletters import read_dead_letters
 from shared.feeds.registry import Feed
 from shared.feeds.source import FeedSource, feed_client
+from shared.feeds.status import feed_status
 from shared.settings import Settings, get_settings
 from tests.test_feeds import COURIER, FeedServer, Reply, feed_state
 
@@ -84,6 +85,8 @@ def test_one_bad_entry_is_set_aside_with_its_reason_and_the_rest_go_on(
     state = feed_state(redis_client, feed.url)
     assert state["entries_refused"] == "2" and "unreadable entry" in state["last_entry_problem"]
     assert state["failures"] == "0" and state["websub_state"] == "failed"  # the hub's URL is no URL
+    [row] = feed_status(redis_client, [feed])
+    assert row["entries_set_aside"].startswith("2 at the last poll (unreadable entry")
     # the next poll of the same feed keeps nothing twice
     feed_server.replies["/coast.rss"] = Reply(body=hostile_feed(), headers={"Content-Type": "application/rss+xml"})
     source(settings, redis_client, feed).fetch(feed)

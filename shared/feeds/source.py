@@ -194,7 +194,7 @@ class FeedSource:
         source = feed.name or parsed.feed.get("title") or feed.url
         reading = articles_from_feed(parsed, feed.url, source, Limits.from_settings(self.settings))
         articles = reading.articles
-        self._set_aside(feed, feed_state, parsed.entries, reading.problems)
+        self._set_aside(feed, feed_state, state, parsed.entries, reading.problems)
         fresh = self._unseen(feed, reading.entries, articles)
         for article in fresh:
             article.source_tags = list(feed.tags)
@@ -292,12 +292,19 @@ class FeedSource:
             return Response(reply.status_code, bytes(body), dict(reply.headers), str(reply.url), moved)
 
     def _set_aside(
-        self, feed: Feed, feed_state: FeedState, entries: list[Any], problems: list[tuple[int, str, dict[str, str]]]
+        self,
+        feed: Feed,
+        feed_state: FeedState,
+        state: dict[str, str],
+        entries: list[Any],
+        problems: list[tuple[int, str, dict[str, str]]],
     ) -> None:
         """Entries that could not become articles: each new one is kept as a dead letter with its
         reason, and the feed's state says how many and the last reason (a known one is not kept
         again: its fingerprint is remembered with the others once the poll's articles are queued)."""
         if not problems:
+            if int(state.get("entries_refused") or 0):
+                feed_state.update(entries_refused="0")
             return
         fingerprints = [_fingerprint(entries[number - 1]) for number, _, _ in problems]
         known = self.redis.smismember(redis_keys.feed_entries(feed.url), fingerprints)
