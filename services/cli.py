@@ -363,6 +363,7 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from shared.formats.limits import Limits
     from shared.queue import enqueue_batch
     from shared.sources.backfill import backfill, walk
     from shared.sources.batcher import Batcher
@@ -381,7 +382,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                 bar.set_postfix(articles=articles, refresh=False)
                 bar.update(done - bar.n)
 
-            report = backfill(paths, batcher, client, progress=None if args.json else show)
+            report = backfill(
+                paths, batcher, client, progress=None if args.json else show, limits=Limits.from_settings(settings)
+            )
         if not args.json:
             print(
                 f"{report.files} files read, {report.articles} articles queued; waiting for the chain…",
@@ -742,6 +745,7 @@ def cmd_feeds_status(args: argparse.Namespace, settings: Settings) -> int:
             "failures",
             "next_poll",
             "validators",
+            "entries_set_aside",
             "health",
         ):
             if row.get(label) not in (None, ""):

@@ -26,6 +26,21 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
+def valid_text(text: str) -> str:
+    """Text that can be written as UTF-8: lone surrogates (a file name's undecodable bytes, or
+    an escaped `\\udcff` in JSON) become visible `\\xNN` / `\\udNNN` escapes instead of failing
+    every later write."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:  # bytes a file name could not decode come back as the bytes they were
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 AFTER_INDEX_UNUSED = frozenset({"evidence", "tag_evidence", "entity_scores", "notes", "extraction"})
 """Fields that nothing after indexing reads: left out of the messages that follow it."""
 
@@ -91,6 +106,8 @@ class Article(BaseModel):
         notes: list[str] | None = None,
     ) -> Article:
         """Build an article from what a source read, deriving its canonical URL and id."""
+        title, text, source, origin = valid_text(title), valid_text(text), valid_text(source), valid_text(origin)
+        html, url, guid = (valid_text(value) if value is not None else None for value in (html, url, guid))
         canonical = canonical_url(url) if url else None
         if canonical:
             article_id = digest("url:" + canonical)

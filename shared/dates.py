@@ -16,7 +16,10 @@ def parse_date(value: object) -> datetime | None:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, time.struct_time):
-        moment = datetime(*value[:6], tzinfo=UTC)
+        try:
+            moment = datetime(*value[:6], tzinfo=UTC)
+        except (ValueError, OverflowError):  # e.g. 9999-12-31 at -05:00 is in the year 10000
+            return None
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = value / 1000 if value > 100_000_000_000 else value  # epoch milliseconds, as JavaScript writes them
         try:

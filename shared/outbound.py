@@ -10,9 +10,12 @@ second time (DNS rebinding) gains nothing.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
-from collections.abc import Callable, Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
@@ -214,6 +217,84 @@ _REASONS: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
 )
 
 
+CANCEL_CHECK_SECONDS = 0.5  # how soon a blocked read notices that the service is stopping
+
+
+@dataclass(frozen=True)
+class _TimeLimit:
+    seconds: float
+    ends: float
+    cancel: threading.Event | None
+
+
+_limits = threading.local()  # the time limit of the request this thread is making, if any
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, cancel: threading.Event | None = None) -> Iterator[None]:
+    """Every request this thread makes inside the block ends within `seconds` from now in
+    all: connecting, sending and reading the whole body, however slowly a server trickles it
+    (a client's timeout counts only one read). When `cancel` is set, a request waiting on
+    the network stops within half a second. Both raise `httpx.ReadTimeout` (or a
+    `httpx.ConnectTimeout`) naming the cause."""
+    previous = getattr(_limits, "current", None)
+    _limits.current = _TimeLimit(seconds, time.monotonic() + seconds, cancel)
+    try:
+        yield
+    finally:
+        _limits.current = previous
+
+
+def _within_limit(timeout: float | None, error: type[Exception], *, sliced: bool = False) -> float | None:
+    """The timeout of one network wait under the thread's time limit; raises `error` when the
+    limit has passed or the request was cancelled. `sliced` (reads, which are retried) wakes
+    every half second to look at the cancel flag."""
+    limit: _TimeLimit | None = getattr(_limits, "current", None)
+    if limit is None:
+        return timeout
+    if limit.cancel is not None and limit.cancel.is_set():
+        raise error("cancelled: wirewatch is stopping")
+    left = limit.ends - time.monotonic()
+    if left <= 0:
+        raise error(f"took longer than the {limit.seconds:g} s allowed for the whole request")
+    wait = left if timeout is None else min(timeout, left)
+    return min(wait, CANCEL_CHECK_SECONDS) if sliced and limit.cancel is not None else wait
+
+
+class _LimitedStream(httpcore.NetworkStream):
+    """A connection whose every wait honours the time limit of the request using it."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self.stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        ends = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if ends is None else max(0.0, ends - time.monotonic())
+            wait = _within_limit(left, httpcore.ReadTimeout, sliced=True)
+            try:
+                return self.stream.read(max_bytes, wait)
+            except httpcore.ReadTimeout:
+                if ends is not None and time.monotonic() >= ends:
+                    raise  # the client's own timeout for one read
+                # else a slice ended: look at the limit and the cancel flag, then wait again
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.stream.write(buffer, _within_limit(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        wait = _within_limit(timeout, httpcore.ConnectTimeout)
+        return _LimitedStream(self.stream.start_tls(ssl_context, server_hostname, wait))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.stream.get_extra_info(info)
+
+
 class _CheckedNetwork(httpcore.SyncBackend):
     """Resolves the host once, refuses internal addresses, and connects to a checked address."""
 
@@ -238,7 +319,9 @@ class _CheckedNetwork(httpcore.SyncBackend):
         error: Exception | None = None
         for address in addresses:
             try:
-                return super().connect_tcp(str(address), port, timeout, local_address, socket_options)
+                wait = _within_limit(timeout, httpcore.ConnectTimeout)
+                stream = super().connect_tcp(str(address), port, wait, local_address, socket_options)
+                return _LimitedStream(stream)
             except httpcore.ConnectError as failed:
                 error = failed
         assert error is not None

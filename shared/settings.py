@@ -139,6 +139,30 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(
         default=10_000_000, ge=1024, description="Largest feed body read; bigger bodies are refused."
     )
+    fetch_deadline_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest time one feed or page request may take in all (connect and the whole body): a "
+        "server that trickles bytes is cut off here, however often it sends.",
+    )
+    max_file_bytes: int = Field(
+        default=50_000_000, ge=1024, description="Largest dropped file read; a bigger one is rejected unread."
+    )
+    max_article_chars: int = Field(
+        default=2_000_000,
+        ge=1000,
+        description="Largest article (title, text and HTML together, in characters); a bigger one is kept as a "
+        "dead letter, not processed.",
+    )
+    max_line_bytes: int = Field(
+        default=4_000_000, ge=1024, description="Longest line of a .jsonl file; a longer line is a bad line."
+    )
+    max_nesting: int = Field(
+        default=64, ge=2, description="Deepest nesting of JSON objects and lists read from a file or line."
+    )
+    max_read_seconds: float = Field(
+        default=60.0, gt=0, description="Longest time reading one dropped file may take; then it is rejected."
+    )
     user_agent: str = Field(
         default="wirewatch/0.1 (news monitoring)",
         description="User-Agent sent with every HTTP request.",

@@ -18,6 +18,7 @@ from shared.backoff import compute_backoff
 from shared.feeds.registry import FeedRegistry
 from shared.feeds.source import FeedSource, feed_client
 from shared.feeds.status import health_counts
+from shared.formats.limits import Limits
 from shared.heartbeat import Heartbeat
 from shared.metrics import serve_metrics
 from shared.settings import Settings
@@ -44,7 +45,13 @@ class Fetcher:
         report_health: Callable[[Article], None] = lambda event: None,
     ) -> None:
         self.settings, self.client, self.enqueue = settings, client, enqueue
-        self.inbox = InboxSource(settings.inbox_dir, settings.processed_dir, settings.rejected_dir, dead_letters=client)
+        self.inbox = InboxSource(
+            settings.inbox_dir,
+            settings.processed_dir,
+            settings.rejected_dir,
+            dead_letters=client,
+            limits=Limits.from_settings(settings),
+        )
         registry = FeedRegistry(client)
         if settings.feeds:
             registry.merge_file(settings.feeds)  # the file's feeds join those added by command
@@ -71,6 +78,7 @@ class Fetcher:
         """Read the inbox as soon as a file lands in it (inotify; a scan every few seconds
         where that is not available), poll feeds as they fall due, and take pushes as they
         come, until `stop`."""
+        self.feeds.stopping = stop  # a request under way when `stop` is set ends within half a second
         log.info("fetcher watching %s and %d feeds", self.settings.inbox_dir, len(self.feeds.current_feeds()))
         serve_metrics(
             "fetcher", self.settings, self.client, lambda: health_counts(self.client, FeedRegistry(self.client).all())

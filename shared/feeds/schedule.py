@@ -31,14 +31,25 @@ def declared_minimum(feed: Any) -> float | None:
     """The shortest interval the publisher asks for: RSS `<ttl>` (minutes) or the syndication
     module's `updatePeriod`/`updateFrequency`."""
     candidates = []
-    ttl = feed.get("ttl")
-    if ttl and str(ttl).strip().isdigit():
-        candidates.append(int(str(ttl).strip()) * 60.0)
+    ttl = _count(feed.get("ttl"))
+    if ttl:
+        candidates.append(ttl * 60.0)
     period = _PERIOD_SECONDS.get(str(feed.get("sy_updateperiod", "")).strip().lower())
     if period:
-        frequency = str(feed.get("sy_updatefrequency", "1")).strip()
-        candidates.append(period / max(1, int(frequency) if frequency.isdigit() else 1))
-    return max(candidates) if candidates else None
+        candidates.append(period / max(1, _count(feed.get("sy_updatefrequency")) or 1))
+    # A publisher's floor is honoured up to a month: a 400-digit ttl is no schedule.
+    return min(max(candidates), DECLARED_MINIMUM_CAP) if candidates else None
+
+
+DECLARED_MINIMUM_CAP = 30 * 86400.0
+
+
+def _count(value: Any) -> int | None:
+    """A whole number written in ASCII digits (`²` is a digit to `str.isdigit`, not to us)."""
+    text = str(value or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        return None
+    return int(text)
 
 
 def next_interval(current: float | None, outcome: Outcome, bounds: Bounds, fixed: float | None = None) -> float:

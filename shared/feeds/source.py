@@ -19,28 +19,32 @@ import hashlib
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import feedparser
 import httpx
 import redis
 
 from shared import redis_keys
 from shared.article import Article, digest
+from shared.deadletters import quarantine
 from shared.feeds import health, websub
 from shared.feeds.politeness import HostLimiter, parse_retry_after
 from shared.feeds.registry import Feed, FeedRegistry, FeedsFileError, load_feeds
 from shared.feeds.schedule import Bounds, Outcome, declared_minimum, next_interval
 from shared.feeds.state import FeedState
-from shared.formats.readers import articles_from_feed
+from shared.formats.decode import looks_binary
+from shared.formats.limits import Limits
+from shared.formats.mapping import UnreadableFile
+from shared.formats.readers import articles_from_feed, parse_feed
 from shared.metrics import FEED_POLLS
-from shared.outbound import UnsafeURL, outbound_client
+from shared.outbound import UnsafeURL, outbound_client, time_limit
 from shared.settings import Settings
 from shared.sources.delivery import Delivery
 
@@ -101,6 +105,8 @@ class FeedSource:
     registry: FeedRegistry | None = None
     limiter: HostLimiter | None = None
     name: str = "feeds"
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the service stops: requests under way end within half a second, unrecorded."""
 
     def __post_init__(self) -> None:
         if self.limiter is None:
@@ -163,9 +169,13 @@ class FeedSource:
         except _RetryLater as later:
             self._failed(feed, feed_state, later.reason, Outcome(failed=True, retry_after=later.seconds), state)
             return None
-        except (httpx.HTTPError, OSError, FeedTooLarge, UnsafeURL) as error:
+        except Exception as error:  # whatever a feed does, it fails alone, backs off and says why
+            if self.stopping.is_set():
+                return None  # cut short by a shutdown: not the feed's failure
+            if not isinstance(error, (httpx.HTTPError, OSError, FeedTooLarge, UnsafeURL)):
+                log.exception("feed %s failed unexpectedly", feed.url)
             log.warning("feed %s failed: %s", feed.url, error)
-            self._failed(feed, feed_state, f"error: {error}", Outcome(failed=True), state)
+            self._failed(feed, feed_state, f"error: {type(error).__name__}: {error}", Outcome(failed=True), state)
             return None
         if response is None:  # 304, or an unchanged body from a feed whose validators lie
             self._finish(feed, feed_state, state, Outcome(), status="304 not modified", http_status="304")
@@ -175,18 +185,35 @@ class FeedSource:
             self.registry.move(feed.url, response.url)
             feed = feed.model_copy(update={"url": response.url})
             feed_state = FeedState(self.redis, feed.url)
-        return self._deliver(feed, feed_state, state, response)
+        try:
+            return self._deliver(feed, feed_state, state, response)
+        except Exception as error:
+            log.exception("feed %s could not be read", feed.url)
+            self._failed(feed, feed_state, f"unreadable: {type(error).__name__}: {error}", Outcome(failed=True), state)
+            return None
 
     def accept_push(self, feed: Feed, body: bytes, headers: dict[str, str]) -> Delivery | None:
         """A WebSub hub's delivery of the feed: handled like a poll's response."""
         feed_state = FeedState(self.redis, feed.url)
         state = feed_state.read()
-        return self._deliver(feed, feed_state, state, Response(200, body, headers, feed.url, False), pushed=True)
+        try:
+            return self._deliver(feed, feed_state, state, Response(200, body, headers, feed.url, False), pushed=True)
+        except Exception as error:  # a pushed body that breaks the reader is kept, not retried forever
+            log.exception("pushed feed %s could not be read", feed.url)
+            reason = f"unreadable pushed feed: {type(error).__name__}: {error}"
+            quarantine(self.redis, stage="push", reason=reason, item={"feed": feed.url, "body": body[:2000]})
+            return None
 
     def _deliver(
         self, feed: Feed, feed_state: FeedState, state: dict[str, str], response: Response, pushed: bool = False
     ) -> Delivery | None:
-        parsed = feedparser.parse(response.body, response_headers=response.headers)
+        try:
+            parsed = parse_feed(response.body, response.headers)
+        except UnreadableFile as error:
+            log.warning("feed %s refused: %s", feed.url, error)
+            if not pushed:
+                self._failed(feed, feed_state, f"refused: {error}", Outcome(failed=True), state)
+            return None
         if not parsed.entries and (parsed.bozo or not parsed.version):
             why = parsed.get("bozo_exception") or "no RSS or Atom document (an HTML page?)"
             log.warning("feed %s is malformed: %s", feed.url, why)
@@ -194,10 +221,16 @@ class FeedSource:
                 self._failed(feed, feed_state, f"malformed: {why}", Outcome(failed=True), state)
             return None
         if not pushed:
-            websub.subscribe(self.http, self.settings, feed.url, parsed.feed.get("links", []), feed_state)
+            try:
+                websub.subscribe(self.http, self.settings, feed.url, parsed.feed.get("links", []), feed_state)
+            except Exception as error:  # a hub we cannot reach leaves polling as it is
+                log.warning("feed %s: WebSub subscription failed: %r", feed.url, error)
+                feed_state.record(websub_state="failed", websub_note=f"hub unusable: {type(error).__name__}: {error}")
         source = feed.name or parsed.feed.get("title") or feed.url
-        articles = articles_from_feed(parsed, feed.url, source)
-        fresh = self._unseen(feed, parsed.entries, articles)
+        reading = articles_from_feed(parsed, feed.url, source, Limits.from_settings(self.settings))
+        articles = reading.articles
+        self._set_aside(feed, feed_state, state, parsed.entries, reading.problems)
+        fresh = self._unseen(feed, reading.entries, articles)
         for article in fresh:
             article.source_tags = list(feed.tags)
             article.lang = feed.language or article.lang
@@ -268,7 +301,11 @@ class FeedSource:
 
     def _get(self, url: str, headers: dict[str, str]) -> Response:
         assert self.limiter is not None
-        with self.limiter.slot(url), self.http.stream("GET", url, headers=headers) as reply:
+        with (
+            self.limiter.slot(url),
+            time_limit(self.settings.fetch_deadline_seconds, self.stopping),
+            self.http.stream("GET", url, headers=headers) as reply,
+        ):
             if reply.status_code in (429, 503):
                 seconds = parse_retry_after(reply.headers.get("retry-after"))
                 if seconds:
@@ -289,6 +326,29 @@ class FeedSource:
             moved = any(step.status_code in (301, 308) for step in reply.history)
             return Response(reply.status_code, bytes(body), dict(reply.headers), str(reply.url), moved)
 
+    def _set_aside(
+        self,
+        feed: Feed,
+        feed_state: FeedState,
+        state: dict[str, str],
+        entries: list[Any],
+        problems: list[tuple[int, str, dict[str, str]]],
+    ) -> None:
+        """Entries that could not become articles: each new one is kept as a dead letter with its
+        reason, and the feed's state says how many and the last reason (a known one is not kept
+        again: its fingerprint is remembered with the others once the poll's articles are queued)."""
+        if not problems:
+            if int(state.get("entries_refused") or 0):
+                feed_state.update(entries_refused="0")
+            return
+        fingerprints = [_fingerprint(entries[number - 1]) for number, _, _ in problems]
+        known = self.redis.smismember(redis_keys.feed_entries(feed.url), fingerprints)
+        for (number, reason, kept), seen in zip(problems, known, strict=True):
+            if not seen:
+                log.warning("feed %s: entry %d set aside: %s", feed.url, number, reason)
+                quarantine(self.redis, stage="feed", reason=reason, item={"feed": feed.url, "entry": number, **kept})
+        feed_state.record(entries_refused=str(len(problems)), last_entry_problem=problems[-1][1])
+
     def _unseen(self, feed: Feed, entries: list[Any], articles: list[Article]) -> list[Article]:
         fingerprints = [_fingerprint(entry) for entry in entries]
         if not fingerprints:
@@ -307,12 +367,23 @@ class FeedSource:
                 continue
             try:
                 page = self._get(article.url, {})
-            except (httpx.HTTPError, OSError, FeedTooLarge, UnsafeURL, FeedGone, _RetryLater) as error:
+                if looks_binary(page.body):
+                    raise UnreadableFile("binary content, not a page")
+                try:
+                    html = page.body.decode(_charset(page.headers), errors="replace")
+                except LookupError:  # a charset nobody knows: UTF-8 is the likeliest
+                    html = page.body.decode("utf-8", errors="replace")
+                problem = Limits.from_settings(self.settings).article_problem(len(html) + len(article.title))
+                if problem is not None:
+                    raise UnreadableFile(problem)
+            except Exception as error:  # any failure keeps the summary, with the reason
+                if self.stopping.is_set():
+                    raise
                 article.notes.append(f"fetch: full article not fetched ({error}); kept the feed's summary")
                 continue
             if article.html and not article.text:  # the summary as text, kept if extraction fails
                 article.text = _plain(article.html)
-            article.html = page.body.decode(_charset(page.headers), errors="replace")
+            article.html = html
             article.notes.append(f"fetch: full article fetched from {page.url}")
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -422,7 +493,7 @@ def _charset(headers: dict[str, str]) -> str:
 
 
 def _plain(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+    return " ".join(re.sub(r"<[^<>]+>", " ", html).split())  # [^<>]: no rescans, so linear
 
 
 def feed_client(settings: Settings) -> httpx.Client:

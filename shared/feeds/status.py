@@ -49,6 +49,11 @@ def feed_status(client: redis.Redis, feeds: list[Feed]) -> list[dict[str, Any]]:
                 "next_poll": state.get("next_poll", ""),
                 "interval_seconds": int(float(state["interval"])) if state.get("interval") else None,
                 "validators": validators,
+                "entries_set_aside": (
+                    f"{state['entries_refused']} at the last poll ({state.get('last_entry_problem', '')})"
+                    if int(state.get("entries_refused") or 0)
+                    else ""
+                ),
                 "health": health or "ok",
             }
         )

@@ -17,11 +17,30 @@ _BOMS = (
 )
 
 
+DETECTION_SAMPLE_BYTES = 64 * 1024  # charset detection reads this much, never the whole file
+_CONTROL_BYTES = bytes(byte for byte in range(32) if chr(byte) not in "\n\r\t\f") + b"\x7f"
+
+
+def looks_binary(data: bytes) -> bool:
+    """Whether bytes are binary, not text in any encoding we read: NUL bytes, or more than a
+    few control characters, in the first 64 KB (text in UTF-16 or UTF-32 must carry its BOM)."""
+    if data.startswith(tuple(bom for bom, _ in _BOMS)):
+        return False
+    sample = data[:DETECTION_SAMPLE_BYTES]
+    if b"\x00" in sample:
+        return True
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    return controls > max(2, len(sample) // 100)
+
+
 def decode_text(data: bytes) -> str:
     """Decode a text file: a BOM wins, then UTF-8, then cp1252/Latin-1 for Western text with
-    a few accented bytes, then charset detection; line ends become `\\n`."""
+    a few accented bytes, then charset detection (on a sample, so its time is bounded); line
+    ends become `\\n`. Binary content is refused before any of that."""
     if not data.strip():
         raise UnreadableFile("empty file")
+    if looks_binary(data):
+        raise UnreadableFile("binary content, not text")
     text = _decode(data)
     if not text.strip():  # a byte-order mark and white space only
         raise UnreadableFile("empty file")
@@ -37,8 +56,6 @@ def _decode(data: bytes) -> str:
                 return data.decode(encoding)
             except UnicodeDecodeError as error:
                 raise UnreadableFile(f"not valid {encoding} despite its byte-order mark: {error}") from None
-    if b"\x00" in data[:4096]:
-        raise UnreadableFile("binary content (NUL bytes), not text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -53,10 +70,14 @@ def _decode(data: bytes) -> str:
             return data.decode("cp1252")
         except UnicodeDecodeError:
             return data.decode("latin-1")
-    best = charset_normalizer.from_bytes(data).best()
-    if best is None:
+    sample = data[:DETECTION_SAMPLE_BYTES]
+    if len(data) > len(sample):  # end the sample at a line end, not inside a character
+        cut = sample.rfind(b"\n")
+        sample = sample[: cut + 1] if cut > len(sample) // 2 else sample
+    best = charset_normalizer.from_bytes(sample).best()
+    if best is None or best.encoding is None:
         raise UnreadableFile("undecodable: not UTF-8 and no known character encoding fits")
-    return str(best)
+    return data.decode(best.encoding, errors="replace")
 
 
 def _looks_binary(text: str) -> bool:

@@ -11,6 +11,8 @@ from pathlib import Path
 import redis
 
 from shared.deadletters import quarantine
+from shared.formats.files import shown
+from shared.formats.limits import Limits
 from shared.formats.mapping import UnreadableFile
 from shared.formats.readers import SUPPORTED_SUFFIXES, read_file_report
 from shared.sources.batcher import Batcher
@@ -29,8 +31,9 @@ class BackfillReport:
 def walk(paths: Iterable[Path]) -> Iterator[Path]:
     """Files under `paths` in a stable order, lazily; hidden and partial files are skipped."""
     for path in paths:
-        if path.is_file():
-            yield path
+        if not path.is_dir():
+            # named by the user: a link is theirs to follow; what it leads to must still be a file
+            yield path.resolve() if path.is_symlink() else path
             continue
         for folder, folders, files in os.walk(path):
             folders[:] = sorted(name for name in folders if not name.startswith("."))
@@ -44,28 +47,34 @@ def backfill(
     batcher: Batcher,
     client: redis.Redis,
     progress: Callable[[int, int], None] | None = None,
+    limits: Limits | None = None,
 ) -> BackfillReport:
-    """Queue every article found; files that cannot be read are reported and dead-lettered."""
+    """Queue every article found; files that cannot be read are reported and dead-lettered.
+    Only regular files are read: a link, FIFO or device met on the way is reported."""
     report = BackfillReport()
+    limits = limits or Limits.from_settings()
     for path in walk(paths):
         report.files += 1
         reason = None
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            reason = f"unsupported file type {path.suffix or '(none)'!r}"
+            reason = f"unsupported file type {shown(path.suffix) or '(none)'!r}"
         else:
             try:
-                reading = read_file_report(path, source="ingest")
+                reading = read_file_report(path, source="ingest", limits=limits)
             except UnreadableFile as error:
                 reason = str(error)
             except OSError as error:
                 reason = f"cannot read: {error}"
+            except Exception as error:  # one file's surprise must not end the backfill
+                reason = f"could not be read ({type(error).__name__}: {error})"
         if reason is not None:
-            report.rejected.append((str(path), reason))
-            quarantine(client, stage="read", reason=reason, item={"file": str(path)})
+            report.rejected.append((shown(path), reason))
+            quarantine(client, stage="read", reason=reason, item={"file": shown(path)})
             batcher.add(Delivery([], rejected=1))
         else:
-            for line, problem in reading.problems:
-                quarantine(client, stage="read", reason=problem, item={"file": str(path), "line": line})
+            for number, problem in reading.problems:
+                item = {"file": shown(path), reading.unit: number, "content": reading.bad_lines.get(number, "")[:2000]}
+                quarantine(client, stage="read", reason=problem, item=item)
             report.articles += len(reading.articles)
             batcher.add(Delivery(reading.articles, rejected=len(reading.problems)))
         if progress is not None and report.files % PROGRESS_EVERY == 0:

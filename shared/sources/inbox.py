@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,6 +23,8 @@ from pathlib import Path
 import redis
 
 from shared.deadletters import quarantine
+from shared.formats.files import kind_of, shown
+from shared.formats.limits import Limits
 from shared.formats.mapping import UnreadableFile
 from shared.formats.readers import FileReading, read_file_report
 from shared.sources.delivery import Delivery
@@ -34,7 +37,8 @@ DEAD_LETTER_LINE_CHARS = 2000  # a bad line kept as a dead letter is cut to this
 
 
 def _same_content(first: Path, second: Path) -> bool:
-    if first.stat().st_size != second.stat().st_size:
+    one, other = first.lstat(), second.lstat()
+    if not (stat.S_ISREG(one.st_mode) and stat.S_ISREG(other.st_mode)) or one.st_size != other.st_size:
         return False
     return _digest(first) == _digest(second)
 
@@ -53,7 +57,11 @@ class InboxSource:
     While watching, a file is read once it is older than `settle_seconds` and its size and
     modification time have not changed since the previous scan: a slow copy that stalls for
     longer than the settle time is still not read half-written. Bad lines of a file go to the
-    dead-letter list when `dead_letters` is given."""
+    dead-letter list when `dead_letters` is given.
+
+    Only regular files inside the inbox are read. Symbolic links (to files or folders, dangling
+    or not), FIFOs, devices and sockets move to `rejected/` as they are, with the reason: a
+    link is never followed out of the inbox, and nothing blocks on a pipe."""
 
     name = "inbox"
 
@@ -65,8 +73,10 @@ class InboxSource:
         *,
         settle_seconds: float = SETTLE_SECONDS,
         dead_letters: redis.Redis | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.inbox, self.processed, self.rejected = inbox, processed, rejected
+        self.limits = limits or Limits.from_settings()
         self.settle_seconds = settle_seconds
         self.dead_letters = dead_letters
         self._last_scan: dict[Path, tuple[int, int]] = {}  # (size, mtime in ns) by file, at the previous scan
@@ -76,18 +86,24 @@ class InboxSource:
     def poll(self, *, settle: bool = True) -> Iterator[Delivery]:
         """Read the files that are ready; `settle=False` takes every file at once (a one-off pass
         started after the files were dropped)."""
-        for path in self._ready_files(settle):
+        ready, refused = self._scan(settle)
+        for path, reason in refused:
+            self._reject(path, reason)
+            yield Delivery([], rejected=1)
+        for path in ready:
             try:
-                reading = read_file_report(path)
+                reading = read_file_report(path, limits=self.limits, inside=self.inbox)
             except UnreadableFile as error:
                 self._reject(path, str(error))
                 yield Delivery([], rejected=1)
                 continue
+            except FileNotFoundError:
+                continue  # taken away since the scan
             except OSError as error:
-                log.warning("cannot read %s yet: %s", path, error)
+                log.warning("cannot read %s yet: %s", shown(path), error)
                 continue
             except Exception as error:  # a reader's bug must not stop the inbox: keep the file, say why
-                log.exception("reading %s failed", path)
+                log.exception("reading %s failed", shown(path))
                 self._reject(path, f"could not be read ({type(error).__name__}: {error})")
                 yield Delivery([], rejected=1)
                 continue
@@ -97,61 +113,91 @@ class InboxSource:
                 rejected=len(reading.problems),
             )
 
-    def _ready_files(self, settle: bool) -> list[Path]:
+    def _scan(self, settle: bool) -> tuple[list[Path], list[tuple[Path, str]]]:
+        """The regular files ready to read, oldest first, and the entries refused with why."""
         now = time.time()
         settle_seconds = self.settle_seconds if settle else 0.0
         scan: dict[Path, tuple[int, int]] = {}
         ready = []
-        for path in self.inbox.rglob("*"):
-            if not path.is_file() or path.name.startswith("."):
+        refused = []
+        for path, info in self._entries():
+            kind = kind_of(info.st_mode)
+            if kind is not None:
+                target = " (dangling)" if stat.S_ISLNK(info.st_mode) and not path.exists() else ""
+                refused.append((path, f"{kind}{target}, not a regular file: only regular files are read"))
                 continue
             if path.suffix.lower() in PARTIAL_SUFFIXES:
                 continue
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            scan[path] = (stat.st_size, stat.st_mtime_ns)
+            scan[path] = (info.st_size, info.st_mtime_ns)
             if settle and self._last_scan.get(path) != scan[path]:
                 continue  # new, or still growing since the previous scan
-            if now - stat.st_mtime >= settle_seconds:
-                ready.append((stat.st_mtime, path))
+            if now - info.st_mtime >= settle_seconds:
+                ready.append((info.st_mtime, path))
         self._last_scan = scan
         self.waiting = len(scan) - len(ready)
-        return [path for _, path in sorted(ready)]
+        return [path for _, path in sorted(ready)], refused
+
+    def _entries(self) -> Iterator[tuple[Path, os.stat_result]]:
+        """Every visible entry under the inbox with its own status (links not followed);
+        real folders are descended into, linked ones are entries like any other."""
+        folders = [self.inbox]
+        while folders:
+            folder = folders.pop()
+            try:
+                with os.scandir(folder) as found:
+                    entries = sorted(found, key=lambda entry: entry.name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    folders.append(Path(entry.path))
+                else:
+                    yield Path(entry.path), info
 
     def _processed(self, path: Path, reading: FileReading) -> None:
         target = self._move(path, self.processed)
         if not reading.problems:
             return
-        lines = [f"line {number}: {reason}" for number, reason in reading.problems]
+        lines = [f"{reading.unit} {number}: {reason}" for number, reason in reading.problems]
         target.with_name(target.name + ".problems").write_text(
-            "\n".join(lines) + f"\nfile: {path}\nread at: {datetime.now(UTC).isoformat()}\n", "utf-8"
+            "\n".join(lines) + f"\nfile: {shown(path)}\nread at: {datetime.now(UTC).isoformat()}\n", "utf-8"
         )
-        log.warning("%s: %d bad lines skipped, listed in %s.problems", path, len(reading.problems), target.name)
+        log.warning(
+            "%s: %d bad %ss skipped, listed in %s.problems",
+            shown(path),
+            len(reading.problems),
+            reading.unit,
+            shown(target.name),
+        )
         if self.dead_letters is None:
             return
         try:
             for number, reason in reading.problems:
                 content = reading.bad_lines.get(number, "")[:DEAD_LETTER_LINE_CHARS]
-                item = {"file": str(target), "line": number, "content": content}
+                item = {"file": shown(target), reading.unit: number, "content": content}
                 quarantine(self.dead_letters, stage="read", reason=reason, item=item)
         except redis.RedisError:
             # Raising here would keep the batch's other files from moving on; the .problems file
             # and the file itself in processed/ still hold every bad line.
-            log.exception("could not keep the bad lines of %s as dead letters", target)
+            log.exception("could not keep the bad lines of %s as dead letters", shown(target))
 
     def _reject(self, path: Path, reason: str) -> None:
         target = self._move(path, self.rejected)
         target.with_name(target.name + ".reason").write_text(
-            f"{reason}\nfile: {path}\nrejected at: {datetime.now(UTC).isoformat()}\n", "utf-8"
+            f"{reason}\nfile: {shown(path)}\nrejected at: {datetime.now(UTC).isoformat()}\n", "utf-8"
         )
-        log.warning("rejected %s: %s", path, reason)
+        log.warning("rejected %s: %s", shown(path), reason)
 
     def _move(self, path: Path, folder: Path) -> Path:
         target = folder / path.relative_to(self.inbox)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
+        if os.path.lexists(target):
             if _same_content(path, target):  # a move cut short after its copy: finish it
                 path.unlink()
                 return target
@@ -166,9 +212,23 @@ class InboxSource:
             # place in one rename, then remove the original. A crash in between leaves the file
             # in both places, and the next move finds the copy and finishes.
             partial = target.with_name(f".{target.name}.partial")
-            shutil.copy2(path, partial)
-            with open(partial, "rb") as copied:
-                os.fsync(copied.fileno())
+            _copy_entry(path, partial)
             os.replace(partial, target)
             path.unlink()
         return target
+
+
+def _copy_entry(path: Path, copy: Path) -> None:
+    """Copy a file to another filesystem, durably; a link, FIFO or device is copied as what it
+    is (never through it), so a refused entry keeps its evidence without being opened."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        os.symlink(os.readlink(path), copy)
+    elif stat.S_ISFIFO(info.st_mode):
+        os.mkfifo(copy, stat.S_IMODE(info.st_mode))
+    elif not stat.S_ISREG(info.st_mode):
+        os.mknod(copy, info.st_mode, info.st_rdev)
+    else:
+        shutil.copy2(path, copy)
+        with open(copy, "rb") as copied:
+            os.fsync(copied.fileno())
