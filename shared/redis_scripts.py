@@ -3,13 +3,23 @@ would otherwise dominate (a hundred words or buckets per article)."""
 
 from __future__ import annotations
 
-ADD_TO_SETS = """
-for _, key in ipairs(KEYS) do
-    redis.call('SADD', key, ARGV[1])
-    redis.call('EXPIRE', key, ARGV[2])
+NEAREST_IN_BUCKETS = """
+local found, first = {}, 1
+for i = 2, #ARGV, 2 do
+    local last = first + tonumber(ARGV[i + 1]) - 1
+    found[#found + 1] = redis.call('SUNION', unpack(KEYS, first, last))
+    for k = first, last do
+        redis.call('SADD', KEYS[k], ARGV[i])
+        redis.call('EXPIRE', KEYS[k], ARGV[1])
+    end
+    first = last + 1
 end
+return found
 """
-"""KEYS: sets; ARGV: member, seconds to live. Adds the member to every set."""
+"""KEYS: the LSH bucket sets of each article, article after article; ARGV: seconds to live,
+then each article's id and how many of the keys are its. For each article in turn, the ids its
+buckets held before it (earlier articles of the call included), then it is added to them: a
+batch is filed and looked up in one call."""
 
 STORY_CANDIDATES = """
 local counts, ids = {}, {}

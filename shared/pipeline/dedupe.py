@@ -9,9 +9,11 @@ banded LSH buckets in Redis that every worker shares; they continue with `duplic
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import numpy as np
 import redis
@@ -20,7 +22,7 @@ from datasketch import MinHash
 from shared import redis_keys
 from shared.article import Article, digest, normalized_content
 from shared.redis_client import as_text
-from shared.redis_scripts import ADD_TO_SETS
+from shared.redis_scripts import NEAREST_IN_BUCKETS
 
 NUM_PERM = 128
 BANDS = 32  # 32 bands of 4 rows: pairs at Jaccard 0.5 share a bucket with probability 0.87
@@ -58,67 +60,86 @@ class Deduper:
     threshold: float
 
     def __post_init__(self) -> None:
-        # Server-side, so adding an article to its 32 buckets costs one command, not 64.
-        self._add_to_buckets = self.client.register_script(ADD_TO_SETS)
+        self._file_in_buckets = self.client.register_script(NEAREST_IN_BUCKETS)
         self._swap = self.client.register_script(_SWAP_IF_UNCHANGED)
 
     def check(self, article: Article) -> Verdict:
         """Claim the article's identities; mark a near-duplicate with `duplicate_of`/`cluster_id`,
         an update (same URL or GUID, changed text) with its `version`."""
-        status, version = self._claim_exact(article)
-        if status == "duplicate":
-            return Verdict.DUPLICATE
-        words = normalized_content(article.text).split()
-        if version > 1:
-            article.version, article.updated_at = version, datetime.now(UTC)
-            self._keep_story(article)
-            if len(words) >= MIN_WORDS_FOR_NEAR:
-                self._nearest(article.id, signature := minhash(words))  # files the new text in the buckets
-                self._remember_signature(article, signature)
-            return Verdict.UPDATE
-        if len(words) < MIN_WORDS_FOR_NEAR:
-            article.cluster_id = article.cluster_id or article.id
-            return Verdict.NEW
-        signature = minhash(words)
-        original = self._nearest(article.id, signature)
-        if original is not None:
-            article.duplicate_of, article.cluster_id = original
-        else:
-            article.cluster_id = article.id
-        self._remember_signature(article, signature)
-        return Verdict.NEAR_DUPLICATE if original is not None else Verdict.NEW
+        return self.check_batch([article])[0]
 
-    def _claim_exact(self, article: Article) -> tuple[str, int]:
-        """("new" | "duplicate" | "update", version) for this reading of the article.
+    def check_batch(self, articles: Sequence[Article]) -> list[Verdict]:
+        """`check` for a batch, in order, in a handful of round trips whatever its size: an
+        article is judged against the stored ones and against those before it in the batch."""
+        readings = [_Reading.of(article) for article in articles]
+        verdicts: list[Verdict] = []
+        near: list[tuple[int, _Reading]] = []
+        for reading, (status, version) in zip(readings, self._claim_exact(readings), strict=True):
+            article = reading.article
+            if status == "duplicate":
+                verdicts.append(Verdict.DUPLICATE)
+                continue
+            if version > 1:
+                article.version, article.updated_at = version, datetime.now(UTC)
+                self._keep_story(article)
+                verdicts.append(Verdict.UPDATE)
+            elif len(reading.words) < MIN_WORDS_FOR_NEAR:
+                article.cluster_id = article.cluster_id or article.id
+                verdicts.append(Verdict.NEW)
+            else:
+                verdicts.append(Verdict.NEW)  # NEAR_DUPLICATE once an original is found
+            if len(reading.words) >= MIN_WORDS_FOR_NEAR:
+                reading.signature = minhash(reading.words)
+                near.append((len(verdicts) - 1, reading))
+        if near:
+            originals = self._nearest([reading for _, reading in near])
+            for (number, reading), original in zip(near, originals, strict=True):
+                if verdicts[number] is Verdict.UPDATE:
+                    continue  # an update keeps its story: it is only filed in the buckets
+                if original is not None:
+                    reading.article.duplicate_of, reading.article.cluster_id = original
+                    verdicts[number] = Verdict.NEAR_DUPLICATE
+                else:
+                    reading.article.cluster_id = reading.article.id
+            self._remember_signatures([reading for _, reading in near])
+        return verdicts
+
+    def _claim_exact(self, readings: list[_Reading]) -> list[tuple[str, int]]:
+        """("new" | "duplicate" | "update", version) for each reading, in one round trip.
 
         Each identity key holds `<id>|<delivery>|<content hash>|<version>` of the reading that
         owns it. A redelivered message carries the same delivery, so a retry after a crash is
         never taken for a duplicate. The same URL or GUID read again with other text is an
         update: the identities move to it, atomically, with the version one higher.
         """
-        content = normalized_content(article.text)
-        content_hash = digest(content)
-        identities: list[tuple[str, str]] = []
-        if article.canonical_url:
-            identities.append(("stable", redis_keys.seen("url", digest(article.canonical_url))))
-        if article.guid:
-            identities.append(("stable", redis_keys.seen("guid", digest(f"{article.source}:{article.guid}"))))
-        if len(content.split()) >= MIN_WORDS_FOR_CONTENT_HASH:
-            identities.append(("content", redis_keys.seen("content", content_hash)))
-        if not identities:
-            return "new", 1
-        mine = f"{article.id}|{article.delivery}|{content_hash}|1"
         pipe = self.client.pipeline(transaction=True)  # SET NX then GET, atomically per key
-        for _, key in identities:
-            pipe.set(key, mine, nx=True, ex=self.window_seconds)
-            pipe.get(key)
-        # What this reading may own, so that a later quarantine can let the article in again.
-        pipe.sadd(redis_keys.claims(article.id, article.delivery), *(key for _, key in identities))
-        pipe.expire(redis_keys.claims(article.id, article.delivery), self.window_seconds)
-        replies = pipe.execute()[:-2]
+        for reading in readings:
+            article = reading.article
+            if not reading.identities:
+                continue
+            mine = f"{article.id}|{article.delivery}|{reading.content_hash}|1"
+            for _, key in reading.identities:
+                pipe.set(key, mine, nx=True, ex=self.window_seconds)
+                pipe.get(key)
+            # What this reading may own, so that a later quarantine can let the article in again.
+            claims = redis_keys.claims(article.id, article.delivery)
+            pipe.sadd(claims, *(key for _, key in reading.identities))
+            pipe.expire(claims, self.window_seconds)
+        replies = iter(pipe.execute() if len(pipe) else [])
+        results = []
+        for reading in readings:
+            if not reading.identities:
+                results.append(("new", 1))
+                continue
+            values = [next(replies) for _ in range(2 * len(reading.identities) + 2)][:-2]
+            results.append(self._judge(reading, values[1::2]))
+        return results
+
+    def _judge(self, reading: _Reading, raws: list[bytes | None]) -> tuple[str, int]:
+        article, content_hash = reading.article, reading.content_hash
         owners = [
             (kind, key, raw.decode(), *raw.decode().split("|"))
-            for (kind, key), raw in zip(identities, replies[1::2], strict=True)
+            for (kind, key), raw in zip(reading.identities, raws, strict=True)
             if raw is not None
         ]
         if all(owner_id == article.id and delivery == article.delivery for _, _, _, owner_id, delivery, *_ in owners):
@@ -145,46 +166,104 @@ class Deduper:
         if root and root != article.id:
             article.duplicate_of = root
 
-    def _nearest(self, article_id: str, signature: np.ndarray) -> tuple[str, str] | None:
-        """(original id, cluster id) of the most similar earlier article above the threshold.
+    def _nearest(self, readings: list[_Reading]) -> list[tuple[str, str] | None]:
+        """(original id, cluster id) of the most similar earlier article above the threshold,
+        for each reading: one script files every reading in its LSH buckets and returns what
+        they held (earlier readings of the batch included), one pipeline reads the signatures
+        of the stored candidates."""
+        keys: list[str] = []
+        args: list[str | int] = [self.window_seconds]
+        for reading in readings:
+            assert reading.signature is not None
+            buckets = [redis_keys.lsh_band(band, bucket) for band, bucket in enumerate(_buckets(reading.signature))]
+            keys += buckets
+            args += [reading.article.id, len(buckets)]
+        replies: Any = self._file_in_buckets(keys=keys, args=args)
+        in_batch = {reading.article.id: reading for reading in readings}
+        candidates = [
+            {as_text(member) for member in members} - {reading.article.id}
+            for reading, members in zip(readings, replies, strict=True)
+        ]
+        stored = sorted({c for found in candidates for c in found if c not in in_batch})
+        known: dict[str, tuple[bytes | None, bytes | None, bytes | None]] = {}
+        if stored:
+            pipe = self.client.pipeline(transaction=False)
+            for candidate in stored:
+                pipe.hmget(redis_keys.signature(candidate), "sig", "root", "cluster")
+            known = dict(zip(stored, pipe.execute(), strict=True))
+        results: list[tuple[str, str] | None] = []
+        decided: dict[str, tuple[np.ndarray, str, str]] = {}
+        for reading, found in zip(readings, candidates, strict=True):
+            article, signature = reading.article, reading.signature
+            assert signature is not None
+            best: tuple[float, str, str] | None = None
+            for candidate in sorted(found):
+                if candidate in decided:
+                    other, root, cluster = decided[candidate]
+                else:
+                    packed, raw_root, raw_cluster = known.get(candidate, (None, None, None))
+                    if packed is None or raw_root is None or raw_cluster is None:
+                        continue  # expired with the window, or later in this batch
+                    other, root, cluster = (
+                        np.frombuffer(packed, dtype=signature.dtype),
+                        raw_root.decode(),
+                        raw_cluster.decode(),
+                    )
+                if root == article.id:
+                    continue  # a copy of this very article (a redelivery)
+                similarity = float(np.mean(other == signature))
+                if similarity >= self.threshold and (best is None or similarity > best[0]):
+                    best = (similarity, root, cluster)
+            result = (best[1], best[2]) if best else None
+            results.append(result)
+            if article.version > 1:
+                root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
+            else:
+                root, cluster = result or (article.id, article.id)
+            decided[article.id] = (signature, root, cluster)
+        return results
 
-        One round trip reads the article's LSH buckets and adds it to them.
-        """
-        keys = [redis_keys.lsh_band(band, bucket) for band, bucket in enumerate(_buckets(signature))]
+    def _remember_signatures(self, readings: list[_Reading]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.sunion(keys)
-        self._add_to_buckets(keys=keys, args=[article_id, self.window_seconds], client=pipe)
-        members, _ = pipe.execute()
-        candidates = {member.decode() for member in members}
-        candidates.discard(article_id)
-        if not candidates:
-            return None
-        ordered = sorted(candidates)
-        pipe = self.client.pipeline(transaction=False)
-        for candidate in ordered:
-            pipe.hmget(redis_keys.signature(candidate), "sig", "root", "cluster")
-        best: tuple[float, str, str] | None = None
-        for packed, root, cluster in pipe.execute():
-            if packed is None or (root is not None and root.decode() == article_id):
-                continue  # expired with the window, or a copy of this very article (a redelivery)
-            similarity = float(np.mean(np.frombuffer(packed, dtype=signature.dtype) == signature))
-            if similarity >= self.threshold and (best is None or similarity > best[0]):
-                best = (similarity, root.decode(), cluster.decode())
-        return (best[1], best[2]) if best else None
-
-    def _remember_signature(self, article: Article, signature: np.ndarray) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        key = redis_keys.signature(article.id)
-        pipe.hset(
-            key,
-            mapping={
-                "sig": signature.tobytes(),
-                "root": article.duplicate_of or article.id,
-                "cluster": article.cluster_id or article.id,
-            },
-        )
-        pipe.expire(key, self.window_seconds)
+        for reading in readings:
+            article, signature = reading.article, reading.signature
+            assert signature is not None
+            key = redis_keys.signature(article.id)
+            pipe.hset(
+                key,
+                mapping={
+                    "sig": signature.tobytes(),
+                    "root": article.duplicate_of or article.id,
+                    "cluster": article.cluster_id or article.id,
+                },
+            )
+            pipe.expire(key, self.window_seconds)
         pipe.execute()
+
+
+@dataclass
+class _Reading:
+    """What dedupe judges an article by, computed once."""
+
+    article: Article
+    content_hash: str
+    identities: list[tuple[str, str]]
+    words: list[str]
+    signature: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, article: Article) -> _Reading:
+        content = normalized_content(article.text)
+        content_hash = digest(content)
+        words = content.split()
+        identities: list[tuple[str, str]] = []
+        if article.canonical_url:
+            identities.append(("stable", redis_keys.seen("url", digest(article.canonical_url))))
+        if article.guid:
+            identities.append(("stable", redis_keys.seen("guid", digest(f"{article.source}:{article.guid}"))))
+        if len(words) >= MIN_WORDS_FOR_CONTENT_HASH:
+            identities.append(("content", redis_keys.seen("content", content_hash)))
+        return cls(article, content_hash, identities, words)
 
 
 # Delete each identity key still owned by this reading (its value starts with ARGV[1]).

@@ -37,15 +37,43 @@ class BatchState:
 
     run_id: str | None
     counts: Counter[str] = field(default_factory=Counter)
+    prepared: dict[int, Any] = field(default_factory=dict)
+    """What a step's batch preparation found per article (by object identity)."""
 
 
 ArticleStep = Callable[[Article, PipelineContext, BatchState], Article | None]
 BatchStep = Callable[[list[Article], PipelineContext, BatchState], list[Article]]
+BatchPreparation = Callable[[list[Article], PipelineContext, BatchState], None]
+
+
+def prepare_dedupe(articles: list[Article], ctx: PipelineContext, state: BatchState) -> None:
+    # The whole batch's Redis work in a few round trips; an article that cannot be read here
+    # is left to `dedupe_step`, where its error quarantines it alone.
+    ready = []
+    for article in articles:
+        try:
+            extract_text(article)  # duplicates are judged on text, never on markup
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            continue
+        ready.append(article)
+    try:
+        verdicts = ctx.deduper.check_batch(ready)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:  # judged one by one instead (a retry of a claim changes nothing)
+        log.warning("step=dedupe batch judged article by article: %r", error)
+        return
+    for article, verdict in zip(ready, verdicts, strict=True):
+        state.prepared[id(article)] = verdict
 
 
 def dedupe_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
-    extract_text(article)  # duplicates are judged on text, never on markup
-    verdict = ctx.deduper.check(article)
+    verdict = state.prepared.pop(id(article), None)
+    if verdict is None:
+        extract_text(article)  # duplicates are judged on text, never on markup
+        verdict = ctx.deduper.check(article)
     if verdict is Verdict.DUPLICATE:
         state.counts["duplicates"] += 1
         log.debug("article=%s step=dedupe duplicate", article.id)
@@ -103,12 +131,15 @@ class Step:
     function: ArticleStep | BatchStep
     on_error: OnError = "quarantine"
     whole_batch: bool = False
+    prepare: BatchPreparation | None = None
+    """Work done for the whole batch before the step runs on each article (Redis round trips
+    shared by the batch); what it leaves out, the step does for that article alone."""
 
 
 STEPS: dict[str, Step] = {
     step.name: step
     for step in (
-        Step("dedupe", dedupe_step),
+        Step("dedupe", dedupe_step, prepare=prepare_dedupe),
         Step("clean", clean_step),
         Step("tag", tag_step, on_error="note"),
         Step("story", story_step, on_error="note"),
@@ -156,6 +187,8 @@ def run_pipeline(steps: Iterable[str], articles: list[Article], ctx: PipelineCon
             articles = cast(BatchStep, step.function)(articles, ctx, state)
             continue
         kept = []
+        if step.prepare is not None and articles:
+            step.prepare(articles, ctx, state)
         for article in articles:
             try:
                 result = cast(ArticleStep, step.function)(article, ctx, state)
@@ -176,6 +209,8 @@ def _apply(step: Step, articles: list[Article], ctx: PipelineContext, state: Bat
         return cast(BatchStep, step.function)(articles, ctx, state) if articles else []
     article_step = cast(ArticleStep, step.function)
     survivors = []
+    if step.prepare is not None and articles:
+        step.prepare(articles, ctx, state)
     for article in articles:
         try:
             result = article_step(article, ctx, state)
