@@ -22,30 +22,38 @@ buckets held before it (earlier articles of the call included), then it is added
 batch is filed and looked up in one call."""
 
 STORY_CANDIDATES = """
-local counts, ids = {}, {}
-for _, key in ipairs(KEYS) do
-    for _, member in ipairs(redis.call('SMEMBERS', key)) do
-        if not counts[member] then
-            counts[member] = 0
-            ids[#ids + 1] = member
+local results, first = {}, 1
+for n = 3, #ARGV do
+    local last = first + tonumber(ARGV[n]) - 1
+    local counts, ids = {}, {}
+    for k = first, last do
+        for _, member in ipairs(redis.call('SMEMBERS', KEYS[k])) do
+            if not counts[member] then
+                counts[member] = 0
+                ids[#ids + 1] = member
+            end
+            counts[member] = counts[member] + 1
         end
-        counts[member] = counts[member] + 1
     end
-end
-table.sort(ids, function(a, b) return counts[a] > counts[b] or (counts[a] == counts[b] and a < b) end)
-local found = {}
-for i = 1, math.min(#ids, tonumber(ARGV[1])) do
-    local record = redis.call('GET', ARGV[2] .. ids[i])
-    if record then
-        found[#found + 1] = ids[i]
-        found[#found + 1] = record
+    table.sort(ids, function(a, b) return counts[a] > counts[b] or (counts[a] == counts[b] and a < b) end)
+    local found = {}
+    for i = 1, math.min(#ids, tonumber(ARGV[1])) do
+        local record = redis.call('GET', ARGV[2] .. ids[i])
+        if record then
+            found[#found + 1] = ids[i]
+            found[#found + 1] = record
+        end
     end
+    results[#results + 1] = found
+    first = last + 1
 end
-return found
+return results
 """
-"""KEYS: index sets of story ids; ARGV: how many, the prefix of a story's record key. The ids
-found in the most of the sets, most first, each followed by its record (ids whose record has
-expired are left out). Finding and reading in one call keeps a story lookup to one round trip."""
+"""KEYS: index sets of story ids, one group per article, group after group; ARGV: how many,
+the prefix of a story's record key, then the size of each group. For each group, the ids found
+in the most of its sets, most first, each followed by its record (ids whose record has expired
+are left out). Finding and reading a batch's candidates in one call keeps a batch's story
+lookup to one round trip."""
 
 HSET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end

@@ -93,8 +93,20 @@ def tag_step(article: Article, ctx: PipelineContext, state: BatchState) -> Artic
     return tag(article, ctx.taxonomy.current())
 
 
+def prepare_stories(articles: list[Article], ctx: PipelineContext, state: BatchState) -> None:
+    try:
+        ctx.stories.assign_batch(articles)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:  # assigned one by one instead, where an error is noted on its article
+        log.warning("step=story batch assigned article by article: %r", error)
+        return
+    state.prepared.update((id(article), True) for article in articles)
+
+
 def story_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
-    ctx.stories.assign(article)
+    if state.prepared.pop(id(article), None) is None:
+        ctx.stories.assign(article)
     return article
 
 
@@ -142,7 +154,7 @@ STEPS: dict[str, Step] = {
         Step("dedupe", dedupe_step, prepare=prepare_dedupe),
         Step("clean", clean_step),
         Step("tag", tag_step, on_error="note"),
-        Step("story", story_step, on_error="note"),
+        Step("story", story_step, on_error="note", prepare=prepare_stories),
         Step("index", index_step, whole_batch=True),
         Step("match_alerts", match_alerts_step, on_error="retry"),
     )
@@ -187,6 +199,7 @@ def run_pipeline(steps: Iterable[str], articles: list[Article], ctx: PipelineCon
             articles = cast(BatchStep, step.function)(articles, ctx, state)
             continue
         kept = []
+        state.prepared.clear()
         if step.prepare is not None and articles:
             step.prepare(articles, ctx, state)
         for article in articles:

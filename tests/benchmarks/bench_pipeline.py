@@ -271,13 +271,23 @@ class Processes:
         return {role: self.cpu(pid) for pid, role in self.roles().items()}
 
 
-def redis_counters(client: redis.Redis) -> tuple[int, int]:
-    """(commands, reads) the server processed so far: a read is one round trip of a client
-    (a pipeline or a script arrives in one); INFO itself is left out."""
+def redis_counters(client: redis.Redis) -> tuple[dict[str, int], int]:
+    """(calls per command, reads) the server processed so far: a read is one round trip of a
+    client (a pipeline or a script arrives in one); INFO itself is left out."""
     stats: Any = client.info("commandstats")
-    commands = sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+    commands = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items() if k != "cmdstat_info"}
     info: Any = client.info("stats")
     return commands, int(info["total_reads_processed"])
+
+
+def redis_per_article(before: tuple[dict[str, int], int], after: tuple[dict[str, int], int], n: int) -> str:
+    calls = {name: count - before[0].get(name, 0) for name, count in after[0].items()}
+    top = sorted(calls.items(), key=lambda item: -item[1])[:8]
+    return (
+        f"Redis per article: {sum(calls.values()) / n:.1f} commands, {(after[1] - before[1]) / n:.2f} round trips ("
+        + ", ".join(f"{name} {count / n:.1f}" for name, count in top if count)
+        + ")"
+    )
 
 
 def loadavg() -> str:
@@ -381,18 +391,16 @@ def main() -> int:
 
             # The limit: this process alone, the same steps, Redis and store.
             limit_paths = write_files(staging, [generator.article(n) for n in range(args.articles)], render, "limit")
-            commands0, reads0 = redis_counters(client)
+            counters = redis_counters(client)
             load = loadavg()
             cpu0, wall0 = time.process_time(), time.perf_counter()
             run_in_process(limit_paths, context, store, settings.batch_size)
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-            commands1, reads1 = redis_counters(client)
             n = args.articles
             limit = n / wall
             print(
                 f"\nin-process limit (load {load}): {n} in {wall:.1f} s = {limit:.0f} articles/s, "
-                f"CPU {1000 * cpu / n:.2f} ms/article; Redis {(commands1 - commands0) / n:.1f} commands, "
-                f"{(reads1 - reads0) / n:.2f} round trips per article"
+                f"CPU {1000 * cpu / n:.2f} ms/article\n  {redis_per_article(counters, redis_counters(client), n)}"
             )
             if args.skip_pipeline:
                 return 0
@@ -423,7 +431,7 @@ def main() -> int:
                 paths = write_files(staging, [generator.article(n) for n in range(args.articles)], render, "burst")
                 ids = set(ids_of(paths))
                 fresh = ids - set(watcher.seen)
-                commands0, reads0 = redis_counters(client)
+                counters = redis_counters(client)
                 cpu_before, load = processes.snapshot(), loadavg()
                 dropped_at = time.monotonic()
                 for path in paths:
@@ -432,16 +440,13 @@ def main() -> int:
                 elapsed = max(watcher.seen[i] for i in fresh) - dropped_at
                 time.sleep(0.5)  # the matching and alerting that follow storing
                 cpu_after = processes.snapshot()
-                commands1, reads1 = redis_counters(client)
+                after = redis_counters(client)
                 rate = n / elapsed
                 print(
                     f"pipeline (load {load}): {n} in {elapsed:.1f} s = {rate:.0f} articles/s, "
                     f"{100 * rate / limit:.0f} % of the in-process limit"
                 )
-                print(
-                    f"  Redis per article: {(commands1 - commands0) / n:.1f} commands, "
-                    f"{(reads1 - reads0) / n:.2f} round trips"
-                )
+                print(f"  {redis_per_article(counters, after, n)}")
                 total = 0.0
                 for role in sorted(cpu_after):
                     spent = cpu_after[role] - cpu_before.get(role, 0.0)
