@@ -4,22 +4,37 @@ would otherwise dominate (a hundred words or buckets per article)."""
 from __future__ import annotations
 
 NEAREST_IN_BUCKETS = """
-local found, first = {}, 1
-for i = 2, #ARGV, 2 do
-    local last = first + tonumber(ARGV[i + 1]) - 1
-    found[#found + 1] = redis.call('SUNION', unpack(KEYS, first, last))
-    for k = first, last do
-        redis.call('SADD', KEYS[k], ARGV[i])
-        redis.call('EXPIRE', KEYS[k], ARGV[1])
+local prefix, slices, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local found, touched, n = {}, {}, 4 + slices
+while n <= #ARGV do
+    local ref, count, refs = ARGV[n], tonumber(ARGV[n + 1]), {}
+    for b = n + 2, n + 1 + count do
+        local part, field = string.sub(ARGV[b], 1, 3), string.sub(ARGV[b], 4)
+        for s = 4, 3 + slices do
+            local held = redis.call('HGET', prefix .. ARGV[s] .. ':' .. part, field)
+            if held then refs[#refs + 1] = held end
+        end
+        local key = prefix .. ARGV[4] .. ':' .. part
+        local mine = redis.call('HGET', key, field)
+        if not mine then
+            redis.call('HSET', key, field, ref)
+        elseif not string.find(mine, ref, 1, true) then
+            redis.call('HSET', key, field, mine .. ref)
+        end
+        touched[key] = true
     end
-    first = last + 1
+    found[#found + 1] = table.concat(refs)
+    n = n + 2 + count
 end
+for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
 return found
 """
-"""KEYS: the LSH bucket sets of each article, article after article; ARGV: seconds to live,
-then each article's id and how many of the keys are its. For each article in turn, the ids its
-buckets held before it (earlier articles of the call included), then it is added to them: a
-batch is filed and looked up in one call."""
+"""ARGV: the bucket hashes' prefix, how many time slices are read, seconds to live, the slices
+(the current one first), then for each article its 12-character reference, how many buckets
+follow, and its buckets (3 characters naming the hash, the rest the field). For each article in
+turn, the references its buckets held in the slices read (earlier articles of the call
+included, concatenated), then it is filed in the current slice: a batch is filed and looked up
+in one call, and memory is a few hashes per slice rather than a key per bucket."""
 
 STORY_CANDIDATES = """
 local results, first = {}, 1

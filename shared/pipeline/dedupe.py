@@ -9,6 +9,7 @@ banded LSH buckets in Redis that every worker shares; they continue with `duplic
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ ROWS = NUM_PERM // BANDS
 SHINGLE_WORDS = 3
 MIN_WORDS_FOR_NEAR = 12  # shorter texts have too few shingles to compare meaningfully
 MIN_WORDS_FOR_CONTENT_HASH = 8
+REF_CHARS = 12  # 48 bits of an article id: collisions stay unlikely at millions of articles
 
 # Move identity keys to a new owner only if none changed since they were read.
 _SWAP_IF_UNCHANGED = """
@@ -171,19 +173,21 @@ class Deduper:
         for each reading: one script files every reading in its LSH buckets and returns what
         they held (earlier readings of the batch included), one pipeline reads the signatures
         of the stored candidates."""
-        keys: list[str] = []
-        args: list[str | int] = [self.window_seconds]
+        # Time slices of half the window: the current one and the two before it hold every
+        # article of the window; a slice's hashes expire once no article in them is younger.
+        slice_seconds = max(1, self.window_seconds // 2)
+        current = int(time.time() // slice_seconds)
+        args: list[str | int] = [redis_keys.lsh_prefix(), 3, 3 * slice_seconds, current, current - 1, current - 2]
         for reading in readings:
             assert reading.signature is not None
-            buckets = [redis_keys.lsh_band(band, bucket) for band, bucket in enumerate(_buckets(reading.signature))]
-            keys += buckets
-            args += [reading.article.id, len(buckets)]
-        replies: Any = self._file_in_buckets(keys=keys, args=args)
-        in_batch = {reading.article.id: reading for reading in readings}
-        candidates = [
-            {as_text(member) for member in members} - {reading.article.id}
-            for reading, members in zip(readings, replies, strict=True)
-        ]
+            args += [_ref(reading.article.id), BANDS, *_buckets(reading.signature)]
+        replies: Any = self._file_in_buckets(keys=[], args=args)
+        in_batch = {_ref(reading.article.id) for reading in readings}
+        candidates = []
+        for reading, reply in zip(readings, replies, strict=True):
+            held = as_text(reply)
+            refs = {held[at : at + REF_CHARS] for at in range(0, len(held), REF_CHARS)}
+            candidates.append(refs - {_ref(reading.article.id)})
         stored = sorted({c for found in candidates for c in found if c not in in_batch})
         known: dict[str, tuple[bytes | None, bytes | None, bytes | None]] = {}
         if stored:
@@ -204,11 +208,7 @@ class Deduper:
                     packed, raw_root, raw_cluster = known.get(candidate, (None, None, None))
                     if packed is None or raw_root is None or raw_cluster is None:
                         continue  # expired with the window, or later in this batch
-                    other, root, cluster = (
-                        np.frombuffer(packed, dtype=signature.dtype),
-                        raw_root.decode(),
-                        raw_cluster.decode(),
-                    )
+                    other, root, cluster = _unpack(packed), raw_root.decode(), raw_cluster.decode()
                 if root == article.id:
                     continue  # a copy of this very article (a redelivery)
                 similarity = float(np.mean(other == signature))
@@ -220,7 +220,7 @@ class Deduper:
                 root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
             else:
                 root, cluster = result or (article.id, article.id)
-            decided[article.id] = (signature, root, cluster)
+            decided[_ref(article.id)] = (signature, root, cluster)
         return results
 
     def _remember_signatures(self, readings: list[_Reading]) -> None:
@@ -232,7 +232,7 @@ class Deduper:
             pipe.hset(
                 key,
                 mapping={
-                    "sig": signature.tobytes(),
+                    "sig": signature.astype(np.uint32).tobytes(),  # MinHash values fit in 32 bits
                     "root": article.duplicate_of or article.id,
                     "cluster": article.cluster_id or article.id,
                 },
@@ -298,7 +298,21 @@ def minhash(words: list[str]) -> np.ndarray:
 
 
 def _buckets(signature: np.ndarray) -> list[str]:
-    return [
-        hashlib.blake2b(signature[band * ROWS : (band + 1) * ROWS].tobytes(), digest_size=8).hexdigest()
-        for band in range(BANDS)
-    ]
+    # 3 hex digits name one of 4096 hashes per slice (so each stays small and compact), the
+    # band and 40 bits of the band's hash name the field.
+    buckets = []
+    for band in range(BANDS):
+        rows = signature[band * ROWS : (band + 1) * ROWS].astype(np.uint32).tobytes()
+        value = hashlib.blake2b(bytes([band]) + rows, digest_size=8).hexdigest()
+        buckets.append(f"{value[:3]}{band:02x}{value[3:13]}")
+    return buckets
+
+
+def _ref(article_id: str) -> str:
+    """The short reference LSH buckets hold for an article (its signature's key says it)."""
+    return article_id[:REF_CHARS]
+
+
+def _unpack(packed: bytes) -> np.ndarray:
+    # Signatures were once kept as 64-bit values; either width reads back.
+    return np.frombuffer(packed, dtype=np.uint32 if len(packed) == NUM_PERM * 4 else np.uint64)
