@@ -10,12 +10,12 @@ while n <= #ARGV do
     local ref, count, refs = ARGV[n], tonumber(ARGV[n + 1]), {}
     for b = n + 2, n + 1 + count do
         local part, field = string.sub(ARGV[b], 1, 3), string.sub(ARGV[b], 4)
+        local key, mine = prefix .. ARGV[4] .. ':' .. part, nil
         for s = 4, 3 + slices do
             local held = redis.call('HGET', prefix .. ARGV[s] .. ':' .. part, field)
             if held then refs[#refs + 1] = held end
+            if s == 4 then mine = held end
         end
-        local key = prefix .. ARGV[4] .. ':' .. part
-        local mine = redis.call('HGET', key, field)
         if not mine then
             redis.call('HSET', key, field, ref)
         elseif not string.find(mine, ref, 1, true) then

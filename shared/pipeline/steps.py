@@ -21,7 +21,7 @@ from shared import runs
 from shared.alerting.matching import alert_payload, match_alerts
 from shared.article import Article
 from shared.deadletters import quarantine
-from shared.pipeline.clean import clean, extract_text
+from shared.pipeline.clean import clean, clean_batch, extract_text
 from shared.pipeline.context import PipelineContext
 from shared.pipeline.dedupe import Verdict, release_claims
 from shared.pipeline.indexer import submit
@@ -85,7 +85,22 @@ def dedupe_step(article: Article, ctx: PipelineContext, state: BatchState) -> Ar
     return article
 
 
+def prepare_clean(articles: list[Article], ctx: PipelineContext, state: BatchState) -> None:
+    # Cleaning is idempotent: should one article fail here, `clean_step` cleans each article
+    # alone, and the one at fault is quarantined there.
+    try:
+        clean_batch(articles, ctx.boilerplate, ctx.learned_boilerplate)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:
+        log.warning("step=clean batch cleaned article by article: %r", error)
+        return
+    state.prepared.update((id(article), True) for article in articles)
+
+
 def clean_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
+    if state.prepared.pop(id(article), None) is not None:
+        return article
     return clean(article, ctx.boilerplate, ctx.learned_boilerplate)
 
 
@@ -152,7 +167,7 @@ STEPS: dict[str, Step] = {
     step.name: step
     for step in (
         Step("dedupe", dedupe_step, prepare=prepare_dedupe),
-        Step("clean", clean_step),
+        Step("clean", clean_step, prepare=prepare_clean),
         Step("tag", tag_step, on_error="note"),
         Step("story", story_step, on_error="note", prepare=prepare_stories),
         Step("index", index_step, whole_batch=True),
