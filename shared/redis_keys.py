@@ -58,8 +58,8 @@ TOTALS = f"{PREFIX}:totals"
 
 
 def claims(article_id: str, delivery: str) -> str:
-    """Set of the identity keys one reading of an article claimed at dedupe."""
-    return f"{PREFIX}:claims:{article_id}:{delivery}"
+    """The identity keys one reading of an article claimed at dedupe, space-separated."""
+    return f"{PREFIX}:claim:{article_id[:16]}{delivery[:16]}"
 
 
 def seen(kind: str, digest: str) -> str:
@@ -74,9 +74,9 @@ def lsh_prefix() -> str:
 
 
 def signature(article_id: str) -> str:
-    """An article's MinHash signature, packed, with its cluster id; named by the article's
-    short reference (its id's first 12 hex digits), which is what LSH buckets hold."""
-    return f"{PREFIX}:sig:{article_id[:12]}"
+    """`<root id>|<cluster id>|<packed MinHash signature>` of an article, named by its short
+    reference (its id's first 12 hex digits), which is what LSH buckets hold."""
+    return f"{PREFIX}:sigs:{article_id[:12]}"
 
 
 def owner_subscriptions(owner: str) -> str:

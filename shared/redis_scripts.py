@@ -79,7 +79,12 @@ SAVE_STORY = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HSET', KEYS[3], 'cluster', ARGV[2]) end
+local signature = redis.call('GET', KEYS[3])
+if signature then
+    local first = string.find(signature, '|', 1, true)
+    local second = string.find(signature, '|', first + 1, true)
+    redis.call('SET', KEYS[3], string.sub(signature, 1, first) .. ARGV[2] .. string.sub(signature, second), 'KEEPTTL')
+end
 for i = 4, #KEYS do
     redis.call('SADD', KEYS[i], ARGV[2])
     redis.call('EXPIRE', KEYS[i], ARGV[3])
@@ -87,5 +92,5 @@ end
 """
 """KEYS: a story's record, its article counter, the article's signature hash, then the index sets
 the story joins; ARGV: the record, the story id, seconds to live. Saves the record, counts the
-article, names the story on the signature (if the article has one: its later copies read it
-there) and adds the story to the index sets, in one round trip."""
+article, names the story as the cluster on the signature (if the article has one: its later
+copies read it there) and adds the story to the index sets, in one round trip."""
