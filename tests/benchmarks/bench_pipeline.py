@@ -390,7 +390,10 @@ def main() -> int:
             print(f"stored {args.stored} in {time.perf_counter() - started:.0f} s")
 
             # The limit: this process alone, the same steps, Redis and store.
-            limit_paths = write_files(staging, [generator.article(n) for n in range(args.articles)], render, "limit")
+            # Each set numbers its articles apart: a page's URL (its id) comes from its number.
+            limit_paths = write_files(
+                staging, [generator.article(3 * 10**6 + n) for n in range(args.articles)], render, "limit"
+            )
             counters = redis_counters(client)
             load = loadavg()
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -428,7 +431,9 @@ def main() -> int:
                 watcher.wait_for(warm_ids, timeout=180)
                 time.sleep(1)
 
-                paths = write_files(staging, [generator.article(n) for n in range(args.articles)], render, "burst")
+                paths = write_files(
+                    staging, [generator.article(4 * 10**6 + n) for n in range(args.articles)], render, "burst"
+                )
                 ids = set(ids_of(paths))
                 fresh = ids - set(watcher.seen)
                 counters = redis_counters(client)
@@ -501,11 +506,15 @@ def main() -> int:
                 for pid, role in sorted(processes.roles().items(), key=lambda item: item[1]):
                     print(f"  RSS {role:<22} {processes.rss_mb(pid):6.0f} MB")
             finally:
+                started_here = [pid for pid, role in processes.roles().items() if role not in ("redis", "fetcher")]
                 service.send_signal(signal.SIGINT)
                 try:
                     service.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     service.kill()
+                for pid in started_here:  # a worker still stopping when its parent gave up
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
         finally:
             stop_embedded_redis()
     return 0
