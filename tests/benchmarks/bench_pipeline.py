@@ -290,6 +290,26 @@ def redis_per_article(before: tuple[dict[str, int], int], after: tuple[dict[str,
     )
 
 
+def wait_through(client: redis.Redis, watcher: StoreWatcher, before: int, count: int, timeout: float) -> None:
+    """Until `count` more articles have left the chain: stored, or dropped as a copy (a page
+    whose extracted text is another's is one), or quarantined."""
+    from shared import runs
+
+    deadline = time.monotonic() + timeout
+    while runs.read(client)["done"] - before < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} articles not through after {timeout} s")
+        watcher.poll()
+        time.sleep(0.02)
+    watcher.poll()
+
+
+def done_so_far(client: redis.Redis) -> int:
+    from shared import runs
+
+    return runs.read(client)["done"]
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -425,10 +445,10 @@ def main() -> int:
             watcher = StoreWatcher(data / "articles.sqlite3")
             try:
                 warmup = write_files(staging, [generator.article(10**7 + n) for n in range(50)], render, "warm")
-                warm_ids = set(ids_of(warmup))
+                before = done_so_far(client)
                 for path in warmup:
                     os.rename(path, inbox / path.name)
-                watcher.wait_for(warm_ids, timeout=180)
+                wait_through(client, watcher, before, len(warmup), timeout=180)
                 time.sleep(1)
 
                 paths = write_files(
@@ -436,13 +456,14 @@ def main() -> int:
                 )
                 ids = set(ids_of(paths))
                 fresh = ids - set(watcher.seen)
+                before = done_so_far(client)
                 counters = redis_counters(client)
                 cpu_before, load = processes.snapshot(), loadavg()
                 dropped_at = time.monotonic()
                 for path in paths:
                     os.rename(path, inbox / path.name)
-                watcher.wait_for(fresh, timeout=3600)
-                elapsed = max(watcher.seen[i] for i in fresh) - dropped_at
+                wait_through(client, watcher, before, len(paths), timeout=3600)
+                elapsed = max(watcher.seen[i] for i in fresh if i in watcher.seen) - dropped_at
                 time.sleep(0.5)  # the matching and alerting that follow storing
                 cpu_after = processes.snapshot()
                 after = redis_counters(client)
@@ -466,6 +487,7 @@ def main() -> int:
                     staging, [generator.article(2 * 10**6 + k) for k in range(total_steady)], render, "steady"
                 )
                 load = loadavg()
+                before = done_so_far(client)
                 start = time.monotonic()
                 for k, path in enumerate(steady_paths):
                     time.sleep(max(0.0, start + k / args.rate - time.monotonic()))
@@ -480,8 +502,9 @@ def main() -> int:
                                 alert_ids.add(article.id)
                     if k % 10 == 0:
                         watcher.poll()
-                watcher.wait_for(set(steady_ids), timeout=600)
-                searchable = [watcher.seen[i] - t for i, t in steady_ids.items()]
+                wait_through(client, watcher, before, len(steady_paths), timeout=900)
+                searchable = [watcher.seen[i] - t for i, t in steady_ids.items() if i in watcher.seen]
+                alert_ids &= set(watcher.seen)  # a page whose text turned out a copy's is not stored
                 try:
                     watcher.wait_for(alert_ids, timeout=60, seen=receiver.arrived)
                 except TimeoutError as error:
