@@ -78,6 +78,18 @@ def lower(text: str) -> str:
 def tokenize(text: str) -> list[str]:
     """The tokens of Lucene's standard tokenizer, as written (no case change)."""
     tokens: list[str] = []
+    if text.isascii():
+        # The common case, a third of the time: no South-East Asian runs, and a token
+        # character is a letter or digit.
+        for segment in _BOUNDARY.split(text):
+            if segment.isalnum() or (segment and not segment.isspace() and any(c.isalnum() for c in segment)):
+                if len(segment) > MAX_TOKEN_CHARS:
+                    tokens.extend(
+                        segment[start : start + MAX_TOKEN_CHARS] for start in range(0, len(segment), MAX_TOKEN_CHARS)
+                    )
+                else:
+                    tokens.append(segment)
+        return tokens
     joinable = False  # the previous segment was South-East Asian text, directly before this one
     for segment in _BOUNDARY.split(text):
         if not segment:

@@ -18,6 +18,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
 from luqum import tree
@@ -151,8 +152,10 @@ MAX_QUERY_CHARS = 10_000
 """Longer queries are refused rather than handed to a parser that recurses on them."""
 
 
+@lru_cache(maxsize=4096)
 def parse_query(text: str) -> Node:
-    """Parse a Lucene-syntax query; raises `QueryError` with a readable message."""
+    """Parse a Lucene-syntax query; raises `QueryError` with a readable message. The tree is
+    immutable, so a query read again (a subscription is validated, then compiled) is parsed once."""
     if not text.strip() or text.strip() == "*":
         return MatchAll()
     if len(text) > MAX_QUERY_CHARS:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
-from celery import Celery, Task, chain
+from celery import Celery, Task
 
 from shared import redis_keys
 from shared.article import Article
@@ -105,11 +105,11 @@ def task(*, queue: str = PIPELINE_QUEUE, **options: Any) -> Callable[[Callable[.
 
 
 def enqueue_batch(articles: Sequence[Article], run_id: str | None = None) -> None:
-    """Send one batch down the ingest pipeline, as one chain of tasks sent by name.
+    """Send one batch down the ingest pipeline, as a task sent by name.
 
     Later steps get higher priority (in Redis, 0 is the highest): a queue is first in, first
-    out, so without it the second step of the first batch would wait behind the first step
-    of every batch dropped after it, and nothing would be searchable until all were.
+    out, so without it alert matching of the first batch would wait behind every batch
+    dropped after it.
     """
     batch = {"id": uuid.uuid4().hex, "run": run_id, "articles": [article.to_message() for article in articles]}
     resume(QUEUED[0], batch)
@@ -121,16 +121,10 @@ def send_after_index(batch: dict[str, Any]) -> None:
 
 
 def resume(step: str, batch: dict[str, Any]) -> None:
-    """Send a batch down the ingest pipeline from `step` on: to the end of the queued chain,
-    or through the steps after indexing."""
-    steps = QUEUED if step in QUEUED else AFTER_INDEX
+    """Send a batch down the ingest pipeline from `step` on, as one task: the worker runs it
+    and the steps after it to indexing (or, after indexing, to the end) in one go."""
     last = len(INGEST) - 1
-    signatures = [
-        app.signature(task_name(name), queue=PIPELINE_QUEUE, priority=max(0, last - INGEST.index(name)))
-        for name in steps[steps.index(step) :]
-    ]
-    signatures[0].args = (batch,)
-    chain(*signatures).apply_async()
+    app.send_task(task_name(step), args=(batch,), queue=PIPELINE_QUEUE, priority=max(0, last - INGEST.index(step)))
 
 
 def defer(client: redis.Redis, step: str, batch: dict[str, Any], seconds: float) -> None:

@@ -60,8 +60,8 @@ TOTALS = f"{PREFIX}:totals"
 
 
 def claims(article_id: str, delivery: str) -> str:
-    """Set of the identity keys one reading of an article claimed at dedupe."""
-    return f"{PREFIX}:claims:{article_id}:{delivery}"
+    """The identity keys one reading of an article claimed at dedupe, space-separated."""
+    return f"{PREFIX}:claim:{article_id[:16]}{delivery[:16]}"
 
 
 def seen(kind: str, digest: str) -> str:
@@ -69,14 +69,16 @@ def seen(kind: str, digest: str) -> str:
     return f"{PREFIX}:seen:{kind}:{digest}"
 
 
-def lsh_band(band: int, bucket: str) -> str:
-    """Set of article ids whose MinHash signature falls into one LSH bucket of one band."""
-    return f"{PREFIX}:lsh:{band}:{bucket}"
+def lsh_prefix() -> str:
+    """Prefix of the LSH bucket hashes `<prefix><time slice>:<part>`: field band and bucket,
+    value the short references of the articles filed there (see `shared.pipeline.dedupe`)."""
+    return f"{PREFIX}:lsh:"
 
 
 def signature(article_id: str) -> str:
-    """An article's MinHash signature, packed, with its cluster id."""
-    return f"{PREFIX}:sig:{article_id}"
+    """`<root id>|<cluster id>|<packed MinHash signature>` of an article, named by its short
+    reference (its id's first 12 hex digits), which is what LSH buckets hold."""
+    return f"{PREFIX}:sigs:{article_id[:12]}"
 
 
 def owner_subscriptions(owner: str) -> str:

@@ -35,7 +35,125 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks.bench_pipeline import article_id, drop, make_article
+from shared.article import Article
+
+# The articles the faults drop: distinct, about 300 words, one in ten with a topical line.
+WORDS = [
+    "government",
+    "minister",
+    "officials",
+    "said",
+    "talks",
+    "agreement",
+    "economy",
+    "market",
+    "prices",
+    "energy",
+    "border",
+    "troops",
+    "election",
+    "parliament",
+    "court",
+    "ruling",
+    "protest",
+    "police",
+    "city",
+    "region",
+    "province",
+    "capital",
+    "report",
+    "analysts",
+    "company",
+    "shares",
+    "growth",
+    "inflation",
+    "bank",
+    "rates",
+    "exports",
+    "imports",
+    "trade",
+    "deal",
+    "summit",
+    "leaders",
+    "visit",
+    "foreign",
+    "ministry",
+    "statement",
+    "week",
+    "month",
+    "year",
+    "plan",
+    "budget",
+    "spending",
+    "defence",
+    "security",
+    "water",
+    "weather",
+    "storm",
+    "flood",
+    "harvest",
+    "farmers",
+    "workers",
+    "union",
+    "strike",
+    "hospital",
+    "health",
+    "school",
+    "students",
+    "teachers",
+    "police",
+    "investigation",
+    "judge",
+    "prison",
+    "rights",
+    "media",
+    "television",
+    "newspaper",
+    "online",
+    "users",
+    "data",
+    "network",
+]
+TOPICAL = [
+    "North Korea test-fired a ballistic missile on {day}, officials in Seoul said.",
+    "The United Nations discussed new sanctions on Pyongyang after the launch.",
+    "Diplomats from China and Japan held talks in Beijing about the summit.",
+    "The navy and air force held joint military drills near the border.",
+]
+
+
+def make_article(n: int, rng: random.Random) -> dict[str, str]:
+    """A distinct ~300-word article: random sentences, some topical ones for the tagger."""
+    sentences = []
+    for _ in range(24):
+        if rng.random() < 0.1:
+            sentences.append(rng.choice(TOPICAL).format(day=rng.choice(["Monday", "Friday"])))
+        else:
+            words = rng.choices(WORDS, k=rng.randint(8, 16))
+            sentences.append(" ".join(words).capitalize() + f" {rng.randint(1, 10**9)}.")
+    paragraphs = [" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)]
+    return {
+        "url": f"https://bench.example.org/articles/{n}",
+        "title": f"Benchmark article {n}: " + " ".join(rng.choices(WORDS, k=6)),
+        "text": "\n\n".join(paragraphs),
+        "source": "bench",
+    }
+
+
+def article_id(url: str) -> str:
+    return Article.create(url=url).id
+
+
+def drop(staging: Path, inbox: Path, articles: list[dict[str, str]], start: int) -> None:
+    """Write files outside the inbox, then rename them in: each appears whole at once."""
+    paths = []
+    for offset, article in enumerate(articles):
+        path = staging / f"{start + offset:06d}.json"
+        path.write_text(json.dumps(article), "utf-8")
+        paths.append(path)
+    for path in paths:
+        os.rename(path, inbox / path.name)
+
 
 KEYWORD = "zebrafish"
 SERVICES = ("fetcher", "worker", "alerter")

@@ -169,14 +169,21 @@ def drop_poisoned_pair(settings):
 def test_an_article_a_required_step_fails_on_is_quarantined_and_the_batch_goes_on(settings, worker, store, monkeypatch):
     import shared.pipeline.steps as steps
 
-    real_clean = steps.clean
+    real_clean, real_clean_batch = steps.clean, steps.clean_batch
 
     def clean_failing_on_poison(article, rules, learned=None):
         if "poison" in article.text:
             raise ValueError("cleaner exploded")
         return real_clean(article, rules, learned)
 
+    def clean_batch_failing_on_poison(articles, rules, learned=None):
+        # The batch's cleaning fails as a whole; each article is then cleaned alone.
+        if any("poison" in article.text for article in articles):
+            raise ValueError("cleaner exploded")
+        return real_clean_batch(articles, rules, learned)
+
     monkeypatch.setattr(steps, "clean", clean_failing_on_poison)
+    monkeypatch.setattr(steps, "clean_batch", clean_batch_failing_on_poison)
     drop_poisoned_pair(settings)
     counts = run_inbox_once(settings)
     assert counts["indexed"] == 1 and counts["rejected"] == 1

@@ -1,4 +1,5 @@
-"""The chain's Celery tasks: one thin task per step, running it over a batch message.
+"""The chain's Celery tasks: one thin task per step, running it and the steps after it up to
+indexing (or from alert matching to the end) over a batch message, in one go.
 
 The worker hands its per-process context to `bind_context` when a process starts; the tasks
 read it from there and build nothing themselves.
@@ -15,6 +16,7 @@ a reason, or were found to be copies of stored ones:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -24,7 +26,7 @@ from celery.exceptions import Reject
 from shared import redis_keys
 from shared.backoff import compute_backoff
 from shared.pipeline.context import PipelineContext
-from shared.pipeline.pipelines import INGEST
+from shared.pipeline.pipelines import AFTER_INDEX, INGEST, QUEUED
 from shared.pipeline.steps import STEPS, StepFailed, quarantine_batch, run_step
 from shared.queue import (
     MAX_TASK_RETRIES,
@@ -35,6 +37,7 @@ from shared.queue import (
     resume,
     task,
 )
+from shared.redis_client import as_text
 
 log = logging.getLogger(__name__)
 
@@ -65,36 +68,57 @@ def _nothing_left(task: PipelineTask, batch: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_task(task: PipelineTask, batch: dict[str, Any]) -> dict[str, Any]:
-    """Run the task's step over the batch, with the failure handling above."""
-    step = STEPS[task.step]
+    """Run the task's step and the steps after it in the same part of the chain (up to
+    indexing, or after it) over the batch, in this process, with the failure handling above."""
+    steps = segment(task.step)
+    current, name = batch, task.step
     try:
         context = _context()
-        deliveries = _count_delivery(context, task.request.id)
+        deliveries, failed_at = _count_delivery(context, task.request.id)
         if deliveries > MAX_DELIVERIES:
-            _split(context, task.step, batch, deliveries)
+            _split(context, task.step, failed_at or task.step, batch, deliveries)
             return _nothing_left(task, batch)
-        result = run_step(step, batch, context, last=task.step == INGEST[-1])
+        for name in steps:
+            result = run_step(STEPS[name], current, context, last=name == INGEST[-1])
+            if not result["articles"]:
+                return _nothing_left(task, batch)
+            current = {"id": batch.get("id"), **result}
     except RETRIED as error:
         try:
-            _retry_later(_context(), task.step, batch, error)
+            _retry_later(_context(), name, current, error)
         except Exception as failed:  # Redis itself is away: the message is kept, not lost
-            log.warning("step=%s batch %s put back: %r", task.step, batch.get("id"), failed)
+            log.warning("step=%s batch %s put back: %r", name, batch.get("id"), failed)
             raise Reject(error, requeue=True) from error
         return _nothing_left(task, batch)
     except Exception as error:  # unforeseen: keep the message; deliveries are counted above
-        log.exception("step=%s batch %s put back after an unexpected error", task.step, batch.get("id"))
+        log.exception("step=%s batch %s put back after an unexpected error", name, batch.get("id"))
+        _note_failed_step(task.request.id, name)
         raise Reject(error, requeue=True) from error
-    if not result["articles"]:
-        return _nothing_left(task, batch)
-    return {"id": batch.get("id"), **result}
+    return current
 
 
-def _count_delivery(context: PipelineContext, task_id: str) -> int:
+def segment(step: str) -> tuple[str, ...]:
+    """The steps one task runs from `step` on: to indexing, or from it to the end. A queue hop
+    between two steps of one part would buy nothing but serialising the batch again."""
+    steps = QUEUED if step in QUEUED else AFTER_INDEX
+    return steps[steps.index(step) :]
+
+
+def _count_delivery(context: PipelineContext, task_id: str) -> tuple[int, str | None]:
+    """How often this message was delivered, and the step it last failed at (if it raised)."""
+    key = redis_keys.deliveries(task_id)
     pipe = context.redis.pipeline(transaction=False)  # one round trip on every task
-    pipe.incr(redis_keys.deliveries(task_id))
-    pipe.expire(redis_keys.deliveries(task_id), DELIVERIES_KEPT_SECONDS)
-    count, _ = pipe.execute()
-    return int(count)
+    pipe.hincrby(key, "count", 1)
+    pipe.hget(key, "step")
+    pipe.expire(key, DELIVERIES_KEPT_SECONDS)
+    count, step, _ = pipe.execute()
+    return int(count), as_text(step) if step else None
+
+
+def _note_failed_step(task_id: str, step: str) -> None:
+    # Best effort: a batch split down to one article is quarantined naming this step.
+    with contextlib.suppress(Exception):
+        _context().redis.hset(redis_keys.deliveries(task_id), "step", step)
 
 
 def _retry_later(context: PipelineContext, step: str, batch: dict[str, Any], error: BaseException) -> None:
@@ -107,11 +131,11 @@ def _retry_later(context: PipelineContext, step: str, batch: dict[str, Any], err
     defer(context.redis, step, {**batch, "retries": retries + 1}, delay)
 
 
-def _split(context: PipelineContext, step: str, batch: dict[str, Any], deliveries: int) -> None:
+def _split(context: PipelineContext, step: str, failed_at: str, batch: dict[str, Any], deliveries: int) -> None:
     articles = batch.get("articles", [])
     if len(articles) <= 1:
-        reason = f"{step} failed on it or stopped its worker {deliveries - 1} times (a crash or the time limit)"
-        quarantine_batch(batch, context, step, reason)
+        reason = f"{failed_at} failed on it or stopped its worker {deliveries - 1} times (a crash or the time limit)"
+        quarantine_batch(batch, context, failed_at, reason)
         return
     middle = len(articles) // 2
     log.warning("step=%s batch %s delivered %d times: split in two", step, batch.get("id"), deliveries)

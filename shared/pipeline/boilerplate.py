@@ -25,32 +25,42 @@ class LearnedBoilerplate:
 
     def remove(self, article: Article) -> None:
         """Count the article's paragraphs and drop those its source has repeated often enough."""
-        if not article.source or not article.text:
-            return
-        paragraphs = article.text.split("\n\n")
-        candidates = [
-            (number, redis_keys.source_paragraph(digest(article.source), digest(normalized_content(paragraph))))
-            for number, paragraph in enumerate(paragraphs)
-            if MIN_CHARS <= len(paragraph) <= MAX_CHARS
-        ]
-        if not candidates:
-            return
-        # A copy must not make its original's lines look common.
-        learning = self.learn and article.duplicate_of is None
+        self.remove_batch([article])
+
+    def remove_batch(self, articles: list[Article]) -> None:
+        """`remove` for every article of a batch, in one round trip."""
+        plans = []
         pipe = self.client.pipeline(transaction=False)
-        for _, key in candidates:
-            if learning:
-                pipe.pfadd(key, article.id)
-                pipe.expire(key, self.window_seconds)
-            pipe.pfcount(key)
-        replies = pipe.execute()
-        counts = replies[2::3] if learning else replies
-        removed = set()
-        for (number, _), count in zip(candidates, counts, strict=True):
-            if int(count) >= self.min_articles:
-                removed.add(number)
-                article.notes.append(
-                    f"clean: removed a paragraph {article.source} printed in {count} articles: {paragraphs[number][:80]!r}"
-                )
-        if removed and len(removed) < len(paragraphs):  # never empty an article entirely
-            article.text = "\n\n".join(p for n, p in enumerate(paragraphs) if n not in removed)
+        for article in articles:
+            if not article.source or not article.text:
+                continue
+            paragraphs = article.text.split("\n\n")
+            candidates = [
+                (number, redis_keys.source_paragraph(digest(article.source), digest(normalized_content(paragraph))))
+                for number, paragraph in enumerate(paragraphs)
+                if MIN_CHARS <= len(paragraph) <= MAX_CHARS
+            ]
+            if not candidates:
+                continue
+            # A copy must not make its original's lines look common.
+            learning = self.learn and article.duplicate_of is None
+            for _, key in candidates:
+                if learning:
+                    pipe.pfadd(key, article.id)
+                    pipe.expire(key, self.window_seconds)
+                pipe.pfcount(key)
+            plans.append((article, paragraphs, candidates, learning))
+        if not plans:
+            return
+        replies = iter(pipe.execute())
+        for article, paragraphs, candidates, learning in plans:
+            counts = [[next(replies) for _ in range(3 if learning else 1)][-1] for _ in candidates]
+            removed = set()
+            for (number, _), count in zip(candidates, counts, strict=True):
+                if int(count) >= self.min_articles:
+                    removed.add(number)
+                    article.notes.append(
+                        f"clean: removed a paragraph {article.source} printed in {count} articles: {paragraphs[number][:80]!r}"
+                    )
+            if removed and len(removed) < len(paragraphs):  # never empty an article entirely
+                article.text = "\n\n".join(p for n, p in enumerate(paragraphs) if n not in removed)

@@ -68,27 +68,37 @@ class BoilerplateRules:
 def clean(article: Article, rules: BoilerplateRules, learned: LearnedBoilerplate | None = None) -> Article:
     """Clean one article in place and return it (`learned`: the per-source boilerplate memory;
     without it, as in `wirewatch inspect`, only the shipped patterns apply)."""
-    extract_text(article)
-    article.title = normalize_text(article.title).replace("\n", " ")
-    article.text = normalize_text(article.text)
-    _read_metadata_lines(article)
-    _remove_boilerplate(article, rules)
+    return clean_batch([article], rules, learned)[0]
+
+
+def clean_batch(
+    articles: list[Article], rules: BoilerplateRules, learned: LearnedBoilerplate | None = None
+) -> list[Article]:
+    """`clean` for a batch: the learned boilerplate is asked about every article at once."""
+    for article in articles:
+        extract_text(article)
+        article.title = normalize_text(article.title).replace("\n", " ")
+        article.text = normalize_text(article.text)
+        _read_metadata_lines(article)
+        _remove_boilerplate(article, rules)
     if learned is not None:
         try:
-            learned.remove(article)
+            learned.remove_batch(articles)
         except (redis.ConnectionError, redis.TimeoutError):
             raise  # Redis is away: the whole batch waits and is retried
-        except Exception as error:  # an enrichment: the article goes on without it
-            article.notes.append(f"clean: learned boilerplate not applied ({type(error).__name__}: {error})")
-    if not article.title:
-        article.title = _first_sentence(article.text)
-    first, _, rest = article.text.partition("\n\n")
-    if rest and first.strip() == article.title.strip():
-        article.text = rest  # the page repeated its headline as the first paragraph
-    if article.published_at is None:
-        _date_from_text(article)
-    _detect_language(article)
-    return article
+        except Exception as error:  # an enrichment: the articles go on without it
+            for article in articles:
+                article.notes.append(f"clean: learned boilerplate not applied ({type(error).__name__}: {error})")
+    for article in articles:
+        if not article.title:
+            article.title = _first_sentence(article.text)
+        first, _, rest = article.text.partition("\n\n")
+        if rest and first.strip() == article.title.strip():
+            article.text = rest  # the page repeated its headline as the first paragraph
+        if article.published_at is None:
+            _date_from_text(article)
+        _detect_language(article)
+    return articles
 
 
 def extract_text(article: Article) -> None:

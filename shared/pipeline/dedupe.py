@@ -9,9 +9,12 @@ banded LSH buckets in Redis that every worker shares; they continue with `duplic
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import numpy as np
 import redis
@@ -20,7 +23,7 @@ from datasketch import MinHash
 from shared import redis_keys
 from shared.article import Article, digest, normalized_content
 from shared.redis_client import as_text
-from shared.redis_scripts import ADD_TO_SETS
+from shared.redis_scripts import NEAREST_IN_BUCKETS
 
 NUM_PERM = 128
 BANDS = 32  # 32 bands of 4 rows: pairs at Jaccard 0.5 share a bucket with probability 0.87
@@ -28,6 +31,7 @@ ROWS = NUM_PERM // BANDS
 SHINGLE_WORDS = 3
 MIN_WORDS_FOR_NEAR = 12  # shorter texts have too few shingles to compare meaningfully
 MIN_WORDS_FOR_CONTENT_HASH = 8
+REF_CHARS = 12  # 48 bits of an article id: collisions stay unlikely at millions of articles
 
 # Move identity keys to a new owner only if none changed since they were read.
 _SWAP_IF_UNCHANGED = """
@@ -58,67 +62,85 @@ class Deduper:
     threshold: float
 
     def __post_init__(self) -> None:
-        # Server-side, so adding an article to its 32 buckets costs one command, not 64.
-        self._add_to_buckets = self.client.register_script(ADD_TO_SETS)
+        self._file_in_buckets = self.client.register_script(NEAREST_IN_BUCKETS)
         self._swap = self.client.register_script(_SWAP_IF_UNCHANGED)
 
     def check(self, article: Article) -> Verdict:
         """Claim the article's identities; mark a near-duplicate with `duplicate_of`/`cluster_id`,
         an update (same URL or GUID, changed text) with its `version`."""
-        status, version = self._claim_exact(article)
-        if status == "duplicate":
-            return Verdict.DUPLICATE
-        words = normalized_content(article.text).split()
-        if version > 1:
-            article.version, article.updated_at = version, datetime.now(UTC)
-            self._keep_story(article)
-            if len(words) >= MIN_WORDS_FOR_NEAR:
-                self._nearest(article.id, signature := minhash(words))  # files the new text in the buckets
-                self._remember_signature(article, signature)
-            return Verdict.UPDATE
-        if len(words) < MIN_WORDS_FOR_NEAR:
-            article.cluster_id = article.cluster_id or article.id
-            return Verdict.NEW
-        signature = minhash(words)
-        original = self._nearest(article.id, signature)
-        if original is not None:
-            article.duplicate_of, article.cluster_id = original
-        else:
-            article.cluster_id = article.id
-        self._remember_signature(article, signature)
-        return Verdict.NEAR_DUPLICATE if original is not None else Verdict.NEW
+        return self.check_batch([article])[0]
 
-    def _claim_exact(self, article: Article) -> tuple[str, int]:
-        """("new" | "duplicate" | "update", version) for this reading of the article.
+    def check_batch(self, articles: Sequence[Article]) -> list[Verdict]:
+        """`check` for a batch, in order, in a handful of round trips whatever its size: an
+        article is judged against the stored ones and against those before it in the batch."""
+        readings = [_Reading.of(article) for article in articles]
+        verdicts: list[Verdict] = []
+        near: list[tuple[int, _Reading]] = []
+        for reading, (status, version) in zip(readings, self._claim_exact(readings), strict=True):
+            article = reading.article
+            if status == "duplicate":
+                verdicts.append(Verdict.DUPLICATE)
+                continue
+            if version > 1:
+                article.version, article.updated_at = version, datetime.now(UTC)
+                self._keep_story(article)
+                verdicts.append(Verdict.UPDATE)
+            elif len(reading.words) < MIN_WORDS_FOR_NEAR:
+                article.cluster_id = article.cluster_id or article.id
+                verdicts.append(Verdict.NEW)
+            else:
+                verdicts.append(Verdict.NEW)  # NEAR_DUPLICATE once an original is found
+            if len(reading.words) >= MIN_WORDS_FOR_NEAR:
+                reading.signature = minhash(reading.words)
+                near.append((len(verdicts) - 1, reading))
+        if near:
+            originals = self._nearest([reading for _, reading in near])
+            for (number, reading), original in zip(near, originals, strict=True):
+                if verdicts[number] is Verdict.UPDATE:
+                    continue  # an update keeps its story: it is only filed in the buckets
+                if original is not None:
+                    reading.article.duplicate_of, reading.article.cluster_id = original
+                    verdicts[number] = Verdict.NEAR_DUPLICATE
+                else:
+                    reading.article.cluster_id = reading.article.id
+            self._remember_signatures([reading for _, reading in near])
+        return verdicts
+
+    def _claim_exact(self, readings: list[_Reading]) -> list[tuple[str, int]]:
+        """("new" | "duplicate" | "update", version) for each reading, in one round trip.
 
         Each identity key holds `<id>|<delivery>|<content hash>|<version>` of the reading that
         owns it. A redelivered message carries the same delivery, so a retry after a crash is
         never taken for a duplicate. The same URL or GUID read again with other text is an
         update: the identities move to it, atomically, with the version one higher.
         """
-        content = normalized_content(article.text)
-        content_hash = digest(content)
-        identities: list[tuple[str, str]] = []
-        if article.canonical_url:
-            identities.append(("stable", redis_keys.seen("url", digest(article.canonical_url))))
-        if article.guid:
-            identities.append(("stable", redis_keys.seen("guid", digest(f"{article.source}:{article.guid}"))))
-        if len(content.split()) >= MIN_WORDS_FOR_CONTENT_HASH:
-            identities.append(("content", redis_keys.seen("content", content_hash)))
-        if not identities:
-            return "new", 1
-        mine = f"{article.id}|{article.delivery}|{content_hash}|1"
         pipe = self.client.pipeline(transaction=True)  # SET NX then GET, atomically per key
-        for _, key in identities:
-            pipe.set(key, mine, nx=True, ex=self.window_seconds)
-            pipe.get(key)
-        # What this reading may own, so that a later quarantine can let the article in again.
-        pipe.sadd(redis_keys.claims(article.id, article.delivery), *(key for _, key in identities))
-        pipe.expire(redis_keys.claims(article.id, article.delivery), self.window_seconds)
-        replies = pipe.execute()[:-2]
+        for reading in readings:
+            article = reading.article
+            if not reading.identities:
+                continue
+            mine = f"{article.id}|{article.delivery}|{reading.content_hash}|1"
+            for _, key in reading.identities:
+                pipe.set(key, mine, nx=True, ex=self.window_seconds)
+                pipe.get(key)
+            # What this reading may own, so that a later quarantine can let the article in again.
+            claimed = " ".join(key for _, key in reading.identities)
+            pipe.set(redis_keys.claims(article.id, article.delivery), claimed, ex=self.window_seconds)
+        replies = iter(pipe.execute() if len(pipe) else [])
+        results = []
+        for reading in readings:
+            if not reading.identities:
+                results.append(("new", 1))
+                continue
+            values = [next(replies) for _ in range(2 * len(reading.identities) + 1)][:-1]
+            results.append(self._judge(reading, values[1::2]))
+        return results
+
+    def _judge(self, reading: _Reading, raws: list[bytes | None]) -> tuple[str, int]:
+        article, content_hash = reading.article, reading.content_hash
         owners = [
             (kind, key, raw.decode(), *raw.decode().split("|"))
-            for (kind, key), raw in zip(identities, replies[1::2], strict=True)
+            for (kind, key), raw in zip(reading.identities, raws, strict=True)
             if raw is not None
         ]
         if all(owner_id == article.id and delivery == article.delivery for _, _, _, owner_id, delivery, *_ in owners):
@@ -137,60 +159,104 @@ class Deduper:
 
     def _keep_story(self, article: Article) -> None:
         """An update stays in the story (and under the original) the article was filed in."""
-        root, cluster = (
-            as_text(value) if value else None
-            for value in self.client.hmget(redis_keys.signature(article.id), "root", "cluster")
-        )
+        root, cluster, _ = _read_signature(self.client.get(redis_keys.signature(article.id)))
         article.cluster_id = cluster or article.cluster_id or article.id
         if root and root != article.id:
             article.duplicate_of = root
 
-    def _nearest(self, article_id: str, signature: np.ndarray) -> tuple[str, str] | None:
-        """(original id, cluster id) of the most similar earlier article above the threshold.
+    def _nearest(self, readings: list[_Reading]) -> list[tuple[str, str] | None]:
+        """(original id, cluster id) of the most similar earlier article above the threshold,
+        for each reading: one script files every reading in its LSH buckets and returns what
+        they held (earlier readings of the batch included), one pipeline reads the signatures
+        of the stored candidates."""
+        # Time slices of half the window: the current one and the two before it hold every
+        # article of the window; a slice's hashes expire once no article in them is younger.
+        slice_seconds = max(1, self.window_seconds // 2)
+        current = int(time.time() // slice_seconds)
+        args: list[str | int] = [redis_keys.lsh_prefix(), 3, 3 * slice_seconds, current, current - 1, current - 2]
+        for reading in readings:
+            assert reading.signature is not None
+            args += [_ref(reading.article.id), BANDS, *_buckets(reading.signature)]
+        replies: Any = self._file_in_buckets(keys=[], args=args)
+        in_batch = {_ref(reading.article.id) for reading in readings}
+        candidates = []
+        for reading, reply in zip(readings, replies, strict=True):
+            held = as_text(reply)
+            refs = {held[at : at + REF_CHARS] for at in range(0, len(held), REF_CHARS)}
+            candidates.append(refs - {_ref(reading.article.id)})
+        stored = sorted({c for found in candidates for c in found if c not in in_batch})
+        known: dict[str, tuple[str | None, str | None, np.ndarray | None]] = {}
+        if stored:
+            values = self.client.mget([redis_keys.signature(candidate) for candidate in stored])
+            known = {candidate: _read_signature(value) for candidate, value in zip(stored, values, strict=True)}
+        results: list[tuple[str, str] | None] = []
+        decided: dict[str, tuple[np.ndarray, str, str]] = {}
+        for reading, found in zip(readings, candidates, strict=True):
+            article, signature = reading.article, reading.signature
+            assert signature is not None
+            best: tuple[float, str, str] | None = None
+            for candidate in sorted(found):
+                if candidate in decided:
+                    other, root, cluster = decided[candidate]
+                else:
+                    stored_root, stored_cluster, kept = known.get(candidate, (None, None, None))
+                    if stored_root is None or stored_cluster is None or kept is None:
+                        continue  # expired with the window, or later in this batch
+                    other, root, cluster = kept, stored_root, stored_cluster
+                if root == article.id:
+                    continue  # a copy of this very article (a redelivery)
+                similarity = float(np.mean(other == _compact(signature)))
+                if similarity >= self.threshold and (best is None or similarity > best[0]):
+                    best = (similarity, root, cluster)
+            result = (best[1], best[2]) if best else None
+            results.append(result)
+            if article.version > 1:
+                root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
+            else:
+                root, cluster = result or (article.id, article.id)
+            decided[_ref(article.id)] = (_compact(signature), root, cluster)
+        return results
 
-        One round trip reads the article's LSH buckets and adds it to them.
-        """
-        keys = [redis_keys.lsh_band(band, bucket) for band, bucket in enumerate(_buckets(signature))]
+    def _remember_signatures(self, readings: list[_Reading]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.sunion(keys)
-        self._add_to_buckets(keys=keys, args=[article_id, self.window_seconds], client=pipe)
-        members, _ = pipe.execute()
-        candidates = {member.decode() for member in members}
-        candidates.discard(article_id)
-        if not candidates:
-            return None
-        ordered = sorted(candidates)
-        pipe = self.client.pipeline(transaction=False)
-        for candidate in ordered:
-            pipe.hmget(redis_keys.signature(candidate), "sig", "root", "cluster")
-        best: tuple[float, str, str] | None = None
-        for packed, root, cluster in pipe.execute():
-            if packed is None or (root is not None and root.decode() == article_id):
-                continue  # expired with the window, or a copy of this very article (a redelivery)
-            similarity = float(np.mean(np.frombuffer(packed, dtype=signature.dtype) == signature))
-            if similarity >= self.threshold and (best is None or similarity > best[0]):
-                best = (similarity, root.decode(), cluster.decode())
-        return (best[1], best[2]) if best else None
-
-    def _remember_signature(self, article: Article, signature: np.ndarray) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        key = redis_keys.signature(article.id)
-        pipe.hset(
-            key,
-            mapping={
-                "sig": signature.tobytes(),
-                "root": article.duplicate_of or article.id,
-                "cluster": article.cluster_id or article.id,
-            },
-        )
-        pipe.expire(key, self.window_seconds)
+        for reading in readings:
+            article, signature = reading.article, reading.signature
+            assert signature is not None
+            root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
+            value = f"{root}|{cluster}|".encode() + _compact(signature).tobytes()
+            pipe.set(redis_keys.signature(article.id), value, ex=self.window_seconds)
         pipe.execute()
+
+
+@dataclass
+class _Reading:
+    """What dedupe judges an article by, computed once."""
+
+    article: Article
+    content_hash: str
+    identities: list[tuple[str, str]]
+    words: list[str]
+    signature: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, article: Article) -> _Reading:
+        content = normalized_content(article.text)
+        content_hash = digest(content)
+        words = content.split()
+        identities: list[tuple[str, str]] = []
+        if article.canonical_url:
+            identities.append(("stable", redis_keys.seen("url", digest(article.canonical_url))))
+        if article.guid:
+            identities.append(("stable", redis_keys.seen("guid", digest(f"{article.source}:{article.guid}"))))
+        if len(words) >= MIN_WORDS_FOR_CONTENT_HASH:
+            identities.append(("content", redis_keys.seen("content", content_hash)))
+        return cls(article, content_hash, identities, words)
 
 
 # Delete each identity key still owned by this reading (its value starts with ARGV[1]).
 _RELEASE = """
 local released = 0
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+for key in string.gmatch(redis.call('GET', KEYS[1]) or '', '%S+') do
     local owner = redis.call('GET', key)
     if owner and string.sub(owner, 1, #ARGV[1]) == ARGV[1] then
         redis.call('DEL', key)
@@ -219,7 +285,31 @@ def minhash(words: list[str]) -> np.ndarray:
 
 
 def _buckets(signature: np.ndarray) -> list[str]:
-    return [
-        hashlib.blake2b(signature[band * ROWS : (band + 1) * ROWS].tobytes(), digest_size=8).hexdigest()
-        for band in range(BANDS)
-    ]
+    # 3 hex digits name one of 4096 hashes per slice (so each stays small and compact), the
+    # band and 40 bits of the band's hash name the field.
+    buckets = []
+    for band in range(BANDS):
+        rows = signature[band * ROWS : (band + 1) * ROWS].astype(np.uint32).tobytes()
+        value = hashlib.blake2b(bytes([band]) + rows, digest_size=8).hexdigest()
+        buckets.append(f"{value[:3]}{band:02x}{value[3:13]}")
+    return buckets
+
+
+def _ref(article_id: str) -> str:
+    """The short reference LSH buckets hold for an article (its signature's key says it)."""
+    return article_id[:REF_CHARS]
+
+
+def _compact(signature: np.ndarray) -> np.ndarray:
+    """What is kept of a signature to compare with: the low 16 bits of each value. Two
+    different values agree there once in 65,536, which moves an estimate by far less than
+    the threshold's margin, at an eighth of the memory."""
+    return (signature & 0xFFFF).astype(np.uint16)
+
+
+def _read_signature(value: bytes | str | None) -> tuple[str | None, str | None, np.ndarray | None]:
+    """(root id, cluster id, compact signature) from a signature key's value."""
+    if not isinstance(value, bytes) or not value:
+        return None, None, None
+    root, cluster, packed = value.split(b"|", 2)
+    return root.decode(), cluster.decode(), np.frombuffer(packed, dtype=np.uint16)

@@ -21,7 +21,7 @@ from shared import logs, metrics, runs
 from shared.alerting.matching import alert_payload, match_alerts
 from shared.article import Article
 from shared.deadletters import quarantine
-from shared.pipeline.clean import clean, extract_text
+from shared.pipeline.clean import clean, clean_batch, extract_text
 from shared.pipeline.context import PipelineContext
 from shared.pipeline.dedupe import Verdict, release_claims
 from shared.pipeline.indexer import submit
@@ -37,15 +37,43 @@ class BatchState:
 
     run_id: str | None
     counts: Counter[str] = field(default_factory=Counter)
+    prepared: dict[int, Any] = field(default_factory=dict)
+    """What a step's batch preparation found per article (by object identity)."""
 
 
 ArticleStep = Callable[[Article, PipelineContext, BatchState], Article | None]
 BatchStep = Callable[[list[Article], PipelineContext, BatchState], list[Article]]
+BatchPreparation = Callable[[list[Article], PipelineContext, BatchState], None]
+
+
+def prepare_dedupe(articles: list[Article], ctx: PipelineContext, state: BatchState) -> None:
+    # The whole batch's Redis work in a few round trips; an article that cannot be read here
+    # is left to `dedupe_step`, where its error quarantines it alone.
+    ready = []
+    for article in articles:
+        try:
+            extract_text(article)  # duplicates are judged on text, never on markup
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            continue
+        ready.append(article)
+    try:
+        verdicts = ctx.deduper.check_batch(ready)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:  # judged one by one instead (a retry of a claim changes nothing)
+        log.warning("step=dedupe batch judged article by article: %r", error)
+        return
+    for article, verdict in zip(ready, verdicts, strict=True):
+        state.prepared[id(article)] = verdict
 
 
 def dedupe_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
-    extract_text(article)  # duplicates are judged on text, never on markup
-    verdict = ctx.deduper.check(article)
+    verdict = state.prepared.pop(id(article), None)
+    if verdict is None:
+        extract_text(article)  # duplicates are judged on text, never on markup
+        verdict = ctx.deduper.check(article)
     if verdict is Verdict.DUPLICATE:
         state.counts["duplicates"] += 1
         log.debug("article=%s step=dedupe duplicate", article.id)
@@ -57,7 +85,22 @@ def dedupe_step(article: Article, ctx: PipelineContext, state: BatchState) -> Ar
     return article
 
 
+def prepare_clean(articles: list[Article], ctx: PipelineContext, state: BatchState) -> None:
+    # Cleaning is idempotent: should one article fail here, `clean_step` cleans each article
+    # alone, and the one at fault is quarantined there.
+    try:
+        clean_batch(articles, ctx.boilerplate, ctx.learned_boilerplate)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:
+        log.warning("step=clean batch cleaned article by article: %r", error)
+        return
+    state.prepared.update((id(article), True) for article in articles)
+
+
 def clean_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
+    if state.prepared.pop(id(article), None) is not None:
+        return article
     return clean(article, ctx.boilerplate, ctx.learned_boilerplate)
 
 
@@ -65,8 +108,20 @@ def tag_step(article: Article, ctx: PipelineContext, state: BatchState) -> Artic
     return tag(article, ctx.taxonomy.current())
 
 
+def prepare_stories(articles: list[Article], ctx: PipelineContext, state: BatchState) -> None:
+    try:
+        ctx.stories.assign_batch(articles)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:  # assigned one by one instead, where an error is noted on its article
+        log.warning("step=story batch assigned article by article: %r", error)
+        return
+    state.prepared.update((id(article), True) for article in articles)
+
+
 def story_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
-    ctx.stories.assign(article)
+    if state.prepared.pop(id(article), None) is None:
+        ctx.stories.assign(article)
     return article
 
 
@@ -103,15 +158,18 @@ class Step:
     function: ArticleStep | BatchStep
     on_error: OnError = "quarantine"
     whole_batch: bool = False
+    prepare: BatchPreparation | None = None
+    """Work done for the whole batch before the step runs on each article (Redis round trips
+    shared by the batch); what it leaves out, the step does for that article alone."""
 
 
 STEPS: dict[str, Step] = {
     step.name: step
     for step in (
-        Step("dedupe", dedupe_step),
-        Step("clean", clean_step),
+        Step("dedupe", dedupe_step, prepare=prepare_dedupe),
+        Step("clean", clean_step, prepare=prepare_clean),
         Step("tag", tag_step, on_error="note"),
-        Step("story", story_step, on_error="note"),
+        Step("story", story_step, on_error="note", prepare=prepare_stories),
         Step("index", index_step, whole_batch=True),
         Step("match_alerts", match_alerts_step, on_error="retry"),
     )
@@ -158,6 +216,9 @@ def run_pipeline(steps: Iterable[str], articles: list[Article], ctx: PipelineCon
             articles = cast(BatchStep, step.function)(articles, ctx, state)
             continue
         kept = []
+        state.prepared.clear()
+        if step.prepare is not None and articles:
+            step.prepare(articles, ctx, state)
         for article in articles:
             try:
                 result = cast(ArticleStep, step.function)(article, ctx, state)
@@ -178,6 +239,8 @@ def _apply(step: Step, articles: list[Article], ctx: PipelineContext, state: Bat
         return cast(BatchStep, step.function)(articles, ctx, state) if articles else []
     article_step = cast(ArticleStep, step.function)
     survivors = []
+    if step.prepare is not None and articles:
+        step.prepare(articles, ctx, state)
     for article in articles:
         try:
             result = article_step(article, ctx, state)

@@ -73,23 +73,52 @@ class StoryClusterer:
 
     def assign(self, article: Article) -> str:
         """The story id for a cleaned and tagged article (set on `cluster_id`, and returned)."""
-        if article.duplicate_of is not None and article.cluster_id:
-            self._count(article.cluster_id)  # a copy belongs to its original's story
-            return article.cluster_id
-        vector = article_vector(article)
-        moment = _moment(article)
-        best, best_score, best_story = None, 0.0, None
-        for story_id, story in self._candidates(vector, moment):
-            if not self._in_time(story, moment):
+        return self.assign_batch([article])[0]
+
+    def assign_batch(self, articles: list[Article]) -> list[str]:
+        """`assign` for a batch, in order, in two round trips: candidate stories are read for
+        the whole batch at once, and the stories the batch started or grew are compared too."""
+        plans: list[tuple[dict[str, float], float, list[str]] | None] = []
+        for article in articles:
+            if article.duplicate_of is not None and article.cluster_id:
+                plans.append(None)
                 continue
-            score = _cosine(vector, story["words"])
-            if score > best_score:
-                best, best_score, best_story = story_id, score, story
-        joined = best is not None and best_score >= self.threshold
-        story_id = best if joined and best else (article.cluster_id or uuid.uuid4().hex)
-        self._remember(story_id, best_story if joined else None, article, vector, moment)
-        article.cluster_id = story_id
-        return story_id
+            vector = article_vector(article)
+            moment = _moment(article)
+            plans.append((vector, moment, self._candidate_keys(vector, moment)))
+        found = self._candidates([plan[2] for plan in plans if plan is not None])
+        touched: dict[str, dict[str, Any]] = {}  # stories this batch started or grew
+        touched_keys: dict[str, set[str]] = {}  # index key -> those stories under it
+        pipe = self.client.pipeline(transaction=False)
+        assigned = []
+        for article, plan in zip(articles, plans, strict=True):
+            if plan is None:
+                self._count(pipe, article.cluster_id or article.id)  # a copy belongs to its original's story
+                assigned.append(article.cluster_id or article.id)
+                continue
+            vector, moment, keys = plan
+            candidates = dict(found.pop(0))
+            for key in keys:
+                for story_id in touched_keys.get(key, ()):
+                    candidates[story_id] = touched[story_id]
+            candidates.update({story_id: touched[story_id] for story_id in candidates if story_id in touched})
+            best, best_score, best_story = None, 0.0, None
+            for story_id, story in candidates.items():
+                if not self._in_time(story, moment):
+                    continue
+                score = _cosine(vector, story["words"])
+                if score > best_score:
+                    best, best_score, best_story = story_id, score, story
+            joined = best is not None and best_score >= self.threshold
+            story_id = best if joined and best else (article.cluster_id or uuid.uuid4().hex)
+            story, index_keys = self._remember(pipe, story_id, best_story if joined else None, article, vector, moment)
+            touched[story_id] = story
+            for key in index_keys:
+                touched_keys.setdefault(key, set()).add(story_id)
+            article.cluster_id = story_id
+            assigned.append(story_id)
+        pipe.execute()
+        return assigned
 
     def size(self, story_id: str) -> int:
         """How many articles (write-ups and copies) the story has had within the window."""
@@ -100,35 +129,42 @@ class StoryClusterer:
         near = first - EVENT_SECONDS <= moment <= last + EVENT_SECONDS
         return near and max(last, moment) - min(first, moment) <= self.window_seconds
 
-    def _count(self, story_id: str) -> None:
-        pipe = self.client.pipeline(transaction=False)
+    def _count(self, pipe: Any, story_id: str) -> None:
         pipe.incr(redis_keys.story(story_id))
         pipe.expire(redis_keys.story(story_id), int(self.window_seconds * 2))
-        pipe.execute()
 
-    def _candidates(self, vector: dict[str, float], moment: float) -> list[tuple[str, dict[str, Any]]]:
-        """Stories of the window that share the article's most distinctive words or entities,
-        most shared first, with their records: one round trip whatever the store holds."""
+    def _candidate_keys(self, vector: dict[str, float], moment: float) -> list[str]:
         # A story the article may join has its first or last article within this reach (see
         # `_in_time`), and each article is indexed under its own day.
         reach = max(EVENT_SECONDS, self.window_seconds / 2)
         days = range(_day(moment - reach), _day(moment + reach) + 1)
-        keys = [redis_keys.story_index(f"{day}:{key}") for key in _lookup(vector) for day in days]
-        if not keys:
-            return []
-        reply = self._find_candidates(keys=keys, args=[CANDIDATES, redis_keys.story_record("")])
-        found = [as_text(part) for part in reply]
-        return [(found[i], json.loads(found[i + 1])) for i in range(0, len(found), 2)]
+        return [redis_keys.story_index(f"{day}:{key}") for key in _lookup(vector) for day in days]
+
+    def _candidates(self, key_lists: list[list[str]]) -> list[list[tuple[str, dict[str, Any]]]]:
+        """For each article's index keys, the stories of the window that share its most
+        distinctive words or entities, most shared first, with their records: one round trip
+        for the batch whatever the store holds."""
+        if not any(key_lists):
+            return [[] for _ in key_lists]
+        keys = [key for key_list in key_lists for key in key_list]
+        args: list[str | int] = [CANDIDATES, redis_keys.story_record(""), *(len(key_list) for key_list in key_lists)]
+        replies: Any = self._find_candidates(keys=keys, args=args)
+        results = []
+        for reply in replies:
+            found = [as_text(part) for part in reply]
+            results.append([(found[i], json.loads(found[i + 1])) for i in range(0, len(found), 2)])
+        return results
 
     def _remember(
         self,
+        pipe: Any,
         story_id: str,
         joined: dict[str, Any] | None,
         article: Article,
         vector: dict[str, float],
         moment: float,
-    ) -> None:
-        story: dict[str, Any] = joined or {"words": {}, "first": moment, "last": moment, "size": 0}
+    ) -> tuple[dict[str, Any], list[str]]:
+        story: dict[str, Any] = dict(joined) if joined else {"words": {}, "first": moment, "last": moment, "size": 0}
         centroid: Counter[str] = Counter(story["words"])
         norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
         centroid.update({word: weight / norm for word, weight in vector.items()})
@@ -145,7 +181,9 @@ class StoryClusterer:
                 *index_keys,
             ],
             args=[json.dumps(story), story_id, ttl],
+            client=pipe,
         )
+        return story, index_keys
 
 
 def article_vector(article: Article) -> dict[str, float]:
