@@ -263,6 +263,8 @@ def test_sigterm_stops_run_while_a_feed_trickles(trickle: Trickle, settings: Set
         [sys.executable, "-m", "services.cli", "feeds", "add", trickle.url], env=env, capture_output=True, timeout=60
     )
     assert added.returncode == 0, added.stderr
+    # Due now: a new feed's first poll is otherwise spread over its first interval.
+    redis.Redis.from_url(env["WIREWATCH_REDIS_URL"]).zadd(redis_keys.FEEDS_DUE, {trickle.url: 0})
     service = subprocess.Popen(  # a session of its own: on failure its worker and alerter go with it
         [sys.executable, "-m", "services.cli", "run"],
         env=env,
