@@ -39,7 +39,12 @@ class Channel(BaseModel):
         "it out, changed only by rotating",
     )
     to: list[str] = Field(default_factory=list, description="email: recipients")
-    stream: str | None = Field(default=None, description="stream: Redis stream name")
+    stream: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="stream: a name; alerts go to the Redis stream `ww-alerts:<owner>:<name>`, the owner's own",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> Channel:
