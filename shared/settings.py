@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(default=None, description="SMTP login password.")
     smtp_from: str = Field(default="wirewatch@localhost", description="From address of alert e-mails.")
     api_bind: str = Field(default="127.0.0.1:8080", description="Address the HTTP API listens on.")
+    api_max_body_bytes: int = Field(
+        default=10_000_000, ge=1024, description="Largest request body the API reads; larger ones get a 413 unread."
+    )
     public_url: str | None = Field(
         default=None,
         description="The API's URL as seen from outside (for WebSub hub callbacks). Unset: no WebSub, polling only.",

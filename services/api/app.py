@@ -20,10 +20,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.deps import Resources
+from services.api.errors import error_response as _error
+from services.api.limits import RequestLimits
 from services.api.routes import alerts, articles, health, subscriptions, websub
 from shared.redis_client import get_redis
 from shared.settings import Settings, get_settings
 from shared.store import Store, open_store
+from shared.tokens import owner_of
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,11 @@ def create_app(
     )
     for module in (health, subscriptions, articles, websub, alerts):
         app.include_router(module.router)
+    app.add_middleware(
+        RequestLimits,
+        max_bytes=settings.api_max_body_bytes,
+        token_owner=lambda token: owner_of(app.state.resources.redis, token),
+    )
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -68,9 +76,3 @@ def create_app(
         return response
 
     return app
-
-
-def _error(status: int, message: str, problems: list[str], headers: dict[str, str] | None) -> JSONResponse:
-    # One shape for every refusal: {"error": {"status", "message", "problems"}}.
-    body = {"error": {"status": status, "message": message, "problems": problems}}
-    return JSONResponse(body, status_code=status, headers=headers)
