@@ -7,7 +7,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
 from services.api.deps import Clients
-from shared.feeds.websub import UnknownCallback, callback_state, confirm_intent, signed_by_hub
+from shared.feeds.websub import (
+    InvalidVerification,
+    UnknownCallback,
+    callback_state,
+    confirm_intent,
+    signed_by_hub,
+)
 from shared.sources.push import push_feed
 
 log = logging.getLogger(__name__)
@@ -27,6 +33,8 @@ def verify(key: str, request: Request, clients: Clients) -> PlainTextResponse:
         challenge = confirm_intent(clients.redis, key, request.query_params, clients.settings.websub_lease_seconds)
     except UnknownCallback as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    except InvalidVerification as error:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(error)) from None
     return PlainTextResponse(challenge)
 
 
