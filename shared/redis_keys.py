@@ -158,3 +158,9 @@ def alert_stream(owner: str, name: str) -> str:
     """The Redis stream a stream channel named `name` of one owner writes to. The owner is
     escaped, so one owner's names never reach into another's."""
     return f"{ALERT_STREAMS}:{quote(owner, safe='')}:{name}"
+
+
+def pushed_by(article_id: str) -> str:
+    """The origin (`push:<owner>`) that pushed an article, while it may still be on its way to
+    the store: another origin may not replace it."""
+    return f"{PREFIX}:pushed:{article_id}"

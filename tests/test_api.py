@@ -283,6 +283,37 @@ def test_every_problem_of_a_pushed_article_is_named(api, alice, pushed):
     assert pushed() == []
 
 
+def test_a_push_cannot_replace_an_article_of_another_token_or_source(api, alice, bob, pushed, store, redis_client):
+    original = {"url": "https://desk.example/launch", "title": "Missile test", "text": "A missile was fired."}
+    assert api.post("/articles", headers=alice, json=original).status_code == 202
+    hijack = {**original, "text": "Nothing happened at all.", "source": "push:alice"}
+    refused = api.post("/articles", headers=bob, json=[{"title": "Fine", "text": "Fine."}, hijack])
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["status"] == 409 and error["problems"] == [
+        "article 2 (https://desk.example/launch) belongs to another source and cannot be replaced by a push"
+    ]
+    # An update from the same token is still an update.
+    assert api.post("/articles", headers=alice, json={**original, "text": "Two missiles."}).status_code == 202
+    assert [[a.text for a in delivery] for delivery in pushed()] == [["A missile was fired."], ["Two missiles."]]
+    # Bob's refused batch claimed nothing: his other article is his to push again.
+    assert api.post("/articles", headers=bob, json={"title": "Fine", "text": "Fine."}).status_code == 202
+
+
+def test_a_push_cannot_replace_a_stored_article_from_a_feed(api, alice, bob, pushed, store, redis_client):
+    from_feed = make_article("Missile test", "A missile was fired.", url="https://wire.example/1")
+    from_feed.origin = "https://wire.example/feed.rss"
+    from_alice = make_article("Sanctions", "Sanctions were agreed.", url="https://desk.example/2")
+    from_alice.origin = "push:alice"  # pushed long ago: its claim in Redis has ended, the store remembers
+    store.index([from_feed, from_alice])
+    for headers, url in ((alice, "https://wire.example/1"), (bob, "https://desk.example/2")):
+        push = api.post("/articles", headers=headers, json={"url": url, "title": "Fake", "text": "Fake."})
+        assert push.status_code == 409
+    assert pushed() == []
+    update = {"url": "https://desk.example/2", "title": "Sanctions", "text": "More sanctions."}
+    assert api.post("/articles", headers=alice, json=update).status_code == 202
+
+
 def test_pushing_needs_a_token(api):
     assert api.post("/articles", json={"title": "x", "text": "y"}).status_code == 401
 

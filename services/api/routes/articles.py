@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from services.api.deps import Clients, Owner
 from shared.formats.mapping import UnreadableFile, article_from_mapping
-from shared.sources.push import push_articles
+from shared.sources.push import claim_pushed, push_articles
 
 MAX_PUSH = 1000  # articles per request
 
@@ -30,7 +30,11 @@ def push(body: dict[str, Any] | list[Any], clients: Clients, who: Owner) -> dict
             problems.append(str(error))
     if problems:  # all or nothing: a client fixes its batch and sends it again
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, problems)
-    batch_size = clients.settings.batch_size
+    settings = clients.settings
+    conflicts = claim_pushed(clients.redis, clients.store, articles, f"push:{who}", settings.dedupe_window_seconds)
+    if conflicts:
+        raise HTTPException(status.HTTP_409_CONFLICT, conflicts)
+    batch_size = settings.batch_size
     for start in range(0, len(articles), batch_size):
         push_articles(clients.redis, articles[start : start + batch_size])
     return {"accepted": len(articles), "ids": [article.id for article in articles]}
