@@ -156,6 +156,12 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(default=None, description="SMTP login password.")
     smtp_from: str = Field(default="wirewatch@localhost", description="From address of alert e-mails.")
     api_bind: str = Field(default="127.0.0.1:8080", description="Address the HTTP API listens on.")
+    query_max_terms: int = Field(
+        default=256, ge=1, le=900, description="Most terms (words, phrase words, wildcards, ranges) in one query."
+    )
+    query_max_depth: int = Field(
+        default=32, ge=1, le=200, description="Deepest nesting of AND, OR, NOT and parentheses in one query."
+    )
     api_max_body_bytes: int = Field(
         default=10_000_000, ge=1024, description="Largest request body the API reads; larger ones get a 413 unread."
     )

@@ -314,6 +314,50 @@ def test_a_push_cannot_replace_a_stored_article_from_a_feed(api, alice, bob, pus
     assert api.post("/articles", headers=alice, json=update).status_code == 202
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"title": "\\ud800", "text": "x"}', "lone surrogate"),
+        (b'{"title": "t", "text": "x", "url": "http://desk.example:99999/a"}', "Port out of range"),
+        (b'{"title": "t", "text": "x", "url": "http://[::1"}', "Invalid IPv6 URL"),
+        (b'{"title": "t", "text": "x", "published": "0001-01-01T00:00:00+05:00"}', "out of range"),
+        (b'{"title": "t", "text": "x", "published": "9999-12-31T23:00:00-05:00"}', "out of range"),
+    ],
+)
+def test_a_push_the_readers_cannot_represent_is_a_422_not_a_500(api, alice, pushed, body, message):
+    response = api.post("/articles", headers={**alice, "Content-Type": "application/json"}, content=body)
+    assert response.status_code == 422 and message in response.json()["error"]["message"]
+    assert pushed() == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "a~1.1.1",
+        "(" * 1000 + "missile" + ")" * 1000,
+        " OR ".join(f"w{n}" for n in range(1000)),
+        "published_at:>now-100000y",
+    ],
+)
+def test_a_query_too_large_or_malformed_is_a_422_everywhere(api, alice, query):
+    webhook = {"type": "webhook", "url": "https://hooks.example.org/desk"}
+    for path, body in (
+        ("/subscriptions/preview", {"query": query[:5000]}),
+        ("/subscriptions", {"name": "q", "query": query[:5000], "channels": [webhook]}),
+        ("/subscriptions", {"name": "f", "query": "missile", "filter": query[:5000], "channels": [webhook]}),
+    ):
+        response = api.post(path, headers=alice, json=body)
+        assert response.status_code == 422, (path, response.text[:200])
+        assert set(response.json()["error"]) == {"status", "message", "problems"}
+
+
+def test_a_filter_of_twenty_thousand_terms_is_refused(api, alice):
+    webhook = {"type": "webhook", "url": "https://hooks.example.org/desk"}
+    huge = " OR ".join(f"w{n}" for n in range(20_000))
+    body = {"name": "f", "query": "missile", "filter": huge, "channels": [webhook]}
+    assert api.post("/subscriptions", headers=alice, json=body).status_code == 422
+
+
 def test_pushing_needs_a_token(api):
     assert api.post("/articles", json={"title": "x", "text": "y"}).status_code == 401
 

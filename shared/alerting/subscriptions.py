@@ -65,7 +65,9 @@ class SubscriptionSpec(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     query: str = Field(min_length=1, max_length=5000, description="Lucene syntax, as typed in Kibana")
-    filter: str | None = Field(default=None, description="An extra query every alert must also match")
+    filter: str | None = Field(
+        default=None, min_length=1, max_length=5000, description="An extra query every alert must also match"
+    )
     channels: list[Channel] = Field(min_length=1)
     mode: Literal["instant", "hourly", "daily"] = "instant"
     realert: Literal["story", "story-and-update", "article"] = Field(
