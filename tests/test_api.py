@@ -103,18 +103,31 @@ def test_a_webhook_to_an_internal_address_is_refused_when_saved(api, alice, url,
     assert slack.status_code == 422 and api.get("/subscriptions", headers=alice).json() == []
 
 
-def test_a_replace_keeps_the_webhook_secret_until_it_is_rotated(api, alice):
+def test_a_replace_keeps_the_webhook_secret_until_it_is_rotated(api, alice, redis_client):
+    from shared.alerting.subscriptions import get_subscription
+
     spec = {"name": "launches", "query": "missile", "channels": [WEBHOOK]}
     created = api.post("/subscriptions", headers=alice, json=spec).json()
     secret = created["channels"][0]["secret"]
     replaced = api.put(f"/subscriptions/{created['id']}", headers=alice, json={**spec, "query": "missile test"}).json()
-    assert replaced["channels"][0]["secret"] == secret
+    assert replaced["channels"][0]["secret"] is None  # kept, and not shown again
+    assert get_subscription(redis_client, created["id"]).channels[0].secret == secret
     rotated = api.post(f"/subscriptions/{created['id']}/rotate-secret", headers=alice).json()
     assert rotated["channels"][0]["secret"] not in (None, secret)
-    assert (
-        api.get(f"/subscriptions/{created['id']}", headers=alice).json()["channels"][0]["secret"]
-        == rotated["channels"][0]["secret"]
-    )
+    assert get_subscription(redis_client, created["id"]).channels[0].secret == rotated["channels"][0]["secret"]
+
+
+def test_a_webhook_secret_is_shown_once_when_it_is_made(api, alice):
+    spec = {"name": "launches", "query": "missile", "channels": [WEBHOOK]}
+    created = api.post("/subscriptions", headers=alice, json=spec).json()
+    secret = created["channels"][0]["secret"]
+    assert secret
+    for read in (api.get("/subscriptions", headers=alice), api.get(f"/subscriptions/{created['id']}", headers=alice)):
+        assert read.status_code == 200 and secret not in read.text
+    second = {"type": "webhook", "url": "https://hooks.example.org/night"}
+    replaced = api.put(f"/subscriptions/{created['id']}", headers=alice, json={**spec, "channels": [WEBHOOK, second]})
+    kept, added = replaced.json()["channels"]
+    assert kept["secret"] is None and added["secret"] and added["secret"] != secret  # the new webhook's, once
 
 
 def test_owners_never_see_or_change_each_others_subscriptions(api, alice, bob):

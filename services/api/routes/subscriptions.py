@@ -17,6 +17,7 @@ from shared.alerting.subscriptions import (
     check_channel_urls,
     delete_subscription,
     get_subscription,
+    hide_secrets,
     list_subscriptions,
     rotate_secrets,
     save_subscription,
@@ -69,7 +70,8 @@ def _owned(clients: Clients, subscription_id: str, who: str) -> Subscription:
 
 @router.get("")
 def list_own(clients: Clients, who: Owner) -> list[Subscription]:
-    return list_subscriptions(clients.redis, who)
+    """The owner's subscriptions, without their webhook secrets (shown once, when made)."""
+    return [hide_secrets(subscription) for subscription in list_subscriptions(clients.redis, who)]
 
 
 def _checked(spec: SubscriptionSpec, clients: Clients) -> SubscriptionSpec:
@@ -133,21 +135,23 @@ def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
 
 @router.get("/{subscription_id}")
 def read(subscription_id: str, clients: Clients, who: Owner) -> Subscription:
-    return _owned(clients, subscription_id, who)
+    """One subscription, without its webhook secrets (shown once, when made)."""
+    return hide_secrets(_owned(clients, subscription_id, who))
 
 
 @router.put("/{subscription_id}")
 def replace(subscription_id: str, spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription:
     """Replace a subscription; a webhook sent without a secret keeps the one it had, and pausing
-    (`active: false`) cancels what was still to be sent."""
-    _owned(clients, subscription_id, who)
+    (`active: false`) cancels what was still to be sent. Only the secrets of webhooks new to it
+    are shown."""
+    existing = _owned(clients, subscription_id, who)
     try:
         saved = save_subscription(clients.redis, who, _checked(spec, clients), subscription_id)
     except SubscriptionError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     if not saved.active:
         cancel_deliveries(clients.redis, clients.store, subscription_id, "subscription paused")
-    return saved
+    return hide_secrets(saved, except_new_since=existing)
 
 
 @router.post("/{subscription_id}/rotate-secret")
