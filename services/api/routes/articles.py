@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from services.api.deps import Clients, Owner
+from services.api.errors import refusals
 from shared.formats.mapping import UnreadableFile, article_from_mapping
 from shared.sources.push import claim_pushed, push_articles
 
@@ -13,7 +14,7 @@ MAX_PUSH = 1000  # articles per request
 router = APIRouter(tags=["articles"])
 
 
-@router.post("/articles", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/articles", status_code=status.HTTP_202_ACCEPTED, responses=refusals(400, 401, 409, 413, 422))
 def push(body: dict[str, Any] | list[Any], clients: Clients, who: Owner) -> dict[str, Any]:
     """Push one article (a JSON object: url, title, text or html, published, source, guid)
     or a list of them; they go through the same chain as every other source."""

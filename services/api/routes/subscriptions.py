@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
 from services.api.deps import Clients, Owner
+from services.api.errors import refusals
 from shared.alerting.backtest import backtest
 from shared.alerting.history import cancel_deliveries
 from shared.alerting.matcher import AnalyzedArticle, matches
@@ -25,7 +26,7 @@ from shared.alerting.subscriptions import (
 from shared.outbound import URLPolicy
 from shared.query import QueryError, parse_query
 
-router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
+router = APIRouter(prefix="/subscriptions", tags=["subscriptions"], responses=refusals(401, 422))
 
 
 class PreviewRequest(BaseModel):
@@ -82,7 +83,7 @@ def _checked(spec: SubscriptionSpec, clients: Clients) -> SubscriptionSpec:
     return spec
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=refusals(400, 409, 413))
 def create(spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription:
     """Create a subscription; the response shows each webhook's signing secret."""
     try:
@@ -91,7 +92,7 @@ def create(spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
 
 
-@router.post("/preview")
+@router.post("/preview", responses=refusals(400, 404, 413))
 def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
     """What a subscription would have done over the last days: the articles it matches, and
     the alerts its policy (grouping, re-alert window, hourly cap, digests) would have sent."""
@@ -133,13 +134,13 @@ def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
     return Preview(count=replay.matched, articles=rows, alerts=len(replay.alerts), days=replay.by_day())
 
 
-@router.get("/{subscription_id}")
+@router.get("/{subscription_id}", responses=refusals(404))
 def read(subscription_id: str, clients: Clients, who: Owner) -> Subscription:
     """One subscription, without its webhook secrets (shown once, when made)."""
     return hide_secrets(_owned(clients, subscription_id, who))
 
 
-@router.put("/{subscription_id}")
+@router.put("/{subscription_id}", responses=refusals(400, 404, 409, 413))
 def replace(subscription_id: str, spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription:
     """Replace a subscription; a webhook sent without a secret keeps the one it had, and pausing
     (`active: false`) cancels what was still to be sent. Only the secrets of webhooks new to it
@@ -154,14 +155,14 @@ def replace(subscription_id: str, spec: SubscriptionSpec, clients: Clients, who:
     return hide_secrets(saved, except_new_since=existing)
 
 
-@router.post("/{subscription_id}/rotate-secret")
+@router.post("/{subscription_id}/rotate-secret", responses=refusals(404))
 def rotate_secret(subscription_id: str, clients: Clients, who: Owner) -> Subscription:
     """New signing secrets for the subscription's webhooks, shown in the response."""
     _owned(clients, subscription_id, who)
     return rotate_secrets(clients.redis, who, subscription_id)
 
 
-@router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, responses=refusals(404))
 def delete(subscription_id: str, clients: Clients, who: Owner) -> Response:
     _owned(clients, subscription_id, who)
     delete_subscription(clients.redis, who, subscription_id)
