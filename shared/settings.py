@@ -123,7 +123,8 @@ class Settings(BaseSettings):
     url_allow: str | None = Field(
         default=None,
         description="Comma-separated networks (CIDR) or host names that feed and article URLs may reach although "
-        "private, loopback or link-local (refused by default).",
+        "private, loopback or link-local (refused by default); each on every port, or on one (host:port, "
+        "CIDR:port, [IPv6]:port).",
     )
     feed_failures_before_alert: int = Field(
         default=3, ge=1, description="Failed polls in a row after which a feed raises a source-health alert."
