@@ -187,9 +187,9 @@ class SqliteStore:
         try:
             return self._db.execute(sql, arguments).fetchall()
         except sqlite3.OperationalError as error:
-            if any(word in str(error) for word in ("locked", "busy")):
-                raise TransientStoreError(f"SQLite store unavailable: {error}") from error
-            raise QueryError(f"the query is too complex to run: {error}") from None
+            if any(words in str(error) for words in _QUERY_TOO_COMPLEX):
+                raise QueryError(f"the query is too complex to run: {error}") from None
+            raise  # the database's own trouble (locked, I/O), not the query's
 
     def rebuild(self, transform: Callable[[Article], Article], progress: Callable[[int, int], None]) -> int:
         """Rewrite every article through `transform` in one transaction: all or nothing."""
@@ -311,6 +311,16 @@ def _expansion_node(spec: str) -> Wildcard | Fuzzy:
 def _expansion_spec(node: Wildcard | Fuzzy) -> str:
     return json.dumps(["wildcard", node.pattern] if isinstance(node, Wildcard) else ["fuzzy", node.value, node.edits])
 
+
+# What SQLite says when a query, not the database, is at fault.
+_QUERY_TOO_COMPLEX = (
+    "Expression tree is too large",
+    "parser stack overflow",
+    "too many SQL variables",
+    "pattern too complex",
+    "string or blob too big",
+    "fts5:",
+)
 
 Vocabulary = Callable[[str | None], list[str]]
 
