@@ -44,11 +44,6 @@ def create_app(
     )
     for module in (health, subscriptions, articles, websub, alerts):
         app.include_router(module.router)
-    app.add_middleware(
-        RequestLimits,
-        max_bytes=settings.api_max_body_bytes,
-        token_owner=lambda token: owner_of(app.state.resources.redis, token),
-    )
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -61,6 +56,13 @@ def create_app(
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()]
         return _error(422, "the request is not valid", problems, None)
+
+    # Inside the request log, so a refused body is logged too.
+    app.add_middleware(
+        RequestLimits,
+        max_bytes=settings.api_max_body_bytes,
+        token_owner=lambda token: owner_of(app.state.resources.redis, token),
+    )
 
     @app.middleware("http")
     async def log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
