@@ -112,13 +112,12 @@ def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give a query or a subscription_id")
     try:
         replay = backtest(clients.store, subscription, request.days)
-        node = parse_query(subscription.effective_query)
-        window = f"({subscription.effective_query}) AND ingested_at:[now-{request.days}d TO now]"
-        found = clients.store.search(window, limit=request.limit)
     except QueryError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
+    node = parse_query(subscription.effective_query)
+    window = f"({subscription.effective_query}) AND ingested_at:[now-{request.days}d TO now]"
     rows = []
-    for article in found:
+    for article in clients.store.search(window, limit=request.limit):
         doc = AnalyzedArticle.of(article)
         matches(node, doc)
         rows.append(
