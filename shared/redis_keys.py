@@ -61,6 +61,10 @@ ALERT_STREAMS = f"{PREFIX}-alerts"
 """Prefix of the streams that subscriptions' stream channels write to: outside `ww:`, so no
 channel can write into a key of wirewatch's own."""
 
+UI_NEW_SECRETS = f"{PREFIX}:ui:new-secrets"
+"""Prefix of short-lived keys holding webhook secrets just made in the web UI, read (and
+deleted) by the one page that shows them."""
+
 TOTALS = f"{PREFIX}:totals"
 """Hash of counters since the data dir (or Redis) was created."""
 
