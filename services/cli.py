@@ -532,6 +532,7 @@ def cmd_subscriptions_add(args: argparse.Namespace, settings: Settings) -> int:
         SubscriptionSpec,
         check_channel_urls,
         find_by_name,
+        hide_secrets,
         save_subscription,
     )
     from shared.outbound import URLPolicy
@@ -565,21 +566,22 @@ def cmd_subscriptions_add(args: argparse.Namespace, settings: Settings) -> int:
     except (QueryError, SubscriptionError) as error:
         raise UserError(str(error)) from None
     print(f"subscription {args.name!r} saved (id {saved.id})")
-    for channel in saved.channels:
-        if channel.type == "webhook":
+    shown = hide_secrets(saved, except_new_since=existing) if existing else saved
+    for channel in shown.channels:
+        if channel.type == "webhook" and channel.secret:
             print(f"  webhook {channel.url}: verify X-Wirewatch-Signature with secret {channel.secret}")
     return 0
 
 
 def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.alerting.subscriptions import list_subscriptions
+    from shared.alerting.subscriptions import hide_secrets, list_subscriptions
 
     subscriptions = list_subscriptions(_redis(settings), args.owner)
     if not subscriptions and not args.json:
         _empty("subscriptions" + (f" of {args.owner!r}" if args.owner else ""))
     for subscription in subscriptions:
         if args.json:
-            print(subscription.model_dump_json())
+            print(hide_secrets(subscription).model_dump_json())  # secrets are printed once, when made
         else:
             where = ", ".join(c.url or c.stream or ",".join(c.to) for c in subscription.channels)
             state = "" if subscription.active else "  (inactive)"

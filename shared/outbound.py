@@ -55,19 +55,20 @@ class UnresolvableHost(OSError):
 
 @dataclass(frozen=True)
 class URLPolicy:
-    """Exceptions to the refusal of internal addresses: CIDR networks and exact host names."""
+    """Exceptions to the refusal of internal addresses: CIDR networks and exact host names,
+    each on every port or on one (`host:port`, `10.0.0.0/8:8080`, `[::1]:8080`, `[fd00::/8]:443`)."""
 
     allow: tuple[str, ...] = ()
-    _networks: tuple[IPNetwork, ...] = field(default=(), init=False, repr=False, compare=False)
-    _hosts: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _networks: tuple[tuple[IPNetwork, int | None], ...] = field(default=(), init=False, repr=False, compare=False)
+    _hosts: frozenset[tuple[str, int | None]] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        networks: list[IPNetwork] = []
-        hosts: set[str] = set()
+        networks: list[tuple[IPNetwork, int | None]] = []
+        hosts: set[tuple[str, int | None]] = set()
         for entry in self.allow:
-            text = entry.strip().lower()
+            text, port = _split_port(entry)
             try:
-                networks.append(ip_network(text))
+                networks.append((ip_network(text), port))
                 continue
             except ValueError:
                 pass
@@ -75,30 +76,56 @@ class URLPolicy:
             if not _HOST_NAME.fullmatch(name) or "/" in text:
                 # a mistyped network must not silently become a host name that never matches
                 raise ValueError(f"allow entry {entry!r} is neither a CIDR network nor an ASCII host name")
-            hosts.add(name)
+            hosts.add((name, port))
         # frozen: the parsed forms are set once, here
         object.__setattr__(self, "_networks", tuple(networks))
         object.__setattr__(self, "_hosts", frozenset(hosts))
 
     @classmethod
     def from_setting(cls, value: str | None) -> URLPolicy:
-        """The policy from a comma-separated setting such as "10.0.0.0/8, feeds.internal.example";
+        """The policy from a comma-separated setting such as "10.0.0.0/8, feeds.internal.example:8080";
         a missing or blank setting allows nothing, and an entry that is neither a network nor a
-        host name raises ValueError."""
+        host name (with an optional port) raises ValueError."""
         entries = [part.strip() for part in (value or "").split(",")]
         return cls(tuple(entry for entry in entries if entry))
 
-    def allows_host(self, host: str) -> bool:
-        """Whether the host name (compared case-insensitively, trailing dot ignored) is allowed."""
-        return host.lower().rstrip(".") in self._hosts
+    def allows_host(self, host: str, port: int) -> bool:
+        """Whether the host name (compared case-insensitively, trailing dot ignored) is allowed
+        on this port."""
+        name = host.lower().rstrip(".")
+        return (name, None) in self._hosts or (name, port) in self._hosts
 
-    def allows_address(self, address: IPAddress) -> bool:
-        """Whether the address, or the IPv4 address it maps to, lies in an allowed network."""
+    def allows_address(self, address: IPAddress, port: int) -> bool:
+        """Whether the address, or the IPv4 address it maps to, lies in a network allowed on
+        this port."""
         candidates: list[IPAddress] = [address]
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             candidates.append(embedded)
-        return any(candidate in network for candidate in candidates for network in self._networks)
+        return any(
+            candidate in network and allowed in (None, port)
+            for candidate in candidates
+            for network, allowed in self._networks
+        )
+
+
+def _split_port(entry: str) -> tuple[str, int | None]:
+    """An allow entry's host or network, and its port if it names one. IPv6 takes a port only
+    in brackets (`[::1]:8080`), since `::1` alone ends in what looks like one."""
+    text = entry.strip().lower()
+    port_text: str | None = None
+    if text.startswith("["):
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"allow entry {entry!r} is neither a CIDR network nor an ASCII host name")
+        text, port_text = inside, (rest[1:] if rest else None)
+    elif text.count(":") == 1:
+        text, port_text = text.split(":")
+    if port_text is None:
+        return text, None
+    if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"allow entry {entry!r} has a port that is not a number from 1 to 65535")
+    return text, int(port_text)
 
 
 def default_resolver(host: str, port: int) -> list[str]:
@@ -139,11 +166,12 @@ def _check(parsed: httpx.URL, url: str, policy: URLPolicy, resolve: Resolver) ->
     host = parsed.host.lower().rstrip(".")
     if not host:
         raise UnsafeURL(url, "no host")
-    if policy.allows_host(host):
+    port = parsed.port or DEFAULT_PORTS[scheme]
+    if policy.allows_host(host, port):
         return
-    for address in _addresses(host, parsed.port or DEFAULT_PORTS[scheme], resolve):
+    for address in _addresses(host, port, resolve):
         reason = why_refused(address)
-        if reason is not None and not policy.allows_address(address):
+        if reason is not None and not policy.allows_address(address, port):
             raise UnsafeURL(url, reason, host=host, address=_shown(address))
 
 
@@ -311,10 +339,10 @@ class _CheckedNetwork(httpcore.SyncBackend):
     ) -> httpcore.NetworkStream:
         name = host.lower().rstrip(".")
         addresses = _addresses(name, port, self.resolve)
-        if not self.policy.allows_host(name):
+        if not self.policy.allows_host(name, port):
             for address in addresses:
                 reason = why_refused(address)
-                if reason is not None and not self.policy.allows_address(address):
+                if reason is not None and not self.policy.allows_address(address, port):
                     raise UnsafeURL(f"{host}:{port}", reason, host=name, address=_shown(address))
         error: Exception | None = None
         for address in addresses:

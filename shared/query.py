@@ -152,22 +152,90 @@ MAX_QUERY_CHARS = 10_000
 """Longer queries are refused rather than handed to a parser that recurses on them."""
 
 
+@dataclass(frozen=True)
+class QueryLimits:
+    """How large a query may be: `max_terms` words, phrases, wildcards, fuzzy words, ranges and
+    `_exists_` clauses, nested `max_depth` levels of AND, OR, NOT and parentheses. Every store
+    and the matcher run what passes; a query past them is refused before it costs anything."""
+
+    max_terms: int = 256
+    max_depth: int = 32
+
+
+def query_limits() -> QueryLimits:
+    """The limits set by `WIREWATCH_QUERY_MAX_TERMS` and `WIREWATCH_QUERY_MAX_DEPTH`."""
+    from shared.settings import get_settings  # the settings are read when a query is, not on import
+
+    settings = get_settings()
+    return QueryLimits(settings.query_max_terms, settings.query_max_depth)
+
+
+def parse_query(text: str, limits: QueryLimits | None = None) -> Node:
+    """Parse a Lucene-syntax query; raises `QueryError` with a readable message, also for a
+    query past `limits` (by default `query_limits()`)."""
+    return _parse_within(text, limits or query_limits())
+
+
 @lru_cache(maxsize=4096)
-def parse_query(text: str) -> Node:
-    """Parse a Lucene-syntax query; raises `QueryError` with a readable message. The tree is
-    immutable, so a query read again (a subscription is validated, then compiled) is parsed once."""
+def _parse_within(text: str, limits: QueryLimits) -> Node:
+    # The tree is immutable, so a query read again (a subscription is validated, then compiled)
+    # is parsed once.
     if not text.strip() or text.strip() == "*":
         return MatchAll()
     if len(text) > MAX_QUERY_CHARS:
         raise QueryError(f"query too long: {len(text)} characters (at most {MAX_QUERY_CHARS})")
+    # Counted on the text first: the parser and the tree walks below recurse once per level.
+    if _parenthesis_depth(text) > limits.max_depth:
+        raise QueryError(f"query nested too deeply: parentheses deeper than {limits.max_depth} levels")
     try:
         parsed = parser.parse(text)
-    except (ParseError, TypeError, ValueError) as error:
-        raise QueryError(f"cannot parse query {text!r}: {error}") from None
+        node = _convert(parsed, None)
+        depth, terms = _size(node)
+    except (ParseError, TypeError, ValueError, ArithmeticError) as error:
+        if isinstance(error, QueryError):
+            raise
+        reason = "a fuzzy degree or boost is not a number" if isinstance(error, ArithmeticError) else error
+        raise QueryError(f"cannot parse query {text[:200]!r}: {reason}") from None
     except RecursionError:
         raise QueryError(f"query nested too deeply: {text[:80]!r}…") from None
-    node = _convert(parsed, None)
+    if depth > limits.max_depth:
+        raise QueryError(f"query nested too deeply: {depth} levels of AND, OR and NOT (at most {limits.max_depth})")
+    if terms > limits.max_terms:
+        raise QueryError(f"query too large: {terms} terms (at most {limits.max_terms})")
     return Or(()) if isinstance(node, Empty) else node
+
+
+def _parenthesis_depth(text: str) -> int:
+    deepest = depth = 0
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif not quoted and char == ")":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _size(node: Node) -> tuple[int, int]:
+    """(depth, terms) of a query tree; a phrase counts its words."""
+    if isinstance(node, (And, Or)):
+        sizes = [_size(item) for item in node.items]
+        return 1 + max((depth for depth, _ in sizes), default=0), sum(terms for _, terms in sizes)
+    if isinstance(node, Not):
+        depth, terms = _size(node.item)
+        return depth + 1, terms
+    if isinstance(node, (MatchAll, Empty)):
+        return 1, 0
+    if isinstance(node, Phrase):
+        return 1, max(1, len(node.words))
+    return 1, 1
 
 
 _OPERATIONS = (tree.AndOperation, tree.OrOperation, tree.UnknownOperation)
@@ -410,6 +478,7 @@ def _date_bound(value: str, *, up: bool) -> str:
     if _math_steps(math, value) is None:
         raise QueryError(f"not date math: {value!r} (units are y M w d h m s, as in now-7d/d)")
     if anchor == "now":
+        _resolved("now" + math, datetime.now(UTC), up=up)  # refused now if it can never be a date
         return "now" + math  # resolved at evaluation (Range.bounds)
     moment = _parse_date(anchor, up=up and not math, whole=value)
     return format_datetime(_apply_math(moment, math, up=up, whole=value))
@@ -447,18 +516,24 @@ def _parse_date(text: str, *, up: bool, whole: str) -> datetime:
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
         offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        moment -= sign * offset
+        try:
+            moment -= sign * offset
+        except OverflowError:
+            raise QueryError(f"not a date: {whole!r} (out of range in UTC)") from None
     return moment
 
 
 def _apply_math(moment: datetime, math: str, *, up: bool, whole: str) -> datetime:
-    for step in _math_steps(math, whole) or []:
-        sign, amount, unit, rounding = step.groups()
-        if unit:
-            delta = relativedelta(**{_ADD[unit]: int(amount)})  # type: ignore[arg-type]
-            moment = moment + delta if sign == "+" else moment - delta
-        else:
-            moment = _round(moment, rounding, up=up)
+    try:
+        for step in _math_steps(math, whole) or []:
+            sign, amount, unit, rounding = step.groups()
+            if unit:
+                delta = relativedelta(**{_ADD[unit]: int(amount)})  # type: ignore[arg-type]
+                moment = moment + delta if sign == "+" else moment - delta
+            else:
+                moment = _round(moment, rounding, up=up)
+    except (OverflowError, ValueError) as error:
+        raise QueryError(f"date math out of range: {whole!r} ({error})") from None
     return moment
 
 
@@ -490,4 +565,5 @@ def _resolved(bound: str | None, now: datetime, *, up: bool) -> str | None:
 
 def format_datetime(moment: datetime) -> str:
     """The one sortable text form of a time that stores and ranges compare."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = moment.astimezone(UTC)
+    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.%fZ")  # %Y leaves years < 1000 unpadded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 PREFIX = "ww"
 
 DEAD_LETTERS = f"{PREFIX}:dead-letters"
@@ -54,6 +56,14 @@ RETRIES = f"{PREFIX}:retries"
 PUSH_STREAM = f"{PREFIX}:push-stream"
 """Stream of what the API was handed (pushed articles, WebSub deliveries) for the fetcher to
 read (consumer group `fetchers`)."""
+
+ALERT_STREAMS = f"{PREFIX}-alerts"
+"""Prefix of the streams that subscriptions' stream channels write to: outside `ww:`, so no
+channel can write into a key of wirewatch's own."""
+
+UI_NEW_SECRETS = f"{PREFIX}:ui:new-secrets"
+"""Prefix of short-lived keys holding webhook secrets just made in the web UI, read (and
+deleted) by the one page that shows them."""
 
 TOTALS = f"{PREFIX}:totals"
 """Hash of counters since the data dir (or Redis) was created."""
@@ -150,3 +160,15 @@ def feed_validators(url: str) -> str:
 def feed_entries(url: str) -> str:
     """Set of the entry fingerprints a feed has shown, to count its new items."""
     return f"{PREFIX}:feed-entries:{url}"
+
+
+def alert_stream(owner: str, name: str) -> str:
+    """The Redis stream a stream channel named `name` of one owner writes to. The owner is
+    escaped, so one owner's names never reach into another's."""
+    return f"{ALERT_STREAMS}:{quote(owner, safe='')}:{name}"
+
+
+def pushed_by(article_id: str) -> str:
+    """The origin (`push:<owner>`) that pushed an article, while it may still be on its way to
+    the store: another origin may not replace it."""
+    return f"{PREFIX}:pushed:{article_id}"

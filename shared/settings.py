@@ -124,7 +124,8 @@ class Settings(BaseSettings):
     url_allow: str | None = Field(
         default=None,
         description="Comma-separated networks (CIDR) or host names that feed and article URLs may reach although "
-        "private, loopback or link-local (refused by default).",
+        "private, loopback or link-local (refused by default); each on every port, or on one (host:port, "
+        "CIDR:port, [IPv6]:port).",
     )
     feed_failures_before_alert: int = Field(
         default=3, ge=1, description="Failed polls in a row after which a feed raises a source-health alert."
@@ -181,6 +182,15 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(default=None, description="SMTP login password.")
     smtp_from: str = Field(default="wirewatch@localhost", description="From address of alert e-mails.")
     api_bind: str = Field(default="127.0.0.1:8080", description="Address the HTTP API listens on.")
+    query_max_terms: int = Field(
+        default=256, ge=1, le=900, description="Most terms (words, phrase words, wildcards, ranges) in one query."
+    )
+    query_max_depth: int = Field(
+        default=32, ge=1, le=200, description="Deepest nesting of AND, OR, NOT and parentheses in one query."
+    )
+    api_max_body_bytes: int = Field(
+        default=10_000_000, ge=1024, description="Largest request body the API reads; larger ones get a 413 unread."
+    )
     public_url: str | None = Field(
         default=None,
         description="The API's URL as seen from outside (for WebSub hub callbacks). Unset: no WebSub, polling only.",

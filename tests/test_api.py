@@ -103,18 +103,31 @@ def test_a_webhook_to_an_internal_address_is_refused_when_saved(api, alice, url,
     assert slack.status_code == 422 and api.get("/subscriptions", headers=alice).json() == []
 
 
-def test_a_replace_keeps_the_webhook_secret_until_it_is_rotated(api, alice):
+def test_a_replace_keeps_the_webhook_secret_until_it_is_rotated(api, alice, redis_client):
+    from shared.alerting.subscriptions import get_subscription
+
     spec = {"name": "launches", "query": "missile", "channels": [WEBHOOK]}
     created = api.post("/subscriptions", headers=alice, json=spec).json()
     secret = created["channels"][0]["secret"]
     replaced = api.put(f"/subscriptions/{created['id']}", headers=alice, json={**spec, "query": "missile test"}).json()
-    assert replaced["channels"][0]["secret"] == secret
+    assert replaced["channels"][0]["secret"] is None  # kept, and not shown again
+    assert get_subscription(redis_client, created["id"]).channels[0].secret == secret
     rotated = api.post(f"/subscriptions/{created['id']}/rotate-secret", headers=alice).json()
     assert rotated["channels"][0]["secret"] not in (None, secret)
-    assert (
-        api.get(f"/subscriptions/{created['id']}", headers=alice).json()["channels"][0]["secret"]
-        == rotated["channels"][0]["secret"]
-    )
+    assert get_subscription(redis_client, created["id"]).channels[0].secret == rotated["channels"][0]["secret"]
+
+
+def test_a_webhook_secret_is_shown_once_when_it_is_made(api, alice):
+    spec = {"name": "launches", "query": "missile", "channels": [WEBHOOK]}
+    created = api.post("/subscriptions", headers=alice, json=spec).json()
+    secret = created["channels"][0]["secret"]
+    assert secret
+    for read in (api.get("/subscriptions", headers=alice), api.get(f"/subscriptions/{created['id']}", headers=alice)):
+        assert read.status_code == 200 and secret not in read.text
+    second = {"type": "webhook", "url": "https://hooks.example.org/night"}
+    replaced = api.put(f"/subscriptions/{created['id']}", headers=alice, json={**spec, "channels": [WEBHOOK, second]})
+    kept, added = replaced.json()["channels"]
+    assert kept["secret"] is None and added["secret"] and added["secret"] != secret  # the new webhook's, once
 
 
 def test_owners_never_see_or_change_each_others_subscriptions(api, alice, bob):
@@ -281,6 +294,81 @@ def test_every_problem_of_a_pushed_article_is_named(api, alice, pushed):
     text = response.text
     assert "unknown field 'bogus'" in text and "'notaurl' is not" in text and "'yesterday-ish' is not" in text
     assert pushed() == []
+
+
+def test_a_push_cannot_replace_an_article_of_another_token_or_source(api, alice, bob, pushed, store, redis_client):
+    original = {"url": "https://desk.example/launch", "title": "Missile test", "text": "A missile was fired."}
+    assert api.post("/articles", headers=alice, json=original).status_code == 202
+    hijack = {**original, "text": "Nothing happened at all.", "source": "push:alice"}
+    refused = api.post("/articles", headers=bob, json=[{"title": "Fine", "text": "Fine."}, hijack])
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["status"] == 409 and error["problems"] == [
+        "article 2 (https://desk.example/launch) belongs to another source and cannot be replaced by a push"
+    ]
+    # An update from the same token is still an update.
+    assert api.post("/articles", headers=alice, json={**original, "text": "Two missiles."}).status_code == 202
+    assert [[a.text for a in delivery] for delivery in pushed()] == [["A missile was fired."], ["Two missiles."]]
+    # Bob's refused batch claimed nothing: his other article is his to push again.
+    assert api.post("/articles", headers=bob, json={"title": "Fine", "text": "Fine."}).status_code == 202
+
+
+def test_a_push_cannot_replace_a_stored_article_from_a_feed(api, alice, bob, pushed, store, redis_client):
+    from_feed = make_article("Missile test", "A missile was fired.", url="https://wire.example/1")
+    from_feed.origin = "https://wire.example/feed.rss"
+    from_alice = make_article("Sanctions", "Sanctions were agreed.", url="https://desk.example/2")
+    from_alice.origin = "push:alice"  # pushed long ago: its claim in Redis has ended, the store remembers
+    store.index([from_feed, from_alice])
+    for headers, url in ((alice, "https://wire.example/1"), (bob, "https://desk.example/2")):
+        push = api.post("/articles", headers=headers, json={"url": url, "title": "Fake", "text": "Fake."})
+        assert push.status_code == 409
+    assert pushed() == []
+    update = {"url": "https://desk.example/2", "title": "Sanctions", "text": "More sanctions."}
+    assert api.post("/articles", headers=alice, json=update).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"title": "\\ud800", "text": "x"}', "lone surrogate"),
+        (b'{"title": "t", "text": "x", "url": "http://desk.example:99999/a"}', "Port out of range"),
+        (b'{"title": "t", "text": "x", "url": "http://[::1"}', "Invalid IPv6 URL"),
+        (b'{"title": "t", "text": "x", "published": "0001-01-01T00:00:00+05:00"}', "out of range"),
+        (b'{"title": "t", "text": "x", "published": "9999-12-31T23:00:00-05:00"}', "out of range"),
+    ],
+)
+def test_a_push_the_readers_cannot_represent_is_a_422_not_a_500(api, alice, pushed, body, message):
+    response = api.post("/articles", headers={**alice, "Content-Type": "application/json"}, content=body)
+    assert response.status_code == 422 and message in response.json()["error"]["message"]
+    assert pushed() == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "a~1.1.1",
+        "(" * 1000 + "missile" + ")" * 1000,
+        " OR ".join(f"w{n}" for n in range(1000)),
+        "published_at:>now-100000y",
+    ],
+)
+def test_a_query_too_large_or_malformed_is_a_422_everywhere(api, alice, query):
+    webhook = {"type": "webhook", "url": "https://hooks.example.org/desk"}
+    for path, body in (
+        ("/subscriptions/preview", {"query": query[:5000]}),
+        ("/subscriptions", {"name": "q", "query": query[:5000], "channels": [webhook]}),
+        ("/subscriptions", {"name": "f", "query": "missile", "filter": query[:5000], "channels": [webhook]}),
+    ):
+        response = api.post(path, headers=alice, json=body)
+        assert response.status_code == 422, (path, response.text[:200])
+        assert set(response.json()["error"]) == {"status", "message", "problems"}
+
+
+def test_a_filter_of_twenty_thousand_terms_is_refused(api, alice):
+    webhook = {"type": "webhook", "url": "https://hooks.example.org/desk"}
+    huge = " OR ".join(f"w{n}" for n in range(20_000))
+    body = {"name": "f", "query": "missile", "filter": huge, "channels": [webhook]}
+    assert api.post("/subscriptions", headers=alice, json=body).status_code == 422
 
 
 def test_pushing_needs_a_token(api):

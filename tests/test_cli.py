@@ -107,9 +107,14 @@ def test_a_bad_query_is_a_clear_error_not_a_traceback(home: Path) -> None:
 
 
 def test_subscriptions_can_be_listed_and_removed(home: Path) -> None:
-    wirewatch(home, "subscriptions", "add", "a", "missile", "--webhook", "http://127.0.0.1:9/a")
+    added = wirewatch(home, "subscriptions", "add", "a", "missile", "--webhook", "http://127.0.0.1:9/a")
+    secret = added.stdout.rsplit("with secret ", 1)[1].strip()
     listed = wirewatch(home, "subscriptions", "list", "--json")
     assert [json.loads(line)["name"] for line in listed.stdout.splitlines()] == ["a"]
+    # The secret is printed once, when it is made; never by a listing or a replace.
+    assert secret not in listed.stdout and json.loads(listed.stdout)["channels"][0]["secret"] is None
+    replaced = wirewatch(home, "subscriptions", "add", "a", "missile test", "--webhook", "http://127.0.0.1:9/a")
+    assert replaced.returncode == 0 and secret not in replaced.stdout and "secret" not in replaced.stdout
     assert wirewatch(home, "subscriptions", "remove", "a").returncode == 0
     missing = wirewatch(home, "subscriptions", "remove", "a")
     assert missing.returncode == 2 and "no subscription named 'a'" in missing.stderr

@@ -160,8 +160,32 @@ def test_slack_and_stream_channels(redis_client, settings, history, receiver):
     deliver_all(AlertSender(settings, redis_client, history))
     (slack,) = receiver.received
     assert set(slack) == {"text"} and "Missile launched" in slack["text"]
-    ((_, entries),) = redis_client.xread({"desk-alerts": "0"})
+    ((_, entries),) = redis_client.xread({"ww-alerts:desk:desk-alerts": "0"})
     assert json.loads(entries[0][1][b"alert"])["article"]["title"] == "Missile launched"
+
+
+def test_a_stream_channel_writes_only_into_its_owners_namespace(redis_client, settings, history):
+    # Named after the bulk indexer's own stream, and after another owner's stream.
+    for owner, name in (("desk", "ww:index-stream"), ("desk", "shared"), ("night:desk", "x"), ("night", "desk:x")):
+        spec = SubscriptionSpec(name=f"{owner}-{name}", query="missile", channels=[Channel(type="stream", stream=name)])
+        subscription = save_subscription(redis_client, owner, spec)
+        Dispatcher(redis_client).raise_alert(subscription, alert_for(subscription))
+    deliver_all(AlertSender(settings, redis_client, history))
+    assert not redis_client.exists(redis_keys.INDEX_STREAM, "shared")
+    streams = sorted(key.decode() for key in redis_client.scan_iter("ww-alerts:*"))
+    assert streams == [
+        "ww-alerts:desk:shared",
+        "ww-alerts:desk:ww:index-stream",
+        "ww-alerts:night%3Adesk:x",
+        "ww-alerts:night:desk:x",
+    ]
+    assert all(redis_client.xlen(stream) == 1 for stream in streams)
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x" * 101, "alerts\n", "ünïcode"])
+def test_a_stream_name_outside_the_plain_alphabet_is_refused(name):
+    with pytest.raises(ValueError, match="stream"):
+        Channel(type="stream", stream=name)
 
 
 def test_an_hourly_digest_groups_its_alerts_by_story(redis_client, settings, history, receiver):

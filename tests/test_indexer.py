@@ -144,3 +144,29 @@ def test_the_indexer_thread_survives_whatever_its_clients_raise_and_an_unreadabl
     (letter,) = read_dead_letters(redis_client)
     assert letter["stage"] == "index" and "unreadable index entry" in letter["reason"]
     assert redis_client.xlen(redis_keys.INDEX_STREAM) == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"id": "alert-1", "alert": '{"article": {"title": "Missile"}}'},  # an alert, not a batch
+        {"batch": b"\xff\xfe not utf-8"},
+        {"batch": '{"articles": "not a list"}'},
+        {"batch": '{"articles": [], "run": {"not": "a run id"}}'},
+        {"batch": '{"articles": [], "id": ["not", "an id"]}'},
+    ],
+)
+def test_an_entry_the_indexer_cannot_read_is_dead_lettered_and_the_next_is_indexed(
+    redis_client, store, matched, fields
+):
+    from shared import redis_keys
+
+    redis_client.xadd(redis_keys.INDEX_STREAM, fields)
+    submit(redis_client, batch(0, 2), None)
+    consumer = indexer(redis_client, store, matched)
+    assert consumer.flush_once(block_ms=10) == 2
+    (letter,) = read_dead_letters(redis_client)
+    assert letter["stage"] == "index" and "unreadable index entry" in letter["reason"]
+    assert redis_client.xlen(redis_keys.INDEX_STREAM) == 0
+    # A restarted indexer finds nothing left over to choke on.
+    assert indexer(redis_client, store, matched, claim_idle_ms=0).flush_once(block_ms=10) == 0

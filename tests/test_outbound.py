@@ -288,6 +288,44 @@ def test_the_setting_is_a_comma_separated_list(value: str | None, allow: tuple[s
 
 
 @pytest.mark.parametrize(
+    ("allow", "url"),
+    [
+        (("127.0.0.1:8080",), "http://127.0.0.1:8080/"),
+        (("10.0.0.0/8:8080",), "http://intranet.example.com:8080/rss"),
+        (("intranet.example.com:8443",), "https://intranet.example.com:8443/rss"),
+        (("intranet.example.com:443",), "https://intranet.example.com/rss"),
+        (("[::1]:8080",), "http://[::1]:8080/"),
+        (("[::1/128]:8080",), "http://[::1]:8080/"),
+        (("::1/128",), "http://[::1]:9999/"),  # no brackets: no port, so every port
+    ],
+)
+def test_an_allow_entry_may_name_a_port(allow: tuple[str, ...], url: str) -> None:
+    check_url(url, URLPolicy(allow), table_resolver)
+
+
+@pytest.mark.parametrize(
+    ("allow", "url"),
+    [
+        (("127.0.0.1:8080",), "http://127.0.0.1:8081/"),
+        (("127.0.0.1:8080",), "http://127.0.0.1/"),
+        (("10.0.0.0/8:8080",), "http://intranet.example.com/rss"),
+        (("intranet.example.com:8443",), "https://intranet.example.com/rss"),
+        (("intranet.example.com:443",), "http://intranet.example.com/rss"),
+        (("[::1]:8080",), "http://[::1]:22/"),
+    ],
+)
+def test_an_allow_entry_with_a_port_allows_no_other_port(allow: tuple[str, ...], url: str) -> None:
+    with pytest.raises(UnsafeURL):
+        check_url(url, URLPolicy(allow), table_resolver)
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:0", "127.0.0.1:65536", "intranet.example.com:http", "[::1", "[::1]x"])
+def test_a_malformed_port_or_bracket_is_refused_at_once(value: str) -> None:
+    with pytest.raises(ValueError, match="allow entry"):
+        URLPolicy.from_setting(value)
+
+
+@pytest.mark.parametrize(
     "value",
     ["10.0.0.0/33", "10.0.0.1/8", "fd00::/129", "feeds internal.example", "nouvelles.exemple.fr/rss", "bücher.example"],
 )
@@ -416,3 +454,58 @@ def test_the_outbound_client_connects_only_to_the_address_it_checked(local_serve
 def test_the_outbound_client_reaches_what_the_operator_allowed(local_server: LocalServer, settings) -> None:
     with outbound_client(settings) as client:  # the tests' settings allow 127.0.0.1
         assert client.get(local_server.base + "/feed").content == b"ok"
+
+
+def test_a_redirect_to_another_port_of_an_allowed_host_is_stopped(local_server: LocalServer, settings) -> None:
+    port = int(local_server.base.rsplit(":", 1)[1])
+    with socket.socket() as probe:  # a port nothing listens on, and that the operator did not allow
+        probe.bind(("127.0.0.1", 0))
+        other = probe.getsockname()[1]
+    local_server.target = f"http://127.0.0.1:{other}/admin"
+    one_port = settings.model_copy(update={"url_allow": f"127.0.0.1:{port}"})
+    with outbound_client(one_port) as client:
+        assert client.get(local_server.base + "/feed").content == b"ok"
+        with pytest.raises(UnsafeURL) as raised:
+            client.get(local_server.base + "/redirect")
+    assert raised.value.reason == "loopback address"
+    assert local_server.paths == ["/feed", "/redirect"]
+
+
+def test_a_full_text_link_to_a_port_not_allowed_is_not_fetched(local_server: LocalServer, settings, redis_client):
+    from shared.feeds.registry import Feed
+    from shared.feeds.source import FeedSource, feed_client
+
+    feed_server = ThreadingHTTPServer(("127.0.0.1", 0), _feed_handler(local_server.base + "/feed"))
+    threading.Thread(target=feed_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        feed_url = f"http://127.0.0.1:{feed_server.server_port}/feed.rss"
+        one_port = settings.model_copy(update={"url_allow": f"127.0.0.1:{feed_server.server_port}"})
+        feed = Feed(url=feed_url, full_text=True)
+        delivery = FeedSource([feed], redis_client, one_port, feed_client(one_port)).fetch(feed)
+    finally:
+        feed_server.shutdown()
+        feed_server.server_close()
+    (article,) = delivery.articles
+    assert any("full article not fetched" in note and "loopback" in note for note in article.notes)
+    assert local_server.paths == []
+
+
+def _feed_handler(link: str) -> type[BaseHTTPRequestHandler]:
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Desk</title>'
+        f"<item><title>Missile test</title><link>{link}</link><guid>g-1</guid>"
+        "<description>A missile was fired.</description></item></channel></rss>"
+    ).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler

@@ -272,6 +272,20 @@ def test_a_compiled_relative_range_keeps_matching_new_articles() -> None:
         pytest.param('"missile test', "cannot parse query", id="unbalanced-quote"),
         pytest.param("AND", "cannot parse query", id="bare-operator"),
         pytest.param("missile OR", "cannot parse query", id="dangling-operator"),
+        pytest.param("a~1.1.1", "a fuzzy degree or boost is not a number", id="fuzzy-degree-not-a-number"),
+        pytest.param("a^1.1.1", "a fuzzy degree or boost is not a number", id="boost-not-a-number"),
+        pytest.param("(" * 1000 + "a" + ")" * 1000, "nested too deeply", id="thousand-parentheses"),
+        pytest.param("(" * 33 + "a" + ")" * 33, "deeper than 32 levels", id="parentheses-past-the-limit"),
+        pytest.param(
+            "(missile test OR " * 20 + "launch" + ")" * 20, "levels of AND, OR and NOT", id="operators-past-the-limit"
+        ),
+        pytest.param(" OR ".join(f"w{n}" for n in range(1000)), "1000 terms (at most 256)", id="thousand-terms"),
+        pytest.param(" ".join(f"w{n}" for n in range(257)), "257 terms (at most 256)", id="terms-past-the-limit"),
+        pytest.param('"' + " ".join(f"w{n}" for n in range(300)) + '"', "300 terms", id="phrase-past-the-limit"),
+        pytest.param("published_at:>now-100000y", "date math out of range", id="date-math-before-year-1"),
+        pytest.param("published_at:<now+100000y", "date math out of range", id="date-math-after-9999"),
+        pytest.param('published_at:>"0001-01-01T00:00:00+05:00"', "out of range in UTC", id="year-1-east-of-utc"),
+        pytest.param("published_at:[9999-12-31||+1d TO *]", "date math out of range", id="past-year-9999"),
     ],
 )
 def test_bad_queries_raise_query_error_saying_why(query: str, message: str) -> None:
@@ -283,3 +297,34 @@ def test_bad_queries_raise_query_error_saying_why(query: str, message: str) -> N
 def test_query_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         parse_query("nosuchfield:x")
+
+
+def test_queries_at_the_limits_are_parsed_and_run_on_sqlite(tmp_path) -> None:
+    from shared.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    store.index([make_article("Missile test", "A missile was fired.", url="https://example.org/1")])
+    widest = " OR ".join(["missile", *(f"title:w{n}*" for n in range(255))])
+    deepest = "(" * 31 + "missile" + ")" * 31
+    for query in (widest, deepest, "published_at:[0001-01-01 TO 9999-12-31]"):
+        parse_query(query)
+        store.search(query)
+    assert store.count(widest) == 1 == store.count(deepest)
+
+
+def test_limits_come_from_the_settings(settings, monkeypatch) -> None:
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("WIREWATCH_QUERY_MAX_TERMS", "3")
+    monkeypatch.setenv("WIREWATCH_QUERY_MAX_DEPTH", "2")
+    get_settings.cache_clear()
+    parse_query("x OR y OR z")
+    with pytest.raises(QueryError, match="4 terms"):
+        parse_query("w OR x OR y OR z")
+    with pytest.raises(QueryError, match="deeper than 2"):
+        parse_query("(((missile)))")
+
+
+def test_a_year_1_date_is_written_in_the_sortable_form() -> None:
+    (low, high) = parse_query("published_at:[0001-01-01 TO 0999-12-31]").bounds()  # type: ignore[union-attr]
+    assert (low, high) == ("0001-01-01T00:00:00.000000Z", "0999-12-31T23:59:59.999999Z")

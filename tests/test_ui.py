@@ -158,7 +158,7 @@ def test_create_edit_pause_resume_and_delete_a_subscription(alice, redis_client)
     created = new_subscription(alice, query="missile AND (test OR launch)", mode="hourly", max_per_hour="")
     assert created.status_code == 303
     (saved,) = list_subscriptions(redis_client, "alice")
-    assert created.headers["location"] == f"/ui/subscriptions/{saved.id}?saved=1"
+    assert created.headers["location"].startswith(f"/ui/subscriptions/{saved.id}?saved=1&secrets=")
     assert (saved.query, saved.mode, saved.max_per_hour, saved.active) == (
         "missile AND (test OR launch)",
         "hourly",
@@ -168,6 +168,9 @@ def test_create_edit_pause_resume_and_delete_a_subscription(alice, redis_client)
     assert [channel.url for channel in saved.channels] == [HOOK] and saved.channels[0].secret
     page = alice.get(created.headers["location"])
     assert "Saved" in page.text and saved.channels[0].secret in page.text  # its owner checks signatures with it
+    # Shown once, as the JSON API shows it: the same address again, or the page itself, never shows it.
+    assert saved.channels[0].secret not in alice.get(created.headers["location"]).text
+    assert saved.channels[0].secret not in alice.get(f"/ui/subscriptions/{saved.id}").text
 
     edit = {
         "csrf": csrf_of(page.text),
@@ -197,6 +200,7 @@ def test_create_edit_pause_resume_and_delete_a_subscription(alice, redis_client)
         ("stream", "alerts"),
     ]
     assert edited.channels[0].secret == saved.channels[0].secret  # kept across an edit
+    assert saved.channels[0].secret not in alice.get(f"/ui/subscriptions/{saved.id}").text
 
     token = form_token(alice)
     assert alice.post(f"/ui/subscriptions/{saved.id}/pause", data={"csrf": token}).status_code == 303

@@ -138,7 +138,7 @@ def test_a_verification_for_a_topic_never_asked_for_is_refused(settings, redis_c
     redis_client.hset("ww:websub", "k1", "https://desk.example/feed")
     redis_client.hset(
         "ww:feed:https://desk.example/feed",
-        mapping={"websub_topic": "https://desk.example/feed", "websub_state": "pending"},
+        mapping={"websub_topic": "https://desk.example/feed", "websub_state": "pending", "websub_callback": "k1"},
     )
     wrong = httpx.get(
         f"{api_url}/websub/k1",
@@ -154,6 +154,61 @@ def test_a_verification_for_a_topic_never_asked_for_is_refused(settings, redis_c
         params={"hub.mode": "subscribe", "hub.topic": "https://desk.example/feed", "hub.challenge": "ok-1"},
     )
     assert (right.status_code, right.text) == (200, "ok-1")
+
+
+def forged_verification(api_url: str, key: str, topic: str, **extra: str) -> httpx.Response:
+    params = {"hub.mode": "subscribe", "hub.topic": topic, "hub.challenge": "forged", **extra}
+    return httpx.get(f"{api_url}/websub/{key}", params=params)
+
+
+def test_a_callback_key_is_a_random_secret_and_a_verification_only_answers_a_pending_request(
+    settings, redis_client, feed_server, hub, api_url
+):
+    from shared.article import digest
+
+    settings = settings.model_copy(update={"public_url": api_url})
+    topic = feed_server.url("/secret.rss")
+    feed_server.replies["/secret.rss"] = Reply(body=feed_naming_hub(hub["url"], topic, [("s-1", "Story")]))
+    feed = Feed(url=topic, full_text=False)
+    source = FeedSource([feed], redis_client, settings, feed_client(settings))
+    source.fetch(feed).on_enqueued()
+    assert hub["verifications"] == [(200, "challenge-42")]
+    key = hub["requests"][0]["hub.callback"].rsplit("/", 1)[1]
+    assert key not in (digest(topic), digest(feed.url)) and len(key) >= 40
+    redis_client.hset(f"ww:feed:{topic}", "websub_state", "pending")  # as while a renewal waits
+    # Anyone can compute a hash of the feed URL; it names no subscription.
+    assert forged_verification(api_url, digest(topic), topic).status_code == 404
+    assert feed_state(redis_client, topic)["websub_state"] == "pending"
+    # The real key, once verified, is not pending any more: a replay is refused too.
+    redis_client.hset(f"ww:feed:{topic}", "websub_state", "verified")
+    assert forged_verification(api_url, key, topic, **{"hub.lease_seconds": "315360000"}).status_code == 404
+    redis_client.hset(f"ww:feed:{topic}", "websub_state", "pending")
+    reply = forged_verification(api_url, key, topic, **{"hub.lease_seconds": "315360000"})
+    assert (reply.status_code, reply.text) == (200, "forged")
+    state = feed_state(redis_client, topic)
+    assert float(state["websub_expires"]) <= time.time() + settings.websub_lease_seconds  # bounded by what we asked
+
+
+@pytest.mark.parametrize("lease", ["ten", "-5", "0", "1e9", "\u0663"])
+def test_a_lease_that_is_not_a_positive_whole_number_is_a_bad_request(settings, redis_client, api_url, lease):
+    redis_client.hset("ww:websub", "k1", "https://desk.example/feed")
+    redis_client.hset(
+        "ww:feed:https://desk.example/feed",
+        mapping={"websub_topic": "https://desk.example/feed", "websub_state": "pending", "websub_callback": "k1"},
+    )
+    reply = forged_verification(api_url, "k1", "https://desk.example/feed", **{"hub.lease_seconds": lease})
+    assert reply.status_code == 400 and reply.json()["error"]["status"] == 400
+    assert feed_state(redis_client, "https://desk.example/feed")["websub_state"] == "pending"
+
+
+def test_a_signature_header_that_is_not_ascii_is_a_bad_signature(settings, redis_client, api_url):
+    redis_client.hset("ww:websub", "k1", "https://desk.example/feed")
+    redis_client.hset("ww:feed:https://desk.example/feed", mapping={"websub_callback": "k1", "websub_secret": "s3cret"})
+    reply = httpx.post(
+        f"{api_url}/websub/k1", content=b"<rss/>", headers={"X-Hub-Signature": "sha256=\u00e9".encode("latin-1")}
+    )
+    assert reply.status_code == 202
+    assert redis_client.xlen("ww:push-stream") == 0
 
 
 def test_a_lease_about_to_end_is_renewed(settings, redis_client, feed_server, hub, api_url):

@@ -21,12 +21,15 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.deps import Resources
+from services.api.errors import error_response as _error
+from services.api.limits import RequestLimits
 from services.api.observability import add_metrics, record_request, route_of
 from services.api.routes import alerts, articles, health, subscriptions, websub
 from services.api.routes.ui import mount_ui
 from shared.redis_client import get_redis
 from shared.settings import Settings, get_settings
 from shared.store import Store, open_store
+from shared.tokens import owner_of
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,13 @@ def create_app(
         problems = [f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()]
         return _error(422, "the request is not valid", problems, None)
 
+    # Inside the request log, so a refused body is logged too.
+    app.add_middleware(
+        RequestLimits,
+        max_bytes=settings.api_max_body_bytes,
+        token_owner=lambda token: owner_of(app.state.resources.redis, token),
+    )
+
     @app.middleware("http")
     async def log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
@@ -83,9 +93,3 @@ def create_app(
         return response
 
     return app
-
-
-def _error(status: int, message: str, problems: list[str], headers: dict[str, str] | None) -> JSONResponse:
-    # One shape for every refusal: {"error": {"status", "message", "problems"}}.
-    body = {"error": {"status": status, "message": message, "problems": problems}}
-    return JSONResponse(body, status_code=status, headers=headers)

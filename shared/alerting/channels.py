@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import redis
 
+from shared import redis_keys
 from shared.outbound import UnsafeURL
 from shared.settings import Settings
 
@@ -63,7 +64,7 @@ def send(
     elif kind == "stream":
         try:
             client.xadd(
-                channel["stream"],
+                redis_keys.alert_stream(payload["subscription"]["owner"], channel["stream"]),
                 {"id": alert_id, "alert": json.dumps(payload, ensure_ascii=False)},
                 maxlen=100_000,
                 approximate=True,

@@ -36,10 +36,15 @@ class Channel(BaseModel):
     secret: str | None = Field(
         default=None,
         description="webhook: HMAC-SHA256 key; generated when the webhook is new, kept when a replace leaves "
-        "it out, changed only by rotating",
+        "it out, changed only by rotating; shown only in the answer that made it",
     )
     to: list[str] = Field(default_factory=list, description="email: recipients")
-    stream: str | None = Field(default=None, description="stream: Redis stream name")
+    stream: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="stream: a name; alerts go to the Redis stream `ww-alerts:<owner>:<name>`, the owner's own",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> Channel:
@@ -60,7 +65,9 @@ class SubscriptionSpec(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     query: str = Field(min_length=1, max_length=5000, description="Lucene syntax, as typed in Kibana")
-    filter: str | None = Field(default=None, description="An extra query every alert must also match")
+    filter: str | None = Field(
+        default=None, min_length=1, max_length=5000, description="An extra query every alert must also match"
+    )
     channels: list[Channel] = Field(min_length=1)
     mode: Literal["instant", "hourly", "daily"] = "instant"
     realert: Literal["story", "story-and-update", "article"] = Field(
@@ -129,6 +136,22 @@ def save_subscription(
     pipe.xadd(redis_keys.SUBSCRIPTION_CHANGES, {"id": subscription.id}, maxlen=CHANGES_KEPT, approximate=True)
     pipe.execute()
     return subscription
+
+
+def hide_secrets(subscription: Subscription, except_new_since: Subscription | None = None) -> Subscription:
+    """A copy of a subscription to show: webhook secrets are shown once, in the answer that
+    made them (creation, rotation, a webhook added by a replace), so each is left out here
+    unless it is new since `except_new_since`; without it, every one is left out."""
+    known = (
+        {channel.secret for channel in except_new_since.channels if channel.secret}
+        if except_new_since is not None
+        else None
+    )
+    shown = subscription.model_copy(deep=True)
+    for channel in shown.channels:
+        if known is None or channel.secret in known:
+            channel.secret = None
+    return shown
 
 
 def new_secret() -> str:

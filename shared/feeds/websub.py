@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from shared import redis_keys
-from shared.article import digest
 from shared.feeds.state import FeedState
 from shared.redis_client import as_text
 from shared.settings import Settings
@@ -27,6 +26,10 @@ PENDING_SECONDS = 3600  # a hub that has not verified within this long is asked 
 
 class UnknownCallback(LookupError):
     """No subscription of ours has this callback, or none is pending."""
+
+
+class InvalidVerification(ValueError):
+    """A verification of intent that is not well formed (a lease that is not a number)."""
 
 
 def subscribe(http: httpx.Client, settings: Settings, url: str, links: list[Any], state: FeedState) -> None:
@@ -47,11 +50,24 @@ def subscribe(http: httpx.Client, settings: Settings, url: str, links: list[Any]
     now = time.time()
     lease = float(current.get("websub_lease") or settings.websub_lease_seconds)
     renew_before = min(86400.0, lease / 10)  # a day before the end, or a tenth of a short lease
-    if current.get("websub_state") == "verified" and float(current.get("websub_expires") or 0) > now + renew_before:
+    live = current.get("websub_state") in ("pending", "verified") and bool(current.get("websub_callback"))
+    if (
+        live
+        and current.get("websub_state") == "verified"
+        and float(current.get("websub_expires") or 0) > now + renew_before
+    ):
         return
-    if current.get("websub_state") == "pending" and now - float(current.get("websub_requested") or 0) < PENDING_SECONDS:
+    if (
+        live
+        and current.get("websub_state") == "pending"
+        and now - float(current.get("websub_requested") or 0) < PENDING_SECONDS
+    ):
         return  # asked recently; the hub has not verified yet
-    callback_key = digest(url)
+    # The callback key is a random secret, kept while the subscription lives (renewals reuse
+    # it): only the hub learns it, so no one else can verify or deliver in its name.
+    callback_key = current["websub_callback"] if live else secrets.token_urlsafe(32)
+    if not live and current.get("websub_callback"):
+        state.client.hdel(redis_keys.WEBSUB_CALLBACKS, current["websub_callback"])
     secret = current.get("websub_secret") or secrets.token_urlsafe(24)
     form = {
         "hub.mode": "subscribe",
@@ -62,7 +78,12 @@ def subscribe(http: httpx.Client, settings: Settings, url: str, links: list[Any]
     }
     state.client.hset(redis_keys.WEBSUB_CALLBACKS, callback_key, url)
     state.record(
-        websub_hub=hub, websub_topic=topic, websub_secret=secret, websub_state="pending", websub_requested=str(now)
+        websub_hub=hub,
+        websub_topic=topic,
+        websub_secret=secret,
+        websub_callback=callback_key,
+        websub_state="pending",
+        websub_requested=str(now),
     )
     try:
         reply = http.post(hub, data=form)
@@ -84,31 +105,37 @@ def callback_state(client: redis.Redis, key: str) -> FeedState:
     url = client.hget(redis_keys.WEBSUB_CALLBACKS, key)
     if url is None:
         raise UnknownCallback("unknown callback")
-    return FeedState(client, as_text(url))
+    state = FeedState(client, as_text(url))
+    (current_key,) = state.fields("websub_callback")
+    if not current_key or not hmac.compare_digest(current_key.encode(), key.encode()):
+        raise UnknownCallback("unknown callback")  # a key of an ended subscription
+    return state
 
 
-def confirm_intent(client: redis.Redis, key: str, params: Mapping[str, str], default_lease: int) -> str:
+def confirm_intent(client: redis.Redis, key: str, params: Mapping[str, str], asked_lease: int) -> str:
     """Answer a hub's verification of intent: the challenge to echo, only for a subscription
-    we asked for (UnknownCallback otherwise); a denial is recorded and answered empty."""
+    we asked for and that waits for it (UnknownCallback otherwise); a denial is recorded and
+    answered empty. The lease is taken up to the one asked for; InvalidVerification when the
+    hub's is not a positive whole number."""
     state = callback_state(client, key)
     current = state.read()
     mode, topic = params.get("hub.mode"), params.get("hub.topic")
     if mode == "denied":
-        state.update(websub_state="denied", websub_note=params.get("hub.reason", ""))
+        state.update(websub_state="denied", websub_note=params.get("hub.reason", "")[:500])
         return ""
-    if (
-        mode != "subscribe"
-        or topic != current.get("websub_topic")
-        or current.get("websub_state")
-        not in (
-            "pending",
-            "verified",
-        )
-    ):
+    if mode != "subscribe" or topic != current.get("websub_topic") or current.get("websub_state") != "pending":
         raise UnknownCallback("no such subscription pending")
-    lease = int(params.get("hub.lease_seconds") or default_lease)
+    lease = _lease(params.get("hub.lease_seconds"), asked_lease)
     state.update(websub_state="verified", websub_expires=str(time.time() + lease), websub_lease=str(lease))
     return params.get("hub.challenge", "")
+
+
+def _lease(text: str | None, asked: int) -> int:
+    if text is None or not text.strip():
+        return asked
+    if not text.strip().isascii() or not text.strip().isdigit() or int(text) < 1:
+        raise InvalidVerification(f"hub.lease_seconds is not a positive whole number: {text[:40]!r}")
+    return min(int(text), asked)  # a longer lease than asked would put renewal off too long
 
 
 def signed_by_hub(state: FeedState, body: bytes, header: str) -> bool:
@@ -120,7 +147,7 @@ def signed_by_hub(state: FeedState, body: bytes, header: str) -> bool:
 def valid_hub_signature(secret: str, body: bytes, header: str) -> bool:
     """WebSub's `X-Hub-Signature: <method>=<hex HMAC of the body>` (sha1, sha256 or sha512)."""
     method, _, signature = header.partition("=")
-    if method not in ("sha1", "sha256", "sha384", "sha512") or not signature:
+    if method not in ("sha1", "sha256", "sha384", "sha512") or not signature or not signature.isascii():
         return False
     expected = hmac.new(secret.encode(), body, getattr(hashlib, method)).hexdigest()
     return hmac.compare_digest(expected, signature.strip().lower())

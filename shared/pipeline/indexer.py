@@ -98,11 +98,16 @@ class BulkIndexer:
         return self._write(entries)
 
     def _read(self, block_ms: int) -> list[tuple[str, dict[str, Any]]]:
-        # One entry at a time, so a bulk request stops growing once it reaches max_docs.
-        reply: Any = self.client.xreadgroup(
-            GROUP, self.consumer, {redis_keys.INDEX_STREAM: ">"}, count=1, block=block_ms
-        )
-        return self._readable([item for _, items in reply or [] for item in items])
+        # One entry at a time, so a bulk request stops growing once it reaches max_docs; an
+        # unreadable entry is put aside and the next one read at once.
+        while True:
+            reply: Any = self.client.xreadgroup(
+                GROUP, self.consumer, {redis_keys.INDEX_STREAM: ">"}, count=1, block=block_ms
+            )
+            items = [item for _, items in reply or [] for item in items]
+            readable = self._readable(items)
+            if readable or not items:
+                return readable
 
     def _claim_stale(self) -> list[tuple[str, dict[str, Any]]]:
         reply: Any = self.client.xautoclaim(
@@ -120,8 +125,11 @@ class BulkIndexer:
                 batch = json.loads(fields[b"batch"])
                 if not isinstance(batch, dict) or not isinstance(batch.get("articles"), list):
                     raise ValueError("no list of articles")
+                if not all(isinstance(batch.get(name), str | None) for name in ("run", "id")):
+                    raise ValueError("run and id must be text")
             except (KeyError, ValueError) as error:
-                kept = {as_text(name): as_text(value) for name, value in fields.items()}
+                # Not only the index step can write here by mistake: keep whatever it holds.
+                kept = {_text(name): _text(value) for name, value in fields.items()}
                 quarantine(self.client, stage="index", reason=f"unreadable index entry: {error!r}", item=kept)
                 self._acknowledge(entry_id)
                 continue
@@ -189,3 +197,7 @@ def start_indexer_thread(indexer: BulkIndexer) -> tuple[threading.Thread, thread
 
 def _size(entries: list[tuple[str, dict[str, Any]]]) -> int:
     return sum(len(batch["articles"]) for _, batch in entries)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

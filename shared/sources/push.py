@@ -26,18 +26,61 @@ from shared.sources.delivery import Delivery
 
 if TYPE_CHECKING:  # the API writes to the stream without loading the feed reader
     from shared.feeds.source import FeedSource
+    from shared.store import Store
 
 log = logging.getLogger(__name__)
 
 GROUP = "fetchers"
 CLAIM_IDLE_MS = 60_000  # an entry unacknowledged this long belongs to a fetcher that died
 READ_COUNT = 100
+STORE_LOOKUP_CHUNK = 50  # ids looked up in the store per query
 
 
 def push_articles(client: redis.Redis, articles: Sequence[Article]) -> None:
     """Hand articles posted to the API to the fetcher."""
     body = json.dumps([article.to_message() for article in articles], ensure_ascii=False)
     client.xadd(redis_keys.PUSH_STREAM, {"kind": "articles", "articles": body})
+
+
+def claim_pushed(
+    client: redis.Redis, store: Store, articles: Sequence[Article], origin: str, ttl_seconds: int
+) -> list[str]:
+    """Claim the pushed articles for `origin` (`push:<owner>`), all or none; the problems, one
+    per article that belongs to another origin (another token's push, a feed, a file), when
+    any does. An article is owned by whoever brought it first: a push may update its own
+    articles, never replace another's. The claim in Redis covers articles still on their way
+    to the store; the store answers for the rest."""
+    if not articles:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for article in articles:
+        pipe.set(redis_keys.pushed_by(article.id), origin, nx=True, ex=ttl_seconds)
+        pipe.get(redis_keys.pushed_by(article.id))
+    replies = pipe.execute()
+    newly_claimed = [article.id for article, claimed in zip(articles, replies[0::2], strict=True) if claimed]
+    holders = {article.id: as_text(holder) for article, holder in zip(articles, replies[1::2], strict=True) if holder}
+    stored = _stored_origins(store, [article.id for article in articles])
+    problems = []
+    for number, article in enumerate(articles, 1):
+        holder = holders.get(article.id)
+        owner = holder if holder != origin else stored.get(article.id, origin)
+        if owner != origin:
+            where = article.url or article.guid or article.id
+            problems.append(f"article {number} ({where}) belongs to another source and cannot be replaced by a push")
+    if problems and newly_claimed:
+        client.delete(*(redis_keys.pushed_by(article_id) for article_id in newly_claimed))
+    return problems
+
+
+def _stored_origins(store: Store, article_ids: list[str]) -> dict[str, str]:
+    origins: dict[str, str] = {}
+    distinct = list(dict.fromkeys(article_ids))
+    for start in range(0, len(distinct), STORE_LOOKUP_CHUNK):
+        chunk = distinct[start : start + STORE_LOOKUP_CHUNK]
+        # Ids are hex digests: nothing in them needs escaping in a query.
+        for found in store.search(f"id:({' OR '.join(chunk)})", limit=len(chunk)):
+            origins[found.id] = found.origin
+    return origins
 
 
 def push_feed(client: redis.Redis, feed_url: str, body: bytes, headers: dict[str, str]) -> None:

@@ -33,6 +33,7 @@ from shared.query import (
     Not,
     Or,
     Phrase,
+    QueryError,
     Range,
     Term,
     Wildcard,
@@ -155,7 +156,7 @@ class SqliteStore:
                 f"WHERE {where} ORDER BY r.rank IS NULL, r.rank, {by_date} LIMIT ?"
             )
             arguments = (ranking, *params, limit)
-        return [Article.model_validate_json(row[0]) for row in self._db.execute(sql, arguments).fetchall()]
+        return [Article.model_validate_json(row[0]) for row in self._rows(sql, arguments)]
 
     def facets(
         self, query: str = "*", fields: Sequence[str] = ("tags",), size: int = 10
@@ -169,16 +170,26 @@ class SqliteStore:
             else:
                 source = f"articles a WHERE {where} AND json_extract(a.doc, '$.{field}') IS NOT NULL"
                 value = f"json_extract(a.doc, '$.{field}')"
-            rows = self._db.execute(
+            rows = self._rows(
                 f"SELECT {value} AS k, count(*) AS n FROM {source} GROUP BY k ORDER BY n DESC, k LIMIT ?",
                 (*params, size),
-            ).fetchall()
+            )
             result[field] = [(str(key), int(count)) for key, count in rows]
         return result
 
     def count(self, query: str = "*") -> int:
         where, params = to_sql(parse_query(query), self._vocabulary)
-        return int(self._db.execute(f"SELECT count(*) FROM articles a WHERE {where}", params).fetchone()[0])
+        return int(self._rows(f"SELECT count(*) FROM articles a WHERE {where}", tuple(params))[0][0])
+
+    def _rows(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        """Run a query's SQL; what SQLite refuses to run (an expression too deep, an FTS
+        expression too large) is the query's fault: QueryError, as Elasticsearch's refusals are."""
+        try:
+            return self._db.execute(sql, arguments).fetchall()
+        except sqlite3.OperationalError as error:
+            if any(words in str(error) for words in _QUERY_TOO_COMPLEX):
+                raise QueryError(f"the query is too complex to run: {error}") from None
+            raise  # the database's own trouble (locked, I/O), not the query's
 
     def rebuild(self, transform: Callable[[Article], Article], progress: Callable[[int, int], None]) -> int:
         """Rewrite every article through `transform` in one transaction: all or nothing."""
@@ -300,6 +311,16 @@ def _expansion_node(spec: str) -> Wildcard | Fuzzy:
 def _expansion_spec(node: Wildcard | Fuzzy) -> str:
     return json.dumps(["wildcard", node.pattern] if isinstance(node, Wildcard) else ["fuzzy", node.value, node.edits])
 
+
+# What SQLite says when a query, not the database, is at fault.
+_QUERY_TOO_COMPLEX = (
+    "Expression tree is too large",
+    "parser stack overflow",
+    "too many SQL variables",
+    "pattern too complex",
+    "string or blob too big",
+    "fts5:",
+)
 
 Vocabulary = Callable[[str | None], list[str]]
 

@@ -5,8 +5,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from services.api.deps import Clients, Owner
+from services.api.errors import refusals
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], responses=refusals(401, 422))
 
 
 @router.get("/alerts")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
 from services.api.deps import Clients, Owner
+from services.api.errors import refusals
 from shared.alerting.backtest import backtest, draft_subscription, matching_articles
 from shared.alerting.lifecycle import remove_subscription, replace_subscription
 from shared.alerting.subscriptions import (
@@ -13,6 +14,7 @@ from shared.alerting.subscriptions import (
     SubscriptionError,
     SubscriptionSpec,
     check_channel_urls,
+    hide_secrets,
     list_subscriptions,
     owned_subscription,
     rotate_secrets,
@@ -21,7 +23,7 @@ from shared.alerting.subscriptions import (
 from shared.outbound import URLPolicy
 from shared.query import QueryError
 
-router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
+router = APIRouter(prefix="/subscriptions", tags=["subscriptions"], responses=refusals(401, 422))
 
 
 class PreviewRequest(BaseModel):
@@ -66,7 +68,8 @@ def _owned(clients: Clients, subscription_id: str, who: str) -> Subscription:
 
 @router.get("")
 def list_own(clients: Clients, who: Owner) -> list[Subscription]:
-    return list_subscriptions(clients.redis, who)
+    """The owner's subscriptions, without their webhook secrets (shown once, when made)."""
+    return [hide_secrets(subscription) for subscription in list_subscriptions(clients.redis, who)]
 
 
 def _checked(spec: SubscriptionSpec, clients: Clients) -> SubscriptionSpec:
@@ -77,7 +80,7 @@ def _checked(spec: SubscriptionSpec, clients: Clients) -> SubscriptionSpec:
     return spec
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=refusals(400, 409, 413))
 def create(spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription:
     """Create a subscription; the response shows each webhook's signing secret."""
     try:
@@ -86,7 +89,7 @@ def create(spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
 
 
-@router.post("/preview")
+@router.post("/preview", responses=refusals(400, 404, 413))
 def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
     """What a subscription would have done over the last days: the articles it matches, and
     the alerts its policy (grouping, re-alert window, hourly cap, digests) would have sent."""
@@ -110,30 +113,33 @@ def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
     return Preview(count=replay.matched, articles=rows, alerts=len(replay.alerts), days=replay.by_day())
 
 
-@router.get("/{subscription_id}")
+@router.get("/{subscription_id}", responses=refusals(404))
 def read(subscription_id: str, clients: Clients, who: Owner) -> Subscription:
-    return _owned(clients, subscription_id, who)
+    """One subscription, without its webhook secrets (shown once, when made)."""
+    return hide_secrets(_owned(clients, subscription_id, who))
 
 
-@router.put("/{subscription_id}")
+@router.put("/{subscription_id}", responses=refusals(400, 404, 409, 413))
 def replace(subscription_id: str, spec: SubscriptionSpec, clients: Clients, who: Owner) -> Subscription:
     """Replace a subscription; a webhook sent without a secret keeps the one it had, and pausing
-    (`active: false`) cancels what was still to be sent."""
-    _owned(clients, subscription_id, who)
+    (`active: false`) cancels what was still to be sent. Only the secrets of webhooks new to it
+    are shown."""
+    existing = _owned(clients, subscription_id, who)
     try:
-        return replace_subscription(clients.redis, clients.store, who, _checked(spec, clients), subscription_id)
+        saved = replace_subscription(clients.redis, clients.store, who, _checked(spec, clients), subscription_id)
     except SubscriptionError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    return hide_secrets(saved, except_new_since=existing)
 
 
-@router.post("/{subscription_id}/rotate-secret")
+@router.post("/{subscription_id}/rotate-secret", responses=refusals(404))
 def rotate_secret(subscription_id: str, clients: Clients, who: Owner) -> Subscription:
     """New signing secrets for the subscription's webhooks, shown in the response."""
     _owned(clients, subscription_id, who)
     return rotate_secrets(clients.redis, who, subscription_id)
 
 
-@router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, responses=refusals(404))
 def delete(subscription_id: str, clients: Clients, who: Owner) -> Response:
     _owned(clients, subscription_id, who)
     remove_subscription(clients.redis, clients.store, who, subscription_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from services.api.deps import Clients
+from shared import redis_keys
 from shared.alerting.backtest import Backtest, backtest, draft_subscription
 from shared.alerting.lifecycle import remove_subscription, replace_subscription
 from shared.alerting.subscriptions import (
@@ -33,6 +35,7 @@ from shared.alerting.subscriptions import (
     SubscriptionError,
     SubscriptionSpec,
     check_channel_urls,
+    hide_secrets,
     list_subscriptions,
     owned_subscription,
     save_subscription,
@@ -275,16 +278,57 @@ def create_subscription(request: Request, clients: Clients, posted: Post) -> Res
         except SubscriptionError as error:
             problems["name"] = str(error)
         else:
-            return _redirect(f"/ui/subscriptions/{saved.id}?saved=1")
+            return _saved_redirect(clients, posted.session, saved, None)
     return _editor(request, clients, posted.session, None, posted.form, problems, 422)
 
 
 @router.get("/subscriptions/{subscription_id}")
 def subscription_page(request: Request, subscription_id: str, clients: Clients, session: SignedIn) -> Response:
     subscription = _owned(clients, session, subscription_id)
+    fresh = _take_new_secrets(clients, session, subscription_id, request.query_params.get("secrets", ""))
     return _editor(
-        request, clients, session, subscription, _as_form(subscription), {}, saved="saved" in request.query_params
+        request,
+        clients,
+        session,
+        subscription,
+        _as_form(subscription),
+        {},
+        saved="saved" in request.query_params,
+        new_secrets=fresh,
     )
+
+
+# Secrets are shown once, as the JSON API shows them: the page after a save reads the new ones
+# from a short-lived key that only that page's address names, then deletes it.
+NEW_SECRETS_SECONDS = 300
+
+
+def _saved_redirect(
+    clients: Clients, session: Session, saved: Subscription, before: Subscription | None
+) -> RedirectResponse:
+    shown = saved if before is None else hide_secrets(saved, except_new_since=before)
+    fresh = {channel.url: channel.secret for channel in shown.channels if channel.type == "webhook" and channel.secret}
+    path = f"/ui/subscriptions/{saved.id}?saved=1"
+    if fresh:
+        nonce = secrets.token_urlsafe(18)
+        record = {"owner": session.owner, "subscription": saved.id, "secrets": fresh}
+        clients.redis.set(f"{redis_keys.UI_NEW_SECRETS}:{nonce}", json.dumps(record), ex=NEW_SECRETS_SECONDS)
+        path += f"&secrets={nonce}"
+    return _redirect(path)
+
+
+def _take_new_secrets(clients: Clients, session: Session, subscription_id: str, nonce: str) -> dict[str, str]:
+    if not nonce:
+        return {}
+    key = f"{redis_keys.UI_NEW_SECRETS}:{nonce}"
+    pipe = clients.redis.pipeline()
+    pipe.get(key)
+    pipe.delete(key)
+    raw, _ = pipe.execute()
+    record = json.loads(raw) if raw else {}
+    if record.get("owner") != session.owner or record.get("subscription") != subscription_id:
+        return {}
+    return dict(record.get("secrets") or {})
 
 
 @router.post("/subscriptions/{subscription_id}")
@@ -293,11 +337,11 @@ def update_subscription(request: Request, subscription_id: str, clients: Clients
     spec, problems = _spec(posted.form, clients, active=existing.active)
     if spec is not None:
         try:
-            replace_subscription(clients.redis, clients.store, posted.session.owner, spec, subscription_id)
+            saved = replace_subscription(clients.redis, clients.store, posted.session.owner, spec, subscription_id)
         except SubscriptionError as error:
             problems["name"] = str(error)
         else:
-            return _redirect(f"/ui/subscriptions/{subscription_id}?saved=1")
+            return _saved_redirect(clients, posted.session, saved, existing)
     return _editor(request, clients, posted.session, existing, posted.form, problems, 422)
 
 
@@ -351,6 +395,7 @@ def _editor(
     problems: dict[str, str],
     status: int = 200,
     saved: bool = False,
+    new_secrets: dict[str, str] | None = None,
 ) -> HTMLResponse:
     days = _days(form)
     replay = None
@@ -363,7 +408,8 @@ def _editor(
         "subscription.html",
         session,
         status,
-        subscription=subscription,
+        subscription=hide_secrets(subscription) if subscription else None,
+        new_secrets=new_secrets or {},
         form=form,
         problems=problems,
         replay=replay,
