@@ -83,12 +83,7 @@ def tokenize(text: str) -> list[str]:
         # character is a letter or digit.
         for segment in _BOUNDARY.split(text):
             if segment.isalnum() or (segment and not segment.isspace() and any(c.isalnum() for c in segment)):
-                if len(segment) > MAX_TOKEN_CHARS:
-                    tokens.extend(
-                        segment[start : start + MAX_TOKEN_CHARS] for start in range(0, len(segment), MAX_TOKEN_CHARS)
-                    )
-                else:
-                    tokens.append(segment)
+                tokens.extend(_pieces(segment))
         return tokens
     joinable = False  # the previous segment was South-East Asian text, directly before this one
     for segment in _BOUNDARY.split(text):
@@ -103,13 +98,15 @@ def tokenize(text: str) -> list[str]:
             continue
         joinable = False
         if _TOKEN_CHAR.search(segment):
-            if len(segment) > MAX_TOKEN_CHARS:
-                tokens.extend(
-                    segment[start : start + MAX_TOKEN_CHARS] for start in range(0, len(segment), MAX_TOKEN_CHARS)
-                )
-            else:
-                tokens.append(segment)
+            tokens.extend(_pieces(segment))
     return tokens
+
+
+def _pieces(segment: str) -> list[str] | tuple[str]:
+    """A token as the engine keeps it: one piece, or pieces of its longest token length."""
+    if len(segment) <= MAX_TOKEN_CHARS:
+        return (segment,)
+    return [segment[start : start + MAX_TOKEN_CHARS] for start in range(0, len(segment), MAX_TOKEN_CHARS)]
 
 
 _stems: dict[str, str] = {}

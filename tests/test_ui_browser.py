@@ -14,7 +14,6 @@ whenever it is installed, which put 4 MB on every API process started from a dev
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from services.api.app import create_app
 from services.fetcher.service import Fetcher
@@ -31,6 +29,7 @@ from shared.queue import enqueue_batch
 from shared.redis_client import get_redis
 from shared.store.sqlite import SqliteStore
 from shared.tokens import create_token
+from tests.api_server import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 WAIT = 90  # seconds; the chain and the browser share two cores with everything else
@@ -79,19 +78,9 @@ def fetcher(settings, worker) -> Iterator[None]:
 @pytest.fixture
 def ui_url(settings, redis_client, store) -> Iterator[str]:
     """The API under uvicorn on a real port, with the test's store; its owner is an operator."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
     app = create_app(settings.model_copy(update={"operators": "desk"}), store=store, client=redis_client)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    with serve(app) as live:
+        yield live.url
 
 
 @pytest.fixture

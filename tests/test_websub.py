@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import socket
 import threading
 import time
 import urllib.parse
@@ -15,35 +14,20 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from services.api.app import create_app
 from shared.feeds.registry import Feed, FeedRegistry
 from shared.feeds.source import FeedSource, feed_client
 from shared.sources.push import PushSource
+from tests.api_server import serve
 from tests.test_feeds import Reply, feed_state
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
 def api_url(settings, redis_client) -> Iterator[str]:
     """The real API on a real port, so a hub can call it back."""
-    port = free_port()
-    app = create_app(settings, client=redis_client)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    with serve(create_app(settings, client=redis_client)) as live:
+        yield live.url
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.api.deps import Clients, Owner
 from services.api.errors import refusals
-from shared.alerting.backtest import backtest, draft_subscription, matching_articles
+from shared.alerting.backtest import MatchingArticle, backtest, draft_subscription, matching_articles
 from shared.alerting.lifecycle import remove_subscription, replace_subscription
 from shared.alerting.subscriptions import (
     Subscription,
@@ -43,18 +43,9 @@ class PreviewRequest(BaseModel):
     max_per_hour: int | None = Field(default=None, ge=1)
 
 
-class PreviewMatch(BaseModel):
-    id: str
-    title: str
-    url: str | None
-    source: str
-    published_at: str | None
-    matched_terms: list[str]
-
-
 class Preview(BaseModel):
     count: int = Field(description="Articles the query matches")
-    articles: list[PreviewMatch]
+    articles: list[MatchingArticle]
     alerts: int = Field(description="Alerts the policy would have sent for them")
     days: list[dict[str, Any]] = Field(description="Those alerts per day, with their matched terms")
 
@@ -109,8 +100,7 @@ def preview(request: PreviewRequest, clients: Clients, who: Owner) -> Preview:
         found = matching_articles(clients.store, subscription, request.days, request.limit)
     except QueryError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
-    rows = [PreviewMatch.model_validate(row, from_attributes=True) for row in found]
-    return Preview(count=replay.matched, articles=rows, alerts=len(replay.alerts), days=replay.by_day())
+    return Preview(count=replay.matched, articles=found, alerts=len(replay.alerts), days=replay.by_day())
 
 
 @router.get("/{subscription_id}", responses=refusals(404))
