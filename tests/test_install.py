@@ -19,7 +19,13 @@ def planned(target: str, venv: Path) -> list[str]:
     if shutil.which("make") is None:
         pytest.skip("no make here")
     result = subprocess.run(
-        ["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, check=True
+        # --no-print-directory: under another make (as `make check` runs the tests) make would
+        # add "Entering/Leaving directory" lines to the plan.
+        ["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return result.stdout.splitlines()
 
