@@ -83,7 +83,10 @@ def tokenize(text: str) -> list[str]:
         # character is a letter or digit.
         for segment in _BOUNDARY.split(text):
             if segment.isalnum() or (segment and not segment.isspace() and any(c.isalnum() for c in segment)):
-                tokens.extend(_pieces(segment))
+                if len(segment) <= MAX_TOKEN_CHARS:  # nearly always: no call on the hot path
+                    tokens.append(segment)
+                else:
+                    tokens.extend(_pieces(segment))
         return tokens
     joinable = False  # the previous segment was South-East Asian text, directly before this one
     for segment in _BOUNDARY.split(text):
