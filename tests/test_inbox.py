@@ -511,12 +511,14 @@ def test_the_fetcher_reads_a_dropped_file_without_waiting_for_its_scan_timer(set
     thread.start()
     time.sleep(0.5)  # the first (empty) scan has happened; the loop now waits on its 60 s timer
     (slow.inbox_dir / "late.txt").write_text("Late headline\n\nDropped while the fetcher was waiting.\n")
+    processed = slow.processed_dir / "late.txt"
     deadline = time.monotonic() + 10
-    while not queued and time.monotonic() < deadline:
+    # The file is moved once its articles are queued: wait for both.
+    while not (queued and processed.exists()) and time.monotonic() < deadline:
         time.sleep(0.05)
     stop.set()
     assert [article.title for article in queued] == ["Late headline"]
-    assert (slow.processed_dir / "late.txt").exists()
+    assert processed.exists()
 
 
 def test_the_fetcher_waits_for_the_queue_and_carries_on(settings, redis_client):
