@@ -11,6 +11,8 @@ real engine's `_analyze`.
 
 from __future__ import annotations
 
+import re
+
 import regex
 
 # Lucene's English stop set, which the Elasticsearch `english` analyzer uses.
@@ -75,19 +77,38 @@ def lower(text: str) -> str:
     return "".join(_JAVA_LOWER.get(char) or (char.lower() if len(char.lower()) == 1 else char) for char in text)
 
 
+# On text in the Latin script the Unicode word rules come down to this: runs of letters,
+# digits and `_`, joined across one `.`, `'`, `’`, `‘` or `:` between two letters, or one `.`,
+# `'`, `’`, `‘`, `,` or `;` between two digits. `tests/test_analysis.py` checks it against the
+# general rules on generated text.
+_LATIN_TOKEN = r"\w+(?:(?:(?<=[^\W\d_])[.'’‘:](?=[^\W\d_])|(?<=\d)[.'’‘,;](?=\d))\w+)*"
+_ASCII_TOKENS = re.compile(_LATIN_TOKEN, re.ASCII)
+_LATIN_TOKENS = re.compile(_LATIN_TOKEN)
+# Characters beyond ASCII that the pattern above handles: Latin letters and the punctuation and
+# spaces of ordinary news copy. Any other character sends the text down the general rules.
+_BEYOND_LATIN = re.compile(
+    "[^\x00-\x7f\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00a0\ufffd]"
+)
+
+
 def tokenize(text: str) -> list[str]:
     """The tokens of Lucene's standard tokenizer, as written (no case change)."""
+    if text.isascii():  # most text: one pass of a compiled pattern
+        tokens = _ASCII_TOKENS.findall(text)
+    elif _BEYOND_LATIN.search(text) is None:
+        tokens = _LATIN_TOKENS.findall(text)
+    else:
+        return tokenize_unicode(text)
+    if "_" in text:  # a run of underscores alone is no token
+        tokens = [token for token in tokens if token.strip("_")]
+    if len(text) > MAX_TOKEN_CHARS and max(map(len, tokens), default=0) > MAX_TOKEN_CHARS:
+        tokens = [piece for token in tokens for piece in _pieces(token)]
+    return tokens
+
+
+def tokenize_unicode(text: str) -> list[str]:
+    """`tokenize` by the general Unicode word rules, for any text."""
     tokens: list[str] = []
-    if text.isascii():
-        # The common case, a third of the time: no South-East Asian runs, and a token
-        # character is a letter or digit.
-        for segment in _BOUNDARY.split(text):
-            if segment.isalnum() or (segment and not segment.isspace() and any(c.isalnum() for c in segment)):
-                if len(segment) <= MAX_TOKEN_CHARS:  # nearly always: no call on the hot path
-                    tokens.append(segment)
-                else:
-                    tokens.extend(_pieces(segment))
-        return tokens
     joinable = False  # the previous segment was South-East Asian text, directly before this one
     for segment in _BOUNDARY.split(text):
         if not segment:
@@ -125,19 +146,36 @@ def stem(word: str) -> str:
     return cached
 
 
+class _Terms(dict[str, str | None]):
+    """Token as written -> its term (None for a stop word), filled as tokens are met: news
+    vocabulary repeats, so nearly every token costs one dictionary lookup."""
+
+    LIMIT = 500_000
+
+    def __missing__(self, token: str) -> str | None:
+        term = _term(token)
+        if len(self) < self.LIMIT:
+            self[token] = term
+        return term
+
+
+def _term(token: str) -> str | None:
+    if len(token) >= 2 and token[-2] in _POSSESSIVE_APOSTROPHES and token[-1] in "sS":
+        token = token[:-2]
+    token = lower(token)
+    return None if token in STOP_WORDS else stem(token)
+
+
+_terms = _Terms()
+
+
 def analyze(text: str) -> list[str | None]:
     """Stemmed, lower-case tokens of `text` in order; a stop word leaves None in its place.
 
     The gap keeps positions as Elasticsearch keeps them, so "launched an ICBM" is two
     positions apart for phrase and proximity queries here as there.
     """
-    analyzed: list[str | None] = []
-    for token in tokenize(text):
-        if len(token) >= 2 and token[-2] in _POSSESSIVE_APOSTROPHES and token[-1] in "sS":
-            token = token[:-2]
-        token = lower(token)
-        analyzed.append(None if token in STOP_WORDS else stem(token))
-    return analyzed
+    return list(map(_terms.__getitem__, tokenize(text)))
 
 
 def terms(text: str) -> list[str]:

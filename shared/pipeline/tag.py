@@ -40,8 +40,9 @@ PASSING_WEIGHT = 0.34  # a clause, a quotation, a name or a title: three make on
 # A sentence ends at . ! or ? before a space, but not after an initial or a title ("U.S.",
 # "Gen.", "Mr.") and not before a lower-case word ("…the U.S. uranium trade").
 _SENTENCE_BREAK = re.compile(
+    r"(?=[.!?\n])(?:"  # the lookahead lets the engine skip to candidate characters
     r"[.!?](?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bGen\.)(?<!\bSen\.)"
-    r"(?<!\bRep\.)(?<!\bGov\.)(?<!\bCol\.)(?<!\bLt\.)(?<!\bSgt\.)(?<!\bAdm\.)(?<!\bNo\.)[\"'”’)]?\s+(?![a-z])|\n+"
+    r"(?<!\bRep\.)(?<!\bGov\.)(?<!\bCol\.)(?<!\bLt\.)(?<!\bSgt\.)(?<!\bAdm\.)(?<!\bNo\.)[\"'”’)]?\s+(?![a-z])|\n+)"
 )
 
 # A phrase glued to a noun it only describes: a "nuclear-powered cruiser" is a ship, a

@@ -278,8 +278,23 @@ def _fts_decode(token: str) -> str:
     return _FTS_ENCODED.sub(lambda match: chr(int(match.group(1), 16)), token) if _FTS_MARK in token else token
 
 
+class _FtsTokens(dict[str | None, str]):
+    """Term -> its FTS5 form (a stop word's gap -> GAP), filled as terms are met."""
+
+    LIMIT = 500_000
+
+    def __missing__(self, term: str | None) -> str:
+        value = _fts_token(term) if term else GAP
+        if len(self) < self.LIMIT:
+            self[term] = value
+        return value
+
+
+_fts_tokens = _FtsTokens()
+
+
 def _fts_text(text: str) -> str:
-    return " ".join(_fts_token(token) if token else GAP for token in analyze(text))
+    return " ".join(map(_fts_tokens.__getitem__, analyze(text)))
 
 
 def _positions(fts_text: str | None) -> dict[str, list[int]]:
