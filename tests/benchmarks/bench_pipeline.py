@@ -19,9 +19,13 @@ write-ups, over a common English vocabulary), some are syndicated copies with a 
 and some are dropped twice, so dedupe, stories and alert matching do real work.
 
     python tests/benchmarks/bench_pipeline.py [--articles 2000] [--stored 1000] [--html]
-        [--rate 100] [--seconds 15] [--subscriptions 1000] [--skip-pipeline]
+        [--rate 100] [--seconds 15] [--subscriptions 1000] [--skip-pipeline] [--growth 10000,100000]
+    python tests/benchmarks/bench_pipeline.py --all
 
-`--stored 10000` or `100000` shows how the per-article cost grows with what is stored.
+`--growth` fills the store further after the first measure and measures the in-process cost
+again at each count, with Redis bytes and keys per stored article. `--all` runs plain text end
+to end, the growth to 100,000 stored, HTML end to end and the alerting benchmark, one after
+another (about half an hour).
 """
 
 from __future__ import annotations
@@ -348,6 +352,27 @@ def run_in_process(paths: list[Path], context: Any, store: Any, batch_size: int)
         run_pipeline(AFTER_INDEX, stored, context)
 
 
+ALL_RUNS: list[tuple[str, list[str]]] = [
+    ("plain text, end to end", []),
+    ("plain text, cost as the store grows", ["--skip-pipeline", "--articles", "1000", "--growth", "10000,100000"]),
+    ("HTML pages, end to end", ["--html", "--articles", "500", "--stored", "500"]),
+]
+
+
+def run_all() -> int:
+    """Every measure the throughput targets need, each in a fresh data dir and Redis."""
+    here = Path(__file__)
+    runs = [(title, [sys.executable, str(here), *extra]) for title, extra in ALL_RUNS]
+    alerting = here.with_name("bench_alerting.py")
+    if alerting.exists():
+        runs.append(("alert delivery and subscriptions", [sys.executable, str(alerting)]))
+    failed = 0
+    for title, command in runs:
+        print(f"\n=== {title} ===", flush=True)
+        failed += subprocess.run(command, check=False).returncode != 0
+    return 1 if failed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=2000, help="articles per measured set")
@@ -357,7 +382,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15, help="steady phase: duration")
     parser.add_argument("--subscriptions", type=int, default=1000, help="keyword subscriptions matched")
     parser.add_argument("--skip-pipeline", action="store_true", help="only the in-process limit")
+    parser.add_argument(
+        "--growth",
+        default="",
+        help="stored counts (e.g. 10000,100000) to fill the store up to after the first measure, "
+        "measuring the in-process cost again at each",
+    )
+    parser.add_argument("--all", action="store_true", help="every measure the targets need, one after another")
     args = parser.parse_args()
+    if args.all:
+        return run_all()
 
     render = as_html_page if args.html else as_text_file
     kind = "HTML pages" if args.html else "plain-text articles"
@@ -400,14 +434,23 @@ def main() -> int:
                 f"{os.cpu_count()} cores"
             )
 
-            started = time.perf_counter()
-            for start in range(0, args.stored, 5000):
-                batch = [generator.article(n) for n in range(start, min(args.stored, start + 5000))]
-                paths = write_files(staging, batch, render, f"stored{start}")
-                run_in_process(paths, context, store, settings.batch_size)
-                for path in paths:
-                    path.unlink()
-            print(f"stored {args.stored} in {time.perf_counter() - started:.0f} s")
+            def fill(first: int, last: int) -> None:
+                started = time.perf_counter()
+                for start in range(first, last, 5000):
+                    batch = [generator.article(n) for n in range(start, min(last, start + 5000))]
+                    paths = write_files(staging, batch, render, f"stored{start}")
+                    run_in_process(paths, context, store, settings.batch_size)
+                    for path in paths:
+                        path.unlink()
+                print(f"stored {last} in {time.perf_counter() - started:.0f} s")
+
+            def footprint() -> str:
+                stored = store.count()
+                memory = int(client.info("memory")["used_memory"]) - empty_memory
+                keys = int(client.dbsize())
+                return f"Redis {memory / stored:.0f} bytes and {keys / stored:.2f} keys per stored article ({stored} stored)"
+
+            fill(0, args.stored)
 
             # The limit: this process alone, the same steps, Redis and store.
             # Each set numbers its articles apart: a page's URL (its id) comes from its number.
@@ -425,6 +468,21 @@ def main() -> int:
                 f"\nin-process limit (load {load}): {n} in {wall:.1f} s = {limit:.0f} articles/s, "
                 f"CPU {1000 * cpu / n:.2f} ms/article\n  {redis_per_article(counters, redis_counters(client), n)}"
             )
+            if args.growth:
+                print(f"  {footprint()}")
+                filled, first_cost = args.stored, cpu / n
+                for level in (int(value) for value in args.growth.split(",")):
+                    fill(filled, level)
+                    filled = level
+                    fresh = [generator.article(5 * 10**6 + level + k) for k in range(args.articles)]
+                    paths = write_files(staging, fresh, render, f"growth{level}")
+                    load, cpu0 = loadavg(), time.process_time()
+                    run_in_process(paths, context, store, settings.batch_size)
+                    cost = (time.process_time() - cpu0) / n
+                    print(
+                        f"at {level} stored (load {load}): CPU {1000 * cost:.2f} ms/article, "
+                        f"{100 * cost / first_cost:.0f} % of the cost at {args.stored}\n  {footprint()}"
+                    )
             if args.skip_pipeline:
                 return 0
 
