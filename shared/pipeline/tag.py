@@ -587,6 +587,7 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
     entities: dict[str, dict[str, None]] = {"countries": {}, "people": {}, "organizations": {}}
     mentions: Counter[tuple[str, str]] = Counter()
     found_evidence: list[dict[str, str]] = []
+    evidence_count: Counter[tuple[str, str]] = Counter()
     # "Sea of Japan" (not_countries) is left out above: its length shields the country inside it
     for hit in entity_hits:
         if hit.kind == "countries" and (skip := not_the_country.get(hit.start)):
@@ -594,8 +595,10 @@ def tag(article: Article, taxonomy: Taxonomy) -> Article:
             continue
         entities[hit.kind][hit.value] = None
         # A mention scores 1, one in the headline 2: the headline says what the story is about.
-        mentions[(hit.kind, hit.value)] += 2 if hit.start < title_end else 1
-        if sum(1 for e in found_evidence if e["kind"] == hit.kind and e["value"] == hit.value) < MAX_EVIDENCE:
+        key = (hit.kind, hit.value)
+        mentions[key] += 2 if hit.start < title_end else 1
+        if evidence_count[key] < MAX_EVIDENCE:
+            evidence_count[key] += 1
             found_evidence.append(
                 {
                     "kind": hit.kind,
