@@ -592,15 +592,15 @@ def cmd_subscriptions_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_subscriptions_remove(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.alerting.history import cancel_deliveries
-    from shared.alerting.subscriptions import delete_subscription, find_by_name
+    from shared.alerting.lifecycle import remove_subscription
+    from shared.alerting.subscriptions import find_by_name
     from shared.store import open_store
 
     client = _redis(settings)
     existing = find_by_name(client, args.owner, args.name)
-    if existing is None or not delete_subscription(client, args.owner, existing.id):
+    cancelled = remove_subscription(client, open_store(settings), args.owner, existing.id) if existing else None
+    if cancelled is None:
         raise UserError(f"no subscription named {args.name!r}")
-    cancelled = cancel_deliveries(client, open_store(settings), existing.id, "subscription removed")
     print(f"subscription {args.name!r} removed" + (f"; {cancelled} pending alerts cancelled" if cancelled else ""))
     return 0
 

@@ -22,10 +22,9 @@ def replace_subscription(
     return saved
 
 
-def remove_subscription(client: redis.Redis, store: Store, owner: str, subscription_id: str) -> bool:
-    """Remove one of `owner`'s subscriptions and cancel its queued alerts; False when they have
-    none with that id."""
+def remove_subscription(client: redis.Redis, store: Store, owner: str, subscription_id: str) -> int | None:
+    """Remove one of `owner`'s subscriptions and cancel its queued alerts: how many were
+    cancelled, or None when they have no subscription with that id."""
     if not delete_subscription(client, owner, subscription_id):
-        return False
-    cancel_deliveries(client, store, subscription_id, "subscription removed")
-    return True
+        return None
+    return cancel_deliveries(client, store, subscription_id, "subscription removed")
