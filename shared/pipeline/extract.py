@@ -135,7 +135,7 @@ def _extract(html: str, url: str | None) -> Extraction:
     root = _parse(html)
     title, published, author = _page_metadata(root) if root is not None else (None, None, None)
 
-    chosen = _container_paragraphs(root) if root is not None else None
+    chosen = _container_text(root) if root is not None else None
     method = "container"
     if not chosen:
         chosen, method = _full_passes(html, url)
@@ -168,6 +168,13 @@ def _parse(html: str) -> Any | None:
 # --- the container pass -------------------------------------------------------------------------
 
 
+def _container_text(root: Any) -> list[str] | None:
+    try:
+        return _container_paragraphs(root)
+    except Exception:  # odd markup this pass did not foresee: the full passes still read the page
+        return None
+
+
 def _container_paragraphs(root: Any) -> list[str] | None:
     """The lines of the one container the page is built around, or None when that is not plain
     (see the module doc). Changes `root`: what is never text goes, `<br>` becomes a line break."""
@@ -195,12 +202,14 @@ def _container_paragraphs(root: Any) -> list[str] | None:
     if not scores:
         return None
     container = max(scores, key=scores.__getitem__)
+    for element in [element for element in container.iter() if element is not container and _is_furniture(element)]:
+        _remove_keeping_tail(element)  # a caption or share bar in the story is neither read nor lost text
 
     lines: list[str] = []
     read_chars = 0
     taken: set[Any] = set()
     for block in container.iter(_READ):
-        if _inside_any(block, taken, container) or furniture.holds(block):
+        if _inside_any(block, taken, container):
             continue
         if block.tag in _HOLDERS and block.find(".//p") is not None:
             continue  # its paragraphs are read one by one
@@ -236,7 +245,7 @@ class _Furniture:
                 found = known
                 break
             walked.append(node)
-            if node.tag in _FURNITURE_TAGS or (node.tag not in ("html", "body") and self._named(node)):
+            if node.tag not in ("html", "body") and _is_furniture(node):
                 found = True
                 break
             node = node.getparent()
@@ -244,10 +253,25 @@ class _Furniture:
             self._known[node] = found
         return found
 
-    @staticmethod
-    def _named(element: Any) -> bool:
-        names = f"{element.get('class') or ''} {element.get('id') or ''}"
-        return bool(names.strip()) and _FURNITURE_NAMES.search(names) is not None
+
+def _is_furniture(element: Any) -> bool:
+    if element.tag in _FURNITURE_TAGS:
+        return True
+    names = f"{element.get('class') or ''} {element.get('id') or ''}"
+    return bool(names.strip()) and _FURNITURE_NAMES.search(names) is not None
+
+
+def _remove_keeping_tail(element: Any) -> None:
+    parent = element.getparent()
+    if parent is None:
+        return
+    if element.tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
 
 
 def _inside_any(element: Any, taken: set[Any], container: Any) -> bool:
