@@ -205,7 +205,8 @@ def _container_paragraphs(root: Any) -> list[str] | None:
     if not scores:
         return None
     container = max(scores, key=scores.__getitem__)
-    for element in [element for element in container.iter() if element is not container and _is_furniture(element)]:
+    inside = container.iter(lxml.etree.Element)  # elements only, not entities
+    for element in [element for element in inside if element is not container and _is_furniture(element)]:
         _remove_keeping_tail(element)  # a caption or share bar in the story is neither read nor lost text
 
     lines: list[str] = []
