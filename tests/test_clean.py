@@ -317,8 +317,8 @@ def test_html_main_text_is_extracted(rules: BoilerplateRules) -> None:
         assert gone not in article.text
     assert "<p>" not in article.text
     assert "Ferry link" in article.title
-    assert "clean: main text extracted from HTML (trafilatura)" in article.notes
-    assert article.extraction == "trafilatura"  # the method is recorded on the article
+    assert "clean: main text extracted from HTML (container)" in article.notes
+    assert article.extraction == "container"  # the method is recorded on the article
     assert article.lang == "en"
 
 

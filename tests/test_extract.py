@@ -7,7 +7,7 @@ import pytest
 from shared.pipeline import extract as extract_module
 from shared.pipeline.extract import Extraction, extract_main_text
 
-METHODS = {"trafilatura", "trafilatura-default", "readability+trafilatura"}
+METHODS = {"container", "trafilatura", "trafilatura-default", "readability+trafilatura"}
 
 HEADLINE = "Harbour authority approves night ferry service after two-year trial"
 
@@ -183,8 +183,8 @@ def test_a_failing_parser_gives_none_instead_of_raising(monkeypatch: pytest.Monk
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("parser exploded")
 
+    monkeypatch.setattr(extract_module.lxml.etree, "fromstring", broken)
     monkeypatch.setattr(extract_module.trafilatura, "bare_extraction", broken)
-    monkeypatch.setattr(extract_module.trafilatura, "extract_metadata", broken)
 
     result = extract_main_text(news_page())
 
@@ -195,10 +195,10 @@ def test_a_failing_parser_gives_none_instead_of_raising(monkeypatch: pytest.Monk
 def test_works_without_readability(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(extract_module, "_ReadabilityDocument", None)
 
-    result = extract_main_text(news_page())
+    result = extract_main_text(split_story_page())  # a page the container pass leaves to the full passes
 
     assert result.method == "trafilatura"
-    assert all(paragraph in result.text for paragraph in BODY)
+    assert all(paragraph in result.text for paragraph in BODY[:3])
 
 
 # --- choosing between the passes -----------------------------------------------------------------
@@ -226,21 +226,24 @@ def test_a_tiny_side_block_loses_to_a_long_article() -> None:
     assert not extract_module._prefer_located(notice, BODY[:1])  # not when the other text is tiny too
 
 
-def test_split_story_is_read_whole_with_readability() -> None:
-    pytest.importorskip("readability")
+def split_story_page() -> str:
     first, second = BODY[:3], BODY[3:]
-    page = f"""<html><head><title>{HEADLINE}</title></head><body>
+    return f"""<html><head><title>{HEADLINE}</title></head><body>
       <article>
         <div class="article-body">{"".join(f"<p>{p}</p>" for p in first)}</div>
         <div class="ad-slot"><a href="/ads">Advertisement</a></div>
         <div class="article-body">{"".join(f"<p>{p}</p>" for p in second)}</div>
       </article></body></html>"""
 
-    result = extract_main_text(page)
+
+def test_split_story_is_read_whole_with_readability() -> None:
+    pytest.importorskip("readability")
+
+    result = extract_main_text(split_story_page())
 
     assert all(paragraph in result.text for paragraph in BODY)
     assert "Advertisement" not in result.text
-    assert result.method in METHODS
+    assert result.method == "readability+trafilatura"
 
 
 def test_leading_headline_paragraph_is_dropped_but_never_the_only_paragraph() -> None:
@@ -255,3 +258,107 @@ def test_leading_headline_paragraph_is_dropped_but_never_the_only_paragraph() ->
 
 def test_lines_without_words_are_dropped() -> None:
     assert extract_module._paragraphs("| a | b |\n|---|---|\n- \n  Text  here \n\n") == ["| a | b |", "Text here"]
+
+
+# --- the container pass --------------------------------------------------------------------------
+
+
+def test_a_plain_article_page_is_read_by_the_container_pass() -> None:
+    result = extract_main_text(news_page())
+
+    assert result.method == "container"
+    assert result.text.split("\n\n") == BODY
+
+
+def test_headings_list_items_and_line_breaks_inside_the_story_are_read() -> None:
+    story = f"""<html><body><article>
+      <p>{BODY[0]}</p><h2>What changes for passengers</h2><p>{BODY[1]}<br>{BODY[2]}</p>
+      <ul><li>Boats every 40 minutes</li><li>Reduced timetable on Sundays</li></ul>
+      <blockquote>{BODY[3]}</blockquote><p>{BODY[4]}</p>
+    </article></body></html>"""
+
+    result = extract_main_text(story)
+
+    assert result.method == "container"
+    assert result.text.split("\n\n") == [
+        BODY[0],
+        "What changes for passengers",
+        BODY[1],
+        BODY[2],
+        "Boats every 40 minutes",
+        "Reduced timetable on Sundays",
+        BODY[3],
+        BODY[4],
+    ]
+
+
+def test_captions_share_bars_and_scripts_inside_the_story_are_left_out() -> None:
+    caption = "The night ferry at the old port on Thursday evening. Photo: Harbour Gazette"
+    story = f"""<html><body><article>
+      <figure><img src="ferry.jpg"><figcaption>{caption}</figcaption></figure>
+      <div class="image-caption">{caption}</div>
+      {"".join(f"<p>{p}</p>" for p in BODY)}
+      <div class="share-tools"><p>Share this story with your friends and family on social media</p></div>
+      <script>var tracking = "Share this story";</script>
+    </article></body></html>"""
+
+    result = extract_main_text(story)
+
+    assert result.method == "container"
+    assert result.text.split("\n\n") == BODY
+
+
+def test_paragraphs_outside_the_container_send_the_page_to_the_full_passes() -> None:
+    teasers = "".join(f"<div class='card'><p>{p}</p></div>" for p in BODY[3:])
+    page = f"<html><body><article>{''.join(f'<p>{p}</p>' for p in BODY[:3])}</article>{teasers}</body></html>"
+
+    assert extract_module._container_paragraphs(extract_module._parse(page)) is None
+
+
+def test_text_the_pass_does_not_read_sends_the_page_to_the_full_passes() -> None:
+    rows = "".join(f"<tr><td>Crossing {n}</td><td>{BODY[n]}</td></tr>" for n in range(3))
+    page = (
+        f"<html><body><article>{''.join(f'<p>{p}</p>' for p in BODY[3:])}<table>{rows}</table></article></body></html>"
+    )
+
+    assert extract_module._container_paragraphs(extract_module._parse(page)) is None
+
+
+def test_a_short_page_is_left_to_the_full_passes() -> None:
+    page = f"<html><body><article><p>{BODY[0]}</p></article></body></html>"
+
+    assert extract_module._container_paragraphs(extract_module._parse(page)) is None
+    assert BODY[0] in extract_main_text(page).text
+
+
+# --- metadata without meta tags ------------------------------------------------------------------
+
+
+def test_metadata_from_json_ld_when_the_page_has_no_meta_tags() -> None:
+    linked = (
+        '{"@context": "https://schema.org", "@graph": [{"@type": "WebSite", "name": "The Harbour Gazette"}, '
+        f'{{"@type": "NewsArticle", "headline": "{HEADLINE}", "datePublished": "2024-03-07T09:15:00Z", '
+        '"author": [{"@type": "Person", "name": "Maria Jensen"}, {"@type": "Person", "name": "Tom Berg"}]}]}'
+    )
+    page = f"""<html><head><title>Harbour | The Harbour Gazette</title>
+      <script type="application/ld+json">{linked}</script></head>
+      <body><article>{"".join(f"<p>{p}</p>" for p in BODY)}</article></body></html>"""
+
+    result = extract_main_text(page)
+
+    assert result.title == HEADLINE
+    assert result.published == "2024-03-07T09:15:00+00:00"
+    assert result.author == "Maria Jensen, Tom Berg"
+
+
+def test_metadata_from_headline_time_and_byline_as_a_last_resort() -> None:
+    page = f"""<html><head><title>{HEADLINE} - The Harbour Gazette</title></head><body><article>
+      <div class="story-byline">By Maria Jensen, Harbour correspondent</div>
+      <time datetime="2024-03-07T09:15:00+01:00">7 March</time>
+      {"".join(f"<p>{p}</p>" for p in BODY)}</article></body></html>"""
+
+    result = extract_main_text(page)
+
+    assert result.title == HEADLINE
+    assert result.published == "2024-03-07T08:15:00+00:00"
+    assert result.author == "Maria Jensen"
