@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 import uuid
 from datetime import UTC, datetime
@@ -13,12 +12,10 @@ from pydantic import BaseModel, Field
 
 from shared.urls import canonical_url
 
-_SPACE = re.compile(r"\s+")
-
-
 def normalized_content(text: str) -> str:
     """Text folded for comparison: NFKC, lower case, one space between words."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
+    # str.split() breaks at exactly the characters a regex \s matches, and faster
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
 
 
 def digest(value: str) -> str:

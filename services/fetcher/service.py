@@ -157,7 +157,15 @@ def watch_folder(folder: Path, wake: threading.Event) -> Any:
     """Set `wake` whenever something changes under `folder`; None when file events are not
     available here (the fetcher then scans on its timer alone)."""
     try:
-        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.events import (
+            DirCreatedEvent,
+            DirMovedEvent,
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileMovedEvent,
+            FileSystemEvent,
+            FileSystemEventHandler,
+        )
         from watchdog.observers import Observer
     except ImportError:
         return None
@@ -166,9 +174,13 @@ def watch_folder(folder: Path, wake: threading.Event) -> Any:
         def on_any_event(self, event: FileSystemEvent) -> None:
             wake.set()
 
+    # Only what can bring a file in: a file landing, moved in, or finished being written. The
+    # fetcher's own opening, reading and moving out of every file would otherwise cost an event
+    # each, all of them handled in Python.
+    landing = [FileCreatedEvent, FileMovedEvent, FileClosedEvent, DirCreatedEvent, DirMovedEvent]
     observer = Observer()
     try:
-        observer.schedule(Waker(), str(folder), recursive=True)
+        observer.schedule(Waker(), str(folder), recursive=True, event_filter=landing)
         observer.start()
     except OSError as error:  # e.g. the inotify watch limit: polling still works
         log.warning("no file events for %s (%s); scanning every few seconds", folder, error)
