@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from shared.urls import canonical_url
 
+
 def normalized_content(text: str) -> str:
     """Text folded for comparison: NFKC, lower case, one space between words."""
     # str.split() breaks at exactly the characters a regex \s matches, and faster
