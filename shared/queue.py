@@ -124,7 +124,15 @@ def resume(step: str, batch: dict[str, Any]) -> None:
     """Send a batch down the ingest pipeline from `step` on, as one task: the worker runs it
     and the steps after it to indexing (or, after indexing, to the end) in one go."""
     last = len(INGEST) - 1
-    app.send_task(task_name(step), args=(batch,), queue=PIPELINE_QUEUE, priority=max(0, last - INGEST.index(step)))
+    app.send_task(
+        task_name(step),
+        args=(batch,),
+        queue=PIPELINE_QUEUE,
+        priority=max(0, last - INGEST.index(step)),
+        # What logs and monitors show of the task: a few words, not a repr walked over every article.
+        argsrepr=f"(batch {batch.get('id')} of {len(batch.get('articles', []))} articles)",
+        kwargsrepr="{}",
+    )
 
 
 def defer(client: redis.Redis, step: str, batch: dict[str, Any], seconds: float) -> None:

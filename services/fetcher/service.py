@@ -30,6 +30,9 @@ from shared.sources.push import PushSource
 log = logging.getLogger(__name__)
 
 PUSH_WAIT_MS = 1000
+# Feeds fall due minutes apart: looking for due ones (the whole registry read from Redis) on
+# every inbox scan, several times a second, would cost more than it finds.
+FEED_CHECK_SECONDS = 1.0
 # Redis or the queue away: not a broken source, so the whole pass waits and is tried again.
 UNAVAILABLE: tuple[type[BaseException], ...] = (redis.RedisError, kombu.exceptions.OperationalError)
 
@@ -57,10 +60,18 @@ class Fetcher:
             registry.merge_file(settings.feeds)  # the file's feeds join those added by command
         self.feeds = FeedSource([], client, settings, feed_client(settings), report_health, registry)
         self.push = PushSource(client, self.feeds)
+        self._feeds_checked = float("-inf")  # monotonic time of the last look for due feeds
 
     @property
     def sources(self) -> list[Source]:
         return [self.inbox, self.feeds]
+
+    def _sources_due(self) -> list[Source]:
+        now = time.monotonic()
+        if now - self._feeds_checked < FEED_CHECK_SECONDS:
+            return [self.inbox]
+        self._feeds_checked = now
+        return self.sources
 
     def run_once(self, run_id: str | None = None) -> Counter[str]:
         """Read everything once: every file in the inbox, every feed. Returns the counts."""
@@ -98,7 +109,7 @@ class Fetcher:
         # What was read but not queued stays where it was (a file in the inbox, an entry in
         # the push stream, a feed's state unsaved) and is read again.
         batcher = Batcher(self.settings.batch_size, self.enqueue, self.client, None)
-        for source in self.sources:
+        for source in self._sources_due():
             try:
                 for delivery in source.poll():
                     batcher.add(delivery)
@@ -157,7 +168,15 @@ def watch_folder(folder: Path, wake: threading.Event) -> Any:
     """Set `wake` whenever something changes under `folder`; None when file events are not
     available here (the fetcher then scans on its timer alone)."""
     try:
-        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.events import (
+            DirCreatedEvent,
+            DirMovedEvent,
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileMovedEvent,
+            FileSystemEvent,
+            FileSystemEventHandler,
+        )
         from watchdog.observers import Observer
     except ImportError:
         return None
@@ -166,9 +185,13 @@ def watch_folder(folder: Path, wake: threading.Event) -> Any:
         def on_any_event(self, event: FileSystemEvent) -> None:
             wake.set()
 
+    # Only what can bring a file in: a file landing, moved in, or finished being written. The
+    # fetcher's own opening, reading and moving out of every file would otherwise cost an event
+    # each, all of them handled in Python.
+    landing = [FileCreatedEvent, FileMovedEvent, FileClosedEvent, DirCreatedEvent, DirMovedEvent]
     observer = Observer()
     try:
-        observer.schedule(Waker(), str(folder), recursive=True)
+        observer.schedule(Waker(), str(folder), recursive=True, event_filter=landing)
         observer.start()
     except OSError as error:  # e.g. the inotify watch limit: polling still works
         log.warning("no file events for %s (%s); scanning every few seconds", folder, error)

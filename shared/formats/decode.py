@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 
 import charset_normalizer
 
@@ -18,8 +19,8 @@ _BOMS = (
 
 
 DETECTION_SAMPLE_BYTES = 64 * 1024  # charset detection reads this much, never the whole file
+_HIGH_BYTES = bytes(range(0x80, 0x100))
 _CONTROL_BYTES = bytes(byte for byte in range(32) if chr(byte) not in "\n\r\t\f") + b"\x7f"
-_CONTROL_CHARS = dict.fromkeys(byte for byte in range(32) if chr(byte) not in "\n\r\t\f")  # str.translate deletes these
 
 
 def looks_binary(data: bytes) -> bool:
@@ -61,7 +62,7 @@ def _decode(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    high = sum(byte >= 0x80 for byte in data) / len(data)
+    high = (len(data) - len(data.translate(None, _HIGH_BYTES))) / len(data)
     if high < 0.4:
         # Western text: accented letters and typographic quotes among mostly ASCII (even a
         # short French headline stays under 40 %; Cyrillic, Greek or CJK legacy text is far
@@ -81,7 +82,12 @@ def _decode(data: bytes) -> str:
     return data.decode(best.encoding, errors="replace")
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")  # below space, but not \t \n \f \r
+
+
 def _looks_binary(text: str) -> bool:
     sample = text[:4096]
-    controls = len(sample) - len(sample.translate(_CONTROL_CHARS))  # counted in C, not a loop per character
+    if _CONTROL_CHARS.search(sample) is None:  # the usual case, in one pass in C
+        return False
+    controls = len(_CONTROL_CHARS.findall(sample))
     return controls > max(2, len(sample) // 100)

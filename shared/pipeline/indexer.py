@@ -144,7 +144,7 @@ class BulkIndexer:
 
     def _write(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
         groups = [self._articles(batch) for _, batch in entries]
-        articles = [article for group in groups for article in group]
+        articles = [article for group, _ in groups for article in group]
         started = time.perf_counter()
         failures = self.store.index(articles) if articles else []
         if any(failure.transient for failure in failures):
@@ -156,16 +156,16 @@ class BulkIndexer:
             metrics.STEP_ARTICLES_OUT, "index", (article for article in articles if article.id not in refused)
         )
         written = 0
-        for (entry_id, batch), group in zip(entries, groups, strict=True):
+        for (entry_id, batch), (group, messages) in zip(entries, groups, strict=True):
             counts: Counter[str] = Counter()
             kept = []
-            for article in group:
+            for article, message in zip(group, messages, strict=True):
                 if article.id in refused:
-                    quarantine(self.client, stage="index", reason=refused[article.id], item=article.to_message())
+                    quarantine(self.client, stage="index", reason=refused[article.id], item=message)
                     release_claims(self.client, article.id, article.delivery)
                     counts.update(rejected=1, done=1)
                 else:
-                    kept.append(article.to_message(leave_out=AFTER_INDEX_UNUSED))
+                    kept.append(_after_index(message))
             counts["indexed"] += len(kept)
             written += len(kept)
             if kept:
@@ -175,16 +175,20 @@ class BulkIndexer:
             self._acknowledge(entry_id)
         return written
 
-    def _articles(self, batch: dict[str, Any]) -> list[Article]:
-        # Only the index step writes the stream, but what cannot be read is kept, not fatal.
-        articles = []
+    def _articles(self, batch: dict[str, Any]) -> tuple[list[Article], list[dict[str, Any]]]:
+        """The batch's articles, each beside the message it was read from (passed on as it is,
+        never written again). Only the index step writes the stream, but what cannot be read
+        is kept, not fatal."""
+        articles, messages = [], []
         for raw in batch.get("articles", []):
             try:
                 articles.append(Article.from_message(raw))
             except (ValueError, TypeError, KeyError) as error:
                 quarantine(self.client, stage="index", reason=f"not an article: {error}", item={"raw": raw})
                 runs.record(self.client, batch.get("run"), Counter(rejected=1, done=1))
-        return articles
+                continue
+            messages.append(raw)
+        return articles, messages
 
 
 def start_indexer_thread(indexer: BulkIndexer) -> tuple[threading.Thread, threading.Event]:
@@ -193,6 +197,12 @@ def start_indexer_thread(indexer: BulkIndexer) -> tuple[threading.Thread, thread
     thread = threading.Thread(target=indexer.run, args=(stop,), name="bulk-indexer", daemon=True)
     thread.start()
     return thread, stop
+
+
+def _after_index(message: dict[str, Any]) -> dict[str, Any]:
+    # The message as `to_message(leave_out=AFTER_INDEX_UNUSED)` writes it; `sentences` only
+    # serves the evidence, which is left out.
+    return {name: value for name, value in message.items() if name not in AFTER_INDEX_UNUSED and name != "sentences"}
 
 
 def _size(entries: list[tuple[str, dict[str, Any]]]) -> int:
