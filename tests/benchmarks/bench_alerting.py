@@ -105,14 +105,18 @@ def bench_delivery(redis_url: str, count: int) -> None:
             save_subscription(
                 client,
                 f"desk{n}",
-                SubscriptionSpec(name="launches", query="missile", realert="article", channels=[Channel(type="webhook", url=url)]),
+                SubscriptionSpec(
+                    name="launches", query="missile", realert="article", channels=[Channel(type="webhook", url=url)]
+                ),
             )
             for n in range(10)
         ]
         dispatcher = Dispatcher(client)
         for n in range(count):
             article = Article.create(
-                title=f"Missile launch number {n}", text=f"A missile flew {n} kilometres.", url=f"https://example.org/{n}"
+                title=f"Missile launch number {n}",
+                text=f"A missile flew {n} kilometres.",
+                url=f"https://example.org/{n}",
             )
             subscription = subscriptions[n % len(subscriptions)]
             dispatcher.raise_alert(subscription, alert_payload(subscription, article, ["text:missil"], 1))
@@ -149,7 +153,9 @@ def fill_subscriptions(client: redis.Redis, count: int, seed: int = 11) -> None:
     pipe = client.pipeline(transaction=False)
     for n in range(count):
         channel = Channel(type="webhook", url=f"https://hooks.example.org/{n % 997}", secret=f"secret-{n}")
-        subscription = Subscription(owner=f"user{n % 500}", name=f"s{n}", query=make_query(rng, words), channels=[channel])
+        subscription = Subscription(
+            owner=f"user{n % 500}", name=f"s{n}", query=make_query(rng, words), channels=[channel]
+        )
         pipe.hset(redis_keys.SUBSCRIPTIONS, subscription.id, subscription.model_dump_json())
         if n % 5000 == 4999:
             pipe.execute()
