@@ -19,7 +19,7 @@ from shared.alerting.channels import DeliveryFailed, DeliveryRefused, send
 from shared.alerting.dispatch import digest_payload
 from shared.alerting.history import record_history
 from shared.alerting.outbox import Entry, Outbox, Outcome, entry_id
-from shared.alerting.subscriptions import Subscription, get_subscription
+from shared.alerting.subscriptions import Subscription, get_subscription, stored_subscription
 from shared.backoff import compute_backoff
 from shared.metrics import ALERTS
 from shared.outbound import outbound_client
@@ -67,9 +67,7 @@ class AlertSender:
         ids = sorted({_subscription_id(entry) for entry in entries})
         raws: Any = self.client.hmget(redis_keys.SUBSCRIPTIONS, ids)
         return {
-            subscription_id: Subscription.model_validate_json(raw)
-            for subscription_id, raw in zip(ids, raws, strict=True)
-            if raw
+            subscription_id: stored_subscription(raw) for subscription_id, raw in zip(ids, raws, strict=True) if raw
         }
 
     def _attempt(self, entry: Entry, subscription: Subscription | None) -> Outcome:

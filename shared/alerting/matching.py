@@ -8,6 +8,7 @@ and a subscription change reaches every worker within a second. A near-duplicate
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -16,16 +17,19 @@ from typing import Any
 import redis
 
 from shared import redis_keys
+from shared.alerting.compiled import CompiledQueries, CompiledQuery, Decoder, compile_query
 from shared.alerting.matcher import AnalyzedArticle, matches
 from shared.alerting.presearch import Presearcher, article_keys
-from shared.alerting.subscriptions import CHANGES_KEPT, Subscription
+from shared.alerting.subscriptions import CHANGES_KEPT, Subscription, effective_query, stored_subscription
 from shared.analysis import stem
 from shared.article import Article
 from shared.metrics import MATCH_SECONDS
-from shared.query import Node, parse_query
+from shared.query import Node
 from shared.redis_client import as_text
 
 RELOAD_CHECK_SECONDS = 1.0  # subscription changes take effect within this long
+LOAD_BATCH = 5000  # subscriptions read from Redis at once when loading them all
+SUBSCRIPTIONS_KEPT = 10_000  # matched subscriptions kept in memory, not read again
 
 SNIPPET_CHARS = 240
 
@@ -38,11 +42,14 @@ class Match:
 
 @dataclass
 class SubscriptionMatcher:
-    """Active subscriptions, compiled and indexed, kept current from Redis."""
+    """Active subscriptions' queries, compiled and indexed, kept current from Redis. Only the
+    queries stay in memory; a subscription itself is read when it matches (and kept a while)."""
 
     client: redis.Redis
     presearcher: Presearcher = field(default_factory=Presearcher)
-    compiled: dict[str, tuple[Subscription, Node]] = field(default_factory=dict)
+    compiled: dict[str, Node] = field(default_factory=dict)
+    _subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    _queries: CompiledQueries | None = None
     _last_change: str | None = None
     _checked_at: float = float("-inf")
 
@@ -60,17 +67,30 @@ class SubscriptionMatcher:
             return
         self._last_change = as_text(changes[-1][0])
         ids = sorted({as_text(fields[b"id"]) for _, fields in changes})
-        for subscription_id, raw in zip(ids, self.client.hmget(redis_keys.SUBSCRIPTIONS, ids), strict=True):
-            self._apply(subscription_id, Subscription.model_validate_json(raw) if raw else None)
+        raws: Any = self.client.hmget(redis_keys.SUBSCRIPTIONS, ids)
+        self._apply(list(zip(ids, raws, strict=True)), Decoder())
 
     def _load_all(self) -> None:
         newest: Any = self.client.xrevrange(redis_keys.SUBSCRIPTION_CHANGES, count=1)
         self._last_change = as_text(newest[0][0]) if newest else "0-0"  # read before loading: no gap
         self.presearcher = Presearcher()
         self.compiled = {}
-        for raw in self.client.hvals(redis_keys.SUBSCRIPTIONS):
-            subscription = Subscription.model_validate_json(raw)
-            self._apply(subscription.id, subscription)
+        self._subscriptions = {}
+        decoder, texts = Decoder(), set[str]()
+        batch: list[tuple[str, bytes | None]] = []
+        for subscription_id, raw in self.client.hscan_iter(redis_keys.SUBSCRIPTIONS, count=LOAD_BATCH):
+            batch.append((as_text(subscription_id), raw))
+            if len(batch) == LOAD_BATCH:
+                texts |= self._apply(batch, decoder)
+                batch = []
+        texts |= self._apply(batch, decoder)
+        self.queries.keep_only(texts)
+
+    @property
+    def queries(self) -> CompiledQueries:
+        if self._queries is None:
+            self._queries = CompiledQueries(self.client)
+        return self._queries
 
     def _missed_changes(self) -> bool:
         # The change stream is trimmed near CHANGES_KEPT entries; only then can changes this
@@ -80,14 +100,32 @@ class SubscriptionMatcher:
         oldest: Any = self.client.xrange(redis_keys.SUBSCRIPTION_CHANGES, count=1)
         return bool(oldest) and _stream_id(as_text(oldest[0][0])) > _stream_id(self._last_change or "0-0")
 
-    def _apply(self, subscription_id: str, subscription: Subscription | None) -> None:
-        if subscription is None or not subscription.active:
-            self.compiled.pop(subscription_id, None)
-            self.presearcher.remove(subscription_id)
-            return
-        node = parse_query(subscription.effective_query)
-        self.compiled[subscription_id] = (subscription, node)
-        self.presearcher.add(subscription_id, node)
+    def _apply(self, stored: list[tuple[str, bytes | None]], decoder: Decoder) -> set[str]:
+        """Index the given subscriptions as stored (None: deleted); returns their query texts.
+        Compiled queries come from Redis, and those not there yet are compiled and kept."""
+        wanted: dict[str, str] = {}
+        for subscription_id, raw in stored:
+            self._subscriptions.pop(subscription_id, None)
+            record = json.loads(raw) if raw else None
+            if record is None or not record.get("active", True):
+                self.compiled.pop(subscription_id, None)
+                self.presearcher.remove(subscription_id)
+            else:
+                wanted[subscription_id] = effective_query(record["query"], record.get("filter"))
+        texts = sorted(set(wanted.values()))
+        entries: dict[str, CompiledQuery] = {}
+        fresh: dict[str, CompiledQuery] = {}
+        for text, raw_entry in zip(texts, self.queries.get(texts), strict=True):
+            entry = _decoded(decoder, raw_entry)
+            if entry is None:
+                entry = fresh[text] = compile_query(text, self.presearcher.key_load)
+            entries[text] = entry
+        self.queries.put(fresh)
+        for subscription_id, text in wanted.items():
+            entry = entries[text]
+            self.compiled[subscription_id] = entry.node
+            self.presearcher.add_keys(subscription_id, entry.keys, entry.all_of)
+        return set(texts)
 
     def match(self, article: Article) -> list[Match]:
         """The subscriptions this article satisfies, with the terms that matched."""
@@ -95,13 +133,46 @@ class SubscriptionMatcher:
         if not self.compiled:
             return []
         doc = AnalyzedArticle.of(article)
-        found = []
+        hits = []
         for subscription_id in self.presearcher.candidates(article_keys(doc)):
-            subscription, node = self.compiled[subscription_id]
             doc.matched.clear()
-            if matches(node, doc):
-                found.append(Match(subscription, sorted(set(doc.matched))))
+            if matches(self.compiled[subscription_id], doc):
+                hits.append((subscription_id, sorted(set(doc.matched))))
+        if not hits:
+            return []
+        subscriptions = self._subscriptions_of([subscription_id for subscription_id, _ in hits])
+        return [
+            Match(subscriptions[subscription_id], matched)
+            for subscription_id, matched in hits
+            if subscription_id in subscriptions
+        ]
+
+    def _subscriptions_of(self, ids: list[str]) -> dict[str, Subscription]:
+        """The matched subscriptions, from memory or in one read; one paused or deleted since
+        it was indexed is left out (the change reaches the index within a second)."""
+        found = {
+            subscription_id: self._subscriptions[subscription_id]
+            for subscription_id in ids
+            if subscription_id in self._subscriptions
+        }
+        missing = [subscription_id for subscription_id in ids if subscription_id not in found]
+        if missing:
+            if len(self._subscriptions) + len(missing) > SUBSCRIPTIONS_KEPT:
+                self._subscriptions.clear()
+            for subscription_id, raw in zip(missing, self.client.hmget(redis_keys.SUBSCRIPTIONS, missing), strict=True):
+                subscription = stored_subscription(raw) if raw else None
+                if subscription is not None and subscription.active:
+                    found[subscription_id] = self._subscriptions[subscription_id] = subscription
         return found
+
+
+def _decoded(decoder: Decoder, raw: bytes | None) -> CompiledQuery | None:
+    if raw is None:
+        return None
+    try:
+        return decoder.decode(raw)
+    except (ValueError, TypeError, KeyError, IndexError):  # a damaged entry is compiled again
+        return None
 
 
 def _stream_id(value: str) -> tuple[int, int]:

@@ -177,8 +177,9 @@ def main() -> int:
 
     spec = SubscriptionSpec(name="fresh", query='"intercontinental missile" OR zzyzx', channels=[channel])
     save_subscription(client, "bench", spec)
+    probe = Article.create(title="zzyzx", text="zzyzx")
     started = time.perf_counter()
-    while not any(s.name == "fresh" for s, _ in matcher.compiled.values()):
+    while not any(match.subscription.name == "fresh" for match in matcher.match(probe)):
         matcher.refresh()
         time.sleep(0.01)
     print(f"a new subscription reached the matcher in {time.perf_counter() - started:.2f} s (checks once a second)")

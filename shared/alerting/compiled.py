@@ -1,0 +1,159 @@
+"""Compiled subscription queries kept in Redis, so that a matcher starts without parsing them.
+
+Parsing one query (the Lucene grammar, then the analyzer on every word) costs a fraction of a
+millisecond, most of a minute for 100 000 subscriptions. The parsed tree and its presearch
+keys are kept in a hash keyed by the query's text, under a fingerprint of the code that
+parses, analyzes and indexes: a change to any of it gives a new hash, which the first matcher
+to start fills again. Keyed by text, an entry can never belong to another query, and the many
+subscriptions that share a query share one entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from shared import analysis, query, redis_keys
+from shared.alerting import presearch
+from shared.query import And, Empty, Exists, Fuzzy, MatchAll, Node, Not, Or, Phrase, Range, Term, Wildcard, parse_query
+
+KEPT_SECONDS = 30 * 86400  # a fingerprint no matcher has loaded for this long is dropped
+
+_LEAVES: dict[str, Callable[..., Node]] = {
+    "term": Term,
+    "phrase": lambda field, words, *rest: Phrase(field, tuple(words), *rest),
+    "wildcard": Wildcard,
+    "fuzzy": Fuzzy,
+    "exists": Exists,
+    "range": Range,
+    "all": MatchAll,
+    "empty": Empty,
+}
+_NAMES = {Term: "term", Phrase: "phrase", Wildcard: "wildcard", Fuzzy: "fuzzy", Exists: "exists", Range: "range"}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledQuery:
+    """A query as the matcher keeps it: the tree, the keys the presearcher files it under
+    (None: a candidate for every article), and the keys every matching article has."""
+
+    node: Node
+    keys: tuple[str, ...] | None
+    all_of: tuple[str, ...]
+
+
+def code_fingerprint() -> str:
+    """Changes whenever parsing, analysis or presearch could give a different result."""
+    digest = hashlib.sha256(metadata.version("luqum").encode())
+    for module in (query, analysis, presearch, sys.modules[__name__]):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def compile_query(text: str, cost: Callable[[frozenset[str]], Any] | None = None) -> CompiledQuery:
+    """Parse and index one query; `cost` picks among an AND's keys (see `required_keys`)."""
+    node = parse_query(text)
+    keys = presearch.required_keys(node, cost)
+    return CompiledQuery(
+        node, None if keys is None else tuple(sorted(keys)), tuple(sorted(presearch.all_required_keys(node)))
+    )
+
+
+def encode(compiled: CompiledQuery) -> str:
+    return json.dumps([_encode(compiled.node), compiled.keys, compiled.all_of], ensure_ascii=False)
+
+
+def _encode(node: Node) -> list[Any]:
+    if isinstance(node, (And, Or)):
+        return ["and" if isinstance(node, And) else "or", [_encode(item) for item in node.items]]
+    if isinstance(node, Not):
+        return ["not", _encode(node.item)]
+    if isinstance(node, MatchAll):
+        return ["all"]
+    if isinstance(node, Empty):
+        return ["empty"]
+    if isinstance(node, (Term, Phrase)):
+        return [_NAMES[type(node)], node.field, node.value if isinstance(node, Term) else node.words, *_rest(node)]
+    if isinstance(node, Wildcard):
+        return ["wildcard", node.field, node.pattern]
+    if isinstance(node, Fuzzy):
+        return ["fuzzy", node.field, node.value, node.edits]
+    if isinstance(node, Exists):
+        return ["exists", node.field]
+    return ["range", node.field, node.low, node.high, node.include_low, node.include_high]
+
+
+def _rest(node: Term | Phrase) -> list[Any]:
+    return [node.prefix, node.text] if isinstance(node, Term) else [node.slop, node.text]
+
+
+class Decoder:
+    """Turns stored entries back into trees; equal leaves and keys across queries become one
+    shared object, which keeps 100 000 compiled queries small."""
+
+    def __init__(self) -> None:
+        self._leaves: dict[tuple[Any, ...], Node] = {}
+
+    def decode(self, raw: bytes | str) -> CompiledQuery:
+        tree, keys, all_of = json.loads(raw)
+        return CompiledQuery(
+            self._node(tree),
+            None if keys is None else tuple(sys.intern(key) for key in keys),
+            tuple(sys.intern(key) for key in all_of),
+        )
+
+    def _node(self, tree: list[Any]) -> Node:
+        kind = tree[0]
+        if kind == "and":
+            return And(tuple(self._node(item) for item in tree[1]))
+        if kind == "or":
+            return Or(tuple(self._node(item) for item in tree[1]))
+        if kind == "not":
+            return Not(self._node(tree[1]))
+        values = tuple(tuple(value) if isinstance(value, list) else value for value in tree[1:])
+        key = (kind, *values)
+        node = self._leaves.get(key)
+        if node is None:
+            strings = (sys.intern(value) if isinstance(value, str) else value for value in values)
+            node = self._leaves[key] = _LEAVES[kind](*strings)
+        return node
+
+
+class CompiledQueries:
+    """The Redis hash of compiled queries for the running code."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.key = redis_keys.compiled_queries(code_fingerprint())
+
+    def get(self, texts: list[str]) -> list[bytes | None]:
+        found: Any = self.client.hmget(self.key, texts) if texts else []
+        return list(found)
+
+    def put(self, compiled: dict[str, CompiledQuery]) -> None:
+        if compiled:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(self.key, mapping={text: encode(entry) for text, entry in compiled.items()})
+            pipe.expire(self.key, KEPT_SECONDS)
+            pipe.execute()
+
+    def keep_only(self, texts: set[str]) -> None:
+        """Drop the entries of queries no subscription has any more, once they are many, and
+        keep the hash for another while."""
+        if int(self.client.hlen(self.key)) > 2 * len(texts) + 1000:
+            stale = [text for text in (_text(raw) for raw in self.client.hkeys(self.key)) if text not in texts]
+            for start in range(0, len(stale), 10_000):
+                self.client.hdel(self.key, *stale[start : start + 10_000])
+        self.client.expire(self.key, KEPT_SECONDS)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
