@@ -42,10 +42,11 @@ _NAMES = {Term: "term", Phrase: "phrase", Wildcard: "wildcard", Fuzzy: "fuzzy", 
 
 @dataclass(frozen=True, slots=True)
 class CompiledQuery:
-    """A query as the matcher keeps it: the tree, the keys the presearcher files it under
-    (None: a candidate for every article), and the keys every matching article has."""
+    """A query as the matcher keeps it: the tree (or its stored form, until it is needed), the
+    keys the presearcher files it under (None: a candidate for every article), and the keys
+    every matching article has."""
 
-    node: Node
+    node: Node | str
     keys: tuple[str, ...] | None
     all_of: tuple[str, ...]
 
@@ -68,7 +69,10 @@ def compile_query(text: str, cost: Callable[[frozenset[str]], Any] | None = None
 
 
 def encode(compiled: CompiledQuery) -> str:
-    return json.dumps([_encode(compiled.node), compiled.keys, compiled.all_of], ensure_ascii=False)
+    """The stored form: the keys, a newline (never inside compact JSON), the tree."""
+    assert not isinstance(compiled.node, str)
+    keys = json.dumps([compiled.keys, compiled.all_of], ensure_ascii=False)
+    return keys + "\n" + json.dumps(_encode(compiled.node), ensure_ascii=False)
 
 
 def _encode(node: Node) -> list[Any]:
@@ -103,12 +107,21 @@ class Decoder:
         self._leaves: dict[tuple[Any, ...], Node] = {}
 
     def decode(self, raw: bytes | str) -> CompiledQuery:
-        tree, keys, all_of = json.loads(raw)
+        """The keys of a stored entry; its tree stays text until `tree` is asked for it (most
+        queries are never a candidate, and the text is smaller than the tree)."""
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        head, newline, tree = text.partition("\n")
+        keys, all_of = json.loads(head)
+        if not newline or not tree:
+            raise ValueError("no tree in a compiled query")
         return CompiledQuery(
-            self._node(tree),
+            tree,
             None if keys is None else tuple(sys.intern(key) for key in keys),
             tuple(sys.intern(key) for key in all_of),
         )
+
+    def tree(self, stored: str) -> Node:
+        return self._node(json.loads(stored))
 
     def _node(self, tree: list[Any]) -> Node:
         kind = tree[0]

@@ -8,6 +8,7 @@ and a subscription change reaches every worker within a second. A near-duplicate
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import time
@@ -47,7 +48,8 @@ class SubscriptionMatcher:
 
     client: redis.Redis
     presearcher: Presearcher = field(default_factory=Presearcher)
-    compiled: dict[str, Node] = field(default_factory=dict)
+    compiled: dict[str, Node | str] = field(default_factory=dict)  # a tree, or its stored form
+    _decoder: Decoder = field(default_factory=Decoder)
     _subscriptions: dict[str, Subscription] = field(default_factory=dict)
     _queries: CompiledQueries | None = None
     _last_change: str | None = None
@@ -68,7 +70,7 @@ class SubscriptionMatcher:
         self._last_change = as_text(changes[-1][0])
         ids = sorted({as_text(fields[b"id"]) for _, fields in changes})
         raws: Any = self.client.hmget(redis_keys.SUBSCRIPTIONS, ids)
-        self._apply(list(zip(ids, raws, strict=True)), Decoder())
+        self._apply(list(zip(ids, raws, strict=True)))
 
     def _load_all(self) -> None:
         newest: Any = self.client.xrevrange(redis_keys.SUBSCRIPTION_CHANGES, count=1)
@@ -76,14 +78,21 @@ class SubscriptionMatcher:
         self.presearcher = Presearcher()
         self.compiled = {}
         self._subscriptions = {}
-        decoder, texts = Decoder(), set[str]()
+        self._decoder = Decoder()
+        texts: set[str] = set()
         batch: list[tuple[str, bytes | None]] = []
-        for subscription_id, raw in self.client.hscan_iter(redis_keys.SUBSCRIPTIONS, count=LOAD_BATCH):
-            batch.append((as_text(subscription_id), raw))
-            if len(batch) == LOAD_BATCH:
-                texts |= self._apply(batch, decoder)
-                batch = []
-        texts |= self._apply(batch, decoder)
+        collecting = gc.isenabled()
+        gc.disable()  # everything made here lives on: collections would only walk it over and over
+        try:
+            for subscription_id, raw in self.client.hscan_iter(redis_keys.SUBSCRIPTIONS, count=LOAD_BATCH):
+                batch.append((as_text(subscription_id), raw))
+                if len(batch) == LOAD_BATCH:
+                    texts |= self._apply(batch)
+                    batch = []
+            texts |= self._apply(batch)
+        finally:
+            if collecting:
+                gc.enable()
         self.queries.keep_only(texts)
 
     @property
@@ -100,7 +109,7 @@ class SubscriptionMatcher:
         oldest: Any = self.client.xrange(redis_keys.SUBSCRIPTION_CHANGES, count=1)
         return bool(oldest) and _stream_id(as_text(oldest[0][0])) > _stream_id(self._last_change or "0-0")
 
-    def _apply(self, stored: list[tuple[str, bytes | None]], decoder: Decoder) -> set[str]:
+    def _apply(self, stored: list[tuple[str, bytes | None]]) -> set[str]:
         """Index the given subscriptions as stored (None: deleted); returns their query texts.
         Compiled queries come from Redis, and those not there yet are compiled and kept."""
         wanted: dict[str, str] = {}
@@ -116,7 +125,7 @@ class SubscriptionMatcher:
         entries: dict[str, CompiledQuery] = {}
         fresh: dict[str, CompiledQuery] = {}
         for text, raw_entry in zip(texts, self.queries.get(texts), strict=True):
-            entry = _decoded(decoder, raw_entry)
+            entry = _decoded(self._decoder, raw_entry)
             if entry is None:
                 entry = fresh[text] = compile_query(text, self.presearcher.key_load)
             entries[text] = entry
@@ -135,8 +144,11 @@ class SubscriptionMatcher:
         doc = AnalyzedArticle.of(article)
         hits = []
         for subscription_id in self.presearcher.candidates(article_keys(doc)):
+            node = self.compiled[subscription_id]
+            if isinstance(node, str):
+                node = self.compiled[subscription_id] = self._decoder.tree(node)
             doc.matched.clear()
-            if matches(self.compiled[subscription_id], doc):
+            if matches(node, doc):
                 hits.append((subscription_id, sorted(set(doc.matched))))
         if not hits:
             return []
