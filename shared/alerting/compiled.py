@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -23,9 +23,49 @@ import redis
 
 from shared import analysis, query, redis_keys
 from shared.alerting import presearch
+from shared.alerting.subscriptions import effective_query
 from shared.query import And, Empty, Exists, Fuzzy, MatchAll, Node, Not, Or, Phrase, Range, Term, Wildcard, parse_query
 
 KEPT_SECONDS = 30 * 86400  # a fingerprint no matcher has loaded for this long is dropped
+
+# One step of reading every subscription with its compiled query, done in Redis so that the
+# matcher does not parse each subscription's JSON. KEYS: the subscriptions, the compiled
+# queries. ARGV: the HSCAN cursor, the batch size. Returns the next cursor, then for each
+# active subscription its id and either `c` and the compiled entry, or `s` and the
+# subscription itself (its query not compiled yet, or a form the script does not read). The
+# text is built as `effective_query` builds it; were they ever to differ, the entry would
+# only be missed, never wrong, as entries are keyed by the text they were compiled from.
+_SCAN = """
+local found = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', tonumber(ARGV[2]))
+local out = {found[1]}
+local items = found[2]
+for i = 1, #items, 2 do
+    local ok, subscription = pcall(cjson.decode, items[i + 1])
+    local entry = false
+    if ok and type(subscription) == 'table' then
+        if subscription.active == false then
+            items[i] = nil
+        elseif type(subscription.query) == 'string' then
+            local text = subscription.query
+            if type(subscription.filter) == 'string' then
+                text = '(' .. subscription.query .. ') AND (' .. subscription.filter .. ')'
+            end
+            entry = redis.call('HGET', KEYS[2], text)
+        end
+    end
+    if items[i] then
+        out[#out + 1] = items[i]
+        if entry then
+            out[#out + 1] = 'c'
+            out[#out + 1] = entry
+        else
+            out[#out + 1] = 's'
+            out[#out + 1] = items[i + 1]
+        end
+    end
+end
+return out
+"""
 
 _LEAVES: dict[str, Callable[..., Node]] = {
     "term": Term,
@@ -146,6 +186,22 @@ class CompiledQueries:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.key = redis_keys.compiled_queries(code_fingerprint())
+        self._scan = client.register_script(_SCAN)
+
+    def scan(self, batch: int) -> Iterator[tuple[list[tuple[str, bytes]], list[tuple[str, Any]]]]:
+        """Every active subscription, a batch at a time: (id, compiled entry) for those whose
+        query is compiled, (id, stored subscription) for the others."""
+        cursor: Any = 0
+        while True:
+            found: Any = self._scan(keys=[redis_keys.SUBSCRIPTIONS, self.key], args=[cursor, batch])
+            cursor = found[0]
+            compiled: list[tuple[str, bytes]] = []
+            others: list[tuple[str, Any]] = []
+            for at in range(1, len(found), 3):
+                (compiled if found[at + 1] == b"c" else others).append((_text(found[at]), found[at + 2]))
+            yield compiled, others
+            if int(cursor) == 0:
+                return
 
     def get(self, texts: list[str]) -> list[bytes | None]:
         found: Any = self.client.hmget(self.key, texts) if texts else []
@@ -158,10 +214,14 @@ class CompiledQueries:
             pipe.expire(self.key, KEPT_SECONDS)
             pipe.execute()
 
-    def keep_only(self, texts: set[str]) -> None:
+    def prune(self, subscriptions: int) -> None:
         """Drop the entries of queries no subscription has any more, once they are many, and
         keep the hash for another while."""
-        if int(self.client.hlen(self.key)) > 2 * len(texts) + 1000:
+        if int(self.client.hlen(self.key)) > 2 * subscriptions + 1000:
+            texts = {
+                effective_query(record["query"], record.get("filter"))
+                for record in map(json.loads, self.client.hvals(redis_keys.SUBSCRIPTIONS))
+            }
             stale = [text for text in (_text(raw) for raw in self.client.hkeys(self.key)) if text not in texts]
             for start in range(0, len(stale), 10_000):
                 self.client.hdel(self.key, *stale[start : start + 10_000])

@@ -79,21 +79,21 @@ class SubscriptionMatcher:
         self.compiled = {}
         self._subscriptions = {}
         self._decoder = Decoder()
-        texts: set[str] = set()
-        batch: list[tuple[str, bytes | None]] = []
         collecting = gc.isenabled()
         gc.disable()  # everything made here lives on: collections would only walk it over and over
         try:
-            for subscription_id, raw in self.client.hscan_iter(redis_keys.SUBSCRIPTIONS, count=LOAD_BATCH):
-                batch.append((as_text(subscription_id), raw))
-                if len(batch) == LOAD_BATCH:
-                    texts |= self._apply(batch)
-                    batch = []
-            texts |= self._apply(batch)
+            for compiled, others in self.queries.scan(LOAD_BATCH):
+                for subscription_id, raw_entry in compiled:
+                    entry = _decoded(self._decoder, raw_entry)
+                    if entry is None:
+                        others.append((subscription_id, self.client.hget(redis_keys.SUBSCRIPTIONS, subscription_id)))
+                    else:
+                        self._index(subscription_id, entry)
+                self._apply(others)
         finally:
             if collecting:
                 gc.enable()
-        self.queries.keep_only(texts)
+        self.queries.prune(len(self.compiled))
 
     @property
     def queries(self) -> CompiledQueries:
@@ -109,9 +109,9 @@ class SubscriptionMatcher:
         oldest: Any = self.client.xrange(redis_keys.SUBSCRIPTION_CHANGES, count=1)
         return bool(oldest) and _stream_id(as_text(oldest[0][0])) > _stream_id(self._last_change or "0-0")
 
-    def _apply(self, stored: list[tuple[str, bytes | None]]) -> set[str]:
-        """Index the given subscriptions as stored (None: deleted); returns their query texts.
-        Compiled queries come from Redis, and those not there yet are compiled and kept."""
+    def _apply(self, stored: list[tuple[str, Any]]) -> None:
+        """Index the given subscriptions as stored (None: deleted). Compiled queries come from
+        Redis, and those not there yet are compiled and kept."""
         wanted: dict[str, str] = {}
         for subscription_id, raw in stored:
             self._subscriptions.pop(subscription_id, None)
@@ -131,10 +131,11 @@ class SubscriptionMatcher:
             entries[text] = entry
         self.queries.put(fresh)
         for subscription_id, text in wanted.items():
-            entry = entries[text]
-            self.compiled[subscription_id] = entry.node
-            self.presearcher.add_keys(subscription_id, entry.keys, entry.all_of)
-        return set(texts)
+            self._index(subscription_id, entries[text])
+
+    def _index(self, subscription_id: str, entry: CompiledQuery) -> None:
+        self.compiled[subscription_id] = entry.node
+        self.presearcher.add_keys(subscription_id, entry.keys, entry.all_of)
 
     def match(self, article: Article) -> list[Match]:
         """The subscriptions this article satisfies, with the terms that matched."""
