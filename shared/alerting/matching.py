@@ -13,6 +13,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -203,6 +204,7 @@ def match_alerts(article: Article, matcher: SubscriptionMatcher) -> list[Match]:
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+_POSSESSIVE = re.compile(r"['’]s$")
 
 
 def highlight(article: Article, matched: list[str]) -> str:
@@ -223,13 +225,20 @@ def highlight(article: Article, matched: list[str]) -> str:
     return article.title[:SNIPPET_CHARS]
 
 
+@lru_cache(maxsize=65536)
+def _base(word: str) -> str:
+    """A word of the text as the analyzer indexes it (its stem, possessive dropped); news
+    text repeats its words, so each is worked out once."""
+    return stem(_POSSESSIVE.sub("", word.lower()))
+
+
 def _mark(sentence: str, stems: set[str], prefixes: set[str]) -> tuple[str, bool]:
     hit = False
 
     def bold(found: re.Match[str]) -> str:
         nonlocal hit
         word = found.group(0)
-        base = stem(re.sub(r"['’]s$", "", word.lower()))
+        base = _base(word)
         if base in stems or any(base.startswith(prefix) for prefix in prefixes):
             hit = True
             return f"**{word}**"
@@ -238,25 +247,41 @@ def _mark(sentence: str, stems: set[str], prefixes: set[str]) -> tuple[str, bool
     return _WORD.sub(bold, sentence), hit
 
 
-def alert_payload(subscription: Subscription, article: Article, matched: list[str], story_size: int) -> dict[str, Any]:
-    """What every channel receives about one alert: the subscription, why it fired, the article."""
+def alert_payload(
+    subscription: Subscription,
+    article: Article,
+    matched: list[str],
+    story_size: int,
+    about: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What every channel receives about one alert: the subscription, why it fired, the article
+    (`about`: its `alert_article`, when the caller has it already)."""
     return {
         "subscription": {"id": subscription.id, "name": subscription.name, "owner": subscription.owner},
         "query": subscription.query,
         "matched_terms": matched,
         "snippet": highlight(article, matched),
-        "story": {"id": article.cluster_id or article.id, "articles": story_size},
-        "article": {
-            "id": article.id,
-            "version": article.version,
-            "title": article.title,
-            "url": article.url,
-            "source": article.source,
-            "published_at": article.published_at.isoformat() if article.published_at else None,
-            "ingested_at": article.ingested_at.isoformat(),
-            "tags": article.tags,
-            "countries": article.countries,
-            "people": article.people,
-            "organizations": article.organizations,
-        },
+        "story": alert_story(article, story_size),
+        "article": about if about is not None else alert_article(article),
+    }
+
+
+def alert_story(article: Article, story_size: int) -> dict[str, Any]:
+    return {"id": article.cluster_id or article.id, "articles": story_size}
+
+
+def alert_article(article: Article) -> dict[str, Any]:
+    """The article as an alert shows it, and as the re-alert policy groups it."""
+    return {
+        "id": article.id,
+        "version": article.version,
+        "title": article.title,
+        "url": article.url,
+        "source": article.source,
+        "published_at": article.published_at.isoformat() if article.published_at else None,
+        "ingested_at": article.ingested_at.isoformat(),
+        "tags": article.tags,
+        "countries": article.countries,
+        "people": article.people,
+        "organizations": article.organizations,
     }
