@@ -37,7 +37,8 @@ def test_a_stored_query_reads_back_as_the_tree_it_was_parsed_into(text):
 def test_equal_words_of_different_queries_become_one_object():
     decoder = Decoder()
     first, second = (
-        decoder.tree(str(decoder.decode(encode(compile_query(text))).node)) for text in ("missile AND launch", "launch OR summit")
+        decoder.tree(str(decoder.decode(encode(compile_query(text))).node))
+        for text in ("missile AND launch", "launch OR summit")
     )
     assert first.items[1] is second.items[0]
 
