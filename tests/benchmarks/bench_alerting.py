@@ -38,11 +38,10 @@ from typing import Any
 
 import redis
 
-from shared import redis_keys
-from shared.alerting.subscriptions import Channel, Subscription
+from shared.alerting.subscriptions import Channel
 from shared.article import Article
 from shared.settings import Settings
-from tests.benchmarks.bench_matcher import COUNTRIES, FIXTURES, make_query, vocabulary
+from tests.benchmarks.bench_matcher import COUNTRIES, FIXTURES, fill_subscriptions, vocabulary
 
 
 def cpu_seconds() -> float:
@@ -148,20 +147,11 @@ def bench_delivery(redis_url: str, count: int) -> None:
 # --- subscriptions ------------------------------------------------------------------------
 
 
-def fill_subscriptions(client: redis.Redis, count: int, seed: int = 11) -> None:
-    """`count` generated subscriptions with webhook channels, written in pipelined batches."""
-    rng = random.Random(seed)
-    words = vocabulary(rng, 20_000)
-    pipe = client.pipeline(transaction=False)
-    for n in range(count):
-        channel = Channel(type="webhook", url=f"https://hooks.example.org/{n % 997}", secret=f"secret-{n}")
-        subscription = Subscription(
-            owner=f"user{n % 500}", name=f"s{n}", query=make_query(rng, words), channels=[channel]
-        )
-        pipe.hset(redis_keys.SUBSCRIPTIONS, subscription.id, subscription.model_dump_json())
-        if n % 5000 == 4999:
-            pipe.execute()
-    pipe.execute()
+def fill_webhook_subscriptions(client: redis.Redis, count: int) -> None:
+    """`count` generated subscriptions with webhook channels."""
+    fill_subscriptions(
+        client, count, lambda n: Channel(type="webhook", url=f"https://hooks.example.org/{n % 997}", secret=f"s{n}")
+    )
 
 
 def _load_in_child(redis_url: str, results: Any) -> None:
@@ -179,7 +169,7 @@ def _load_in_child(redis_url: str, results: Any) -> None:
 def bench_load(redis_url: str, count: int) -> None:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    fill_subscriptions(client, count)
+    fill_webhook_subscriptions(client, count)
     context = multiprocessing.get_context("spawn")
     for start in ("first start", "next start"):
         results = context.Queue()
@@ -241,7 +231,7 @@ def bench_matching(redis_url: str, counts: list[int], articles: int) -> None:
         settings = Settings(redis_url=redis_url, data_dir=Path(data))
         for count in counts:
             client.flushdb()
-            fill_subscriptions(client, count)
+            fill_webhook_subscriptions(client, count)
             context = build_context(settings, client)
             context.matcher = SubscriptionMatcher(client)
             context.matcher.refresh(force=True)
