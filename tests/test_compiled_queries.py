@@ -74,3 +74,13 @@ def test_a_damaged_compiled_query_is_compiled_again(redis_client):
     matcher = SubscriptionMatcher(redis_client)
     assert [match.subscription.name for match in matcher.match(make_article("A missile", "A missile."))] == ["launches"]
     assert Decoder().decode(redis_client.hget(queries.key, "missile")).keys == ("t:missil",)
+
+
+def test_compiled_queries_no_subscription_has_are_dropped_once_they_are_many(redis_client):
+    save_subscription(redis_client, "desk", SubscriptionSpec(name="launches", query="missile", channels=[HOOK]))
+    queries = CompiledQueries(redis_client)
+    stale = encode(compile_query("summit"))
+    redis_client.hset(queries.key, mapping={f"summit OR word{number}": stale for number in range(1100)})
+    SubscriptionMatcher(redis_client).refresh(force=True)
+    assert redis_client.hkeys(queries.key) == [b"missile"]
+    assert 0 < redis_client.ttl(queries.key) <= 30 * 86400

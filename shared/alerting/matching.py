@@ -30,7 +30,7 @@ from shared.query import Node
 from shared.redis_client import as_text
 
 RELOAD_CHECK_SECONDS = 1.0  # subscription changes take effect within this long
-LOAD_BATCH = 5000  # subscriptions read from Redis at once when loading them all
+LOAD_BATCH = 1000  # subscriptions read at once when loading them all (one short script in Redis)
 SUBSCRIPTIONS_KEPT = 10_000  # matched subscriptions kept in memory, not read again
 
 SNIPPET_CHARS = 240
