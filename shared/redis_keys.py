@@ -91,6 +91,12 @@ def signature(article_id: str) -> str:
     return f"{PREFIX}:sigs:{article_id[:12]}"
 
 
+def compiled_queries(fingerprint: str) -> str:
+    """Hash of subscription queries, parsed and indexed, by query text, for the code with
+    this fingerprint."""
+    return f"{PREFIX}:subscriptions:compiled:{fingerprint}"
+
+
 def owner_subscriptions(owner: str) -> str:
     """Set of one owner's subscription ids."""
     return f"{PREFIX}:subscriptions:owner:{owner}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.alerting.dispatch import alert_group, alert_time, digest_period, repeats, window_seconds
 from shared.alerting.matcher import AnalyzedArticle, matches
-from shared.alerting.matching import alert_payload
+from shared.alerting.matching import alert_article, alert_payload, alert_story
 from shared.alerting.subscriptions import Channel, Subscription
 from shared.query import parse_query
 from shared.store import Store
@@ -120,11 +120,12 @@ def backtest(store: Store, subscription: Subscription, days: int) -> Backtest:
         doc = AnalyzedArticle.of(article)
         if not matches(node, doc):
             continue
-        payload = alert_payload(subscription, article, sorted(set(doc.matched)), 1)
-        group = alert_group(subscription, payload)
-        moment = alert_time(payload)
+        about = {"article": alert_article(article), "story": alert_story(article, 1)}
+        group = alert_group(subscription, about)
+        moment = alert_time(about)
         if repeats(memory[group], moment, window_seconds(subscription, group)):
             continue
+        payload = alert_payload(subscription, article, sorted(set(doc.matched)), 1, about["article"])
         memory[group].append(moment)
         seen = article.ingested_at.timestamp()
         hour = int(seen // 3600)

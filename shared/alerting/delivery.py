@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,8 +18,8 @@ from shared import redis_keys, runs
 from shared.alerting.channels import DeliveryFailed, DeliveryRefused, send
 from shared.alerting.dispatch import digest_payload
 from shared.alerting.history import record_history
-from shared.alerting.outbox import Entry, Outbox, entry_id
-from shared.alerting.subscriptions import get_subscription
+from shared.alerting.outbox import Entry, Outbox, Outcome, entry_id
+from shared.alerting.subscriptions import Subscription, get_subscription, stored_subscription
 from shared.backoff import compute_backoff
 from shared.metrics import ALERTS
 from shared.outbound import outbound_client
@@ -43,64 +43,70 @@ class AlertSender:
         self._pool = ThreadPoolExecutor(max_workers=settings.alerter_concurrency, thread_name_prefix="deliver")
 
     def tick(self, now: float | None = None) -> int:
-        """One round: requeue abandoned entries, close ended digests, deliver what is due."""
+        """One round: requeue abandoned entries, close ended digests, deliver what is due. The
+        round's Redis work is batched: one read of the subscriptions, one write of the outcomes."""
         now = time.time() if now is None else now
         self.outbox.reap(now)
         self.flush_digests(now)
         entries = self.outbox.claim(self.settings.alerter_concurrency * 4, now)
-        list(self._pool.map(self.deliver, entries))
+        if not entries:
+            return 0
+        subscriptions = self._subscriptions(entries)
+        outcomes = list(
+            self._pool.map(lambda entry: self._attempt(entry, subscriptions.get(_subscription_id(entry))), entries)
+        )
+        self._settle(outcomes)
         return len(entries)
 
     def close(self) -> None:
         """Wait for deliveries in flight."""
         self._pool.shutdown(wait=True)
 
-    def deliver(self, entry: Entry) -> None:
-        counts: Counter[str] = Counter()
-        subscription = get_subscription(self.client, entry.payload["subscription"]["id"])
+    def _subscriptions(self, entries: list[Entry]) -> dict[str, Subscription]:
+        """The current subscriptions of a round's entries, each read and parsed once."""
+        ids = sorted({_subscription_id(entry) for entry in entries})
+        raws: Any = self.client.hmget(redis_keys.SUBSCRIPTIONS, ids)
+        return {
+            subscription_id: stored_subscription(raw) for subscription_id, raw in zip(ids, raws, strict=True) if raw
+        }
+
+    def _attempt(self, entry: Entry, subscription: Subscription | None) -> Outcome:
+        """Send one entry; what became of it, for `_settle` to write."""
         if subscription is None or not subscription.active:
-            self._finish(
-                entry, "cancelled", "subscription removed" if subscription is None else "subscription paused", counts
+            return Outcome(
+                entry, "cancelled", "subscription removed" if subscription is None else "subscription paused"
             )
-            return
-        if entry.attempts == 0:
-            counts["alert_attempts"] += 1
         try:
             send(entry.channel, entry.payload, entry.id, self.settings, self.client, self.http)
         except DeliveryFailed as error:
-            given_up = time.time() - entry.record["created"] > self.settings.alert_retry_hours * 3600
-            if given_up:
-                self._finish(entry, "failed", f"gave up after {entry.attempts + 1} attempts: {error}", counts)
-            else:
-                at = time.time() + compute_backoff(
-                    entry.attempts, first=self.settings.alert_retry_seconds, maximum=RETRY_MAX_SECONDS
-                )
-                self.outbox.retry(entry, str(error), at)
-                ALERTS.labels(entry.channel["type"], "retrying").inc()
-                self._history(entry, "retrying", str(error))
-                runs.record(self.client, entry.record.get("run"), counts)
+            if time.time() - entry.record["created"] > self.settings.alert_retry_hours * 3600:
+                return Outcome(entry, "failed", f"gave up after {entry.attempts + 1} attempts: {error}")
+            at = time.time() + compute_backoff(
+                entry.attempts, first=self.settings.alert_retry_seconds, maximum=RETRY_MAX_SECONDS
+            )
+            return Outcome(entry, "retrying", str(error), at)
         except DeliveryRefused as error:
-            self._finish(entry, "failed", str(error), counts)
+            return Outcome(entry, "failed", str(error))
         except Exception as error:  # a bug in a channel must not lose the alert: keep it as failed
             log.exception("delivering %s failed", entry.id)
-            self._finish(entry, "failed", f"{type(error).__name__}: {error}", counts)
-        else:
-            self._finish(entry, "delivered", None, counts)
+            return Outcome(entry, "failed", f"{type(error).__name__}: {error}")
+        return Outcome(entry, "delivered")
 
-    def _finish(self, entry: Entry, status: str, error: str | None, counts: Counter[str]) -> None:
-        if status == "delivered":
-            self.outbox.delivered(entry)
-        elif status == "cancelled":
-            self.outbox.cancelled(entry, error or "")
-        else:
-            self.outbox.failed(entry, error or "")
-        counts[f"alerts_{status}"] += 1
-        ALERTS.labels(entry.channel["type"], status).inc()
-        self._history(entry, status, error)
-        runs.record(self.client, entry.record.get("run"), counts)
-
-    def _history(self, entry: Entry, status: str, error: str | None) -> None:
-        record_history(self.store, entry, status, error)
+    def _settle(self, outcomes: list[Outcome]) -> None:
+        """Write a round's outcomes to the outbox, then the history, metrics and run counters."""
+        counts: dict[str | None, Counter[str]] = defaultdict(Counter)
+        for outcome in outcomes:
+            run = counts[outcome.entry.record.get("run")]
+            if outcome.status != "cancelled" and outcome.entry.attempts == 0:
+                run["alert_attempts"] += 1
+            if outcome.status != "retrying":
+                run[f"alerts_{outcome.status}"] += 1
+        self.outbox.settle(outcomes)
+        for outcome in outcomes:
+            ALERTS.labels(outcome.entry.channel["type"], outcome.status).inc()
+            record_history(self.store, outcome.entry, outcome.status, outcome.error)
+        for run_id, run_counts in counts.items():
+            runs.record(self.client, run_id, run_counts)
 
     def flush_digests(self, now: float) -> int:
         """Turn every digest bucket whose period has ended into one outbox entry per channel."""
@@ -123,3 +129,7 @@ class AlertSender:
             if not left:
                 self.client.zrem(redis_keys.DIGESTS_DUE, bucket)
         return len(buckets)
+
+
+def _subscription_id(entry: Entry) -> str:
+    return str(entry.payload["subscription"]["id"])

@@ -33,7 +33,7 @@ PERIODS = {"hourly": 3600, "daily": 86400}
 # ARGV: the article's time, the window (0: never again), the memory's lifetime, the article id,
 # then "digest" with the payload and the period end, or "instant" with the due time and pairs
 # of (entry id, record). Returns 1 when the alert was queued, 0 when the policy held it back.
-_RAISE = """
+_POLICY = """
 local t, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 0 end
 if window <= 0 then
@@ -41,6 +41,10 @@ if window <= 0 then
 elseif #redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (t - window), '(' .. (t + window), 'LIMIT', 0, 1) > 0 then
     return 0
 end
+"""
+_RAISE = (
+    _POLICY
+    + """
 redis.call('ZADD', KEYS[1], t, ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 if ARGV[5] == 'digest' then
@@ -54,6 +58,10 @@ for i = 7, #ARGV, 2 do
 end
 return 1
 """
+)
+# The policy alone, writing nothing (KEYS and ARGV as above, up to the article id): 1 when an
+# alert would be queued.
+_WOULD_RAISE = _POLICY + "return 1"
 
 
 def alert_group(subscription: Subscription, payload: dict[str, Any]) -> str:
@@ -98,22 +106,24 @@ class Dispatcher:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._raise = client.register_script(_RAISE)
+        self._would_raise = client.register_script(_WOULD_RAISE)
+
+    def would_raise(self, alerts: list[tuple[Subscription, dict[str, Any]]]) -> list[bool]:
+        """For each (subscription, payload) whether the policy lets the alert through now, in
+        one round trip and writing nothing; the payload needs only its `article` and `story`.
+        `raise_alert` decides again, atomically: this only spares building what it would drop."""
+        if not alerts:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for subscription, payload in alerts:
+            keys, args = self._policy(subscription, payload)
+            self._would_raise(keys=keys, args=args[:-1], client=pipe)
+        return [bool(result) for result in pipe.execute()]
 
     def raise_alert(self, subscription: Subscription, payload: dict[str, Any], run_id: str | None = None) -> bool:
         """Queue the alert unless the policy holds it back; True if it was queued."""
-        group = alert_group(subscription, payload)
-        moment = alert_time(payload)
-        article_id = payload["article"]["id"] + (
-            f":v{payload['article'].get('version', 1)}" if group.startswith("update:") else ""
-        )
-        keys = [
-            redis_keys.alerted(subscription.id, group),
-            redis_keys.OUTBOX,
-            redis_keys.OUTBOX_DUE,
-            redis_keys.DIGESTS_DUE,  # stands in for the bucket on the instant path
-            redis_keys.DIGESTS_DUE,
-        ]
-        args: list[Any] = [moment, window_seconds(subscription, group), ALERT_MEMORY_SECONDS, article_id]
+        keys, args = self._policy(subscription, payload)
+        group, article_id = args.pop(), args[3]
         now = time.time()
         period = digest_period(subscription, self._over_rate(subscription, now))
         if period is None:
@@ -126,6 +136,23 @@ class Dispatcher:
             keys[3] = redis_keys.digest_bucket(subscription.id, end)
             args += ["digest", json.dumps(payload, ensure_ascii=False), end]
         return bool(self._raise(keys=keys, args=args))
+
+    @staticmethod
+    def _policy(subscription: Subscription, payload: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        """The scripts' keys and their first arguments for one alert; the group comes last."""
+        group = alert_group(subscription, payload)
+        article_id = payload["article"]["id"] + (
+            f":v{payload['article'].get('version', 1)}" if group.startswith("update:") else ""
+        )
+        keys = [
+            redis_keys.alerted(subscription.id, group),
+            redis_keys.OUTBOX,
+            redis_keys.OUTBOX_DUE,
+            redis_keys.DIGESTS_DUE,  # stands in for the bucket on the instant path
+            redis_keys.DIGESTS_DUE,
+        ]
+        args = [alert_time(payload), window_seconds(subscription, group), ALERT_MEMORY_SECONDS, article_id, group]
+        return keys, args
 
     def _over_rate(self, subscription: Subscription, now: float) -> bool:
         if subscription.mode != "instant" or subscription.max_per_hour is None:

@@ -8,24 +8,30 @@ and a subscription change reaches every worker within a second. A near-duplicate
 
 from __future__ import annotations
 
+import gc
+import json
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import redis
 
 from shared import redis_keys
+from shared.alerting.compiled import CompiledQueries, CompiledQuery, Decoder, compile_query
 from shared.alerting.matcher import AnalyzedArticle, matches
 from shared.alerting.presearch import Presearcher, article_keys
-from shared.alerting.subscriptions import CHANGES_KEPT, Subscription
+from shared.alerting.subscriptions import CHANGES_KEPT, Subscription, effective_query, stored_subscription
 from shared.analysis import stem
 from shared.article import Article
 from shared.metrics import MATCH_SECONDS
-from shared.query import Node, parse_query
+from shared.query import Node
 from shared.redis_client import as_text
 
 RELOAD_CHECK_SECONDS = 1.0  # subscription changes take effect within this long
+LOAD_BATCH = 1000  # subscriptions read at once when loading them all (one short script in Redis)
+SUBSCRIPTIONS_KEPT = 10_000  # matched subscriptions kept in memory, not read again
 
 SNIPPET_CHARS = 240
 
@@ -38,11 +44,15 @@ class Match:
 
 @dataclass
 class SubscriptionMatcher:
-    """Active subscriptions, compiled and indexed, kept current from Redis."""
+    """Active subscriptions' queries, compiled and indexed, kept current from Redis. Only the
+    queries stay in memory; a subscription itself is read when it matches (and kept a while)."""
 
     client: redis.Redis
     presearcher: Presearcher = field(default_factory=Presearcher)
-    compiled: dict[str, tuple[Subscription, Node]] = field(default_factory=dict)
+    compiled: dict[str, Node | str] = field(default_factory=dict)  # a tree, or its stored form
+    _decoder: Decoder = field(default_factory=Decoder)
+    _subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    _queries: CompiledQueries | None = None
     _last_change: str | None = None
     _checked_at: float = float("-inf")
 
@@ -60,17 +70,37 @@ class SubscriptionMatcher:
             return
         self._last_change = as_text(changes[-1][0])
         ids = sorted({as_text(fields[b"id"]) for _, fields in changes})
-        for subscription_id, raw in zip(ids, self.client.hmget(redis_keys.SUBSCRIPTIONS, ids), strict=True):
-            self._apply(subscription_id, Subscription.model_validate_json(raw) if raw else None)
+        raws: Any = self.client.hmget(redis_keys.SUBSCRIPTIONS, ids)
+        self._apply(list(zip(ids, raws, strict=True)))
 
     def _load_all(self) -> None:
         newest: Any = self.client.xrevrange(redis_keys.SUBSCRIPTION_CHANGES, count=1)
         self._last_change = as_text(newest[0][0]) if newest else "0-0"  # read before loading: no gap
         self.presearcher = Presearcher()
         self.compiled = {}
-        for raw in self.client.hvals(redis_keys.SUBSCRIPTIONS):
-            subscription = Subscription.model_validate_json(raw)
-            self._apply(subscription.id, subscription)
+        self._subscriptions = {}
+        self._decoder = Decoder()
+        collecting = gc.isenabled()
+        gc.disable()  # everything made here lives on: collections would only walk it over and over
+        try:
+            for compiled, others in self.queries.scan(LOAD_BATCH):
+                for subscription_id, raw_entry in compiled:
+                    entry = _decoded(self._decoder, raw_entry)
+                    if entry is None:
+                        others.append((subscription_id, self.client.hget(redis_keys.SUBSCRIPTIONS, subscription_id)))
+                    else:
+                        self._index(subscription_id, entry)
+                self._apply(others)
+        finally:
+            if collecting:
+                gc.enable()
+        self.queries.prune(len(self.compiled))
+
+    @property
+    def queries(self) -> CompiledQueries:
+        if self._queries is None:
+            self._queries = CompiledQueries(self.client)
+        return self._queries
 
     def _missed_changes(self) -> bool:
         # The change stream is trimmed near CHANGES_KEPT entries; only then can changes this
@@ -80,14 +110,33 @@ class SubscriptionMatcher:
         oldest: Any = self.client.xrange(redis_keys.SUBSCRIPTION_CHANGES, count=1)
         return bool(oldest) and _stream_id(as_text(oldest[0][0])) > _stream_id(self._last_change or "0-0")
 
-    def _apply(self, subscription_id: str, subscription: Subscription | None) -> None:
-        if subscription is None or not subscription.active:
-            self.compiled.pop(subscription_id, None)
-            self.presearcher.remove(subscription_id)
-            return
-        node = parse_query(subscription.effective_query)
-        self.compiled[subscription_id] = (subscription, node)
-        self.presearcher.add(subscription_id, node)
+    def _apply(self, stored: list[tuple[str, Any]]) -> None:
+        """Index the given subscriptions as stored (None: deleted). Compiled queries come from
+        Redis, and those not there yet are compiled and kept."""
+        wanted: dict[str, str] = {}
+        for subscription_id, raw in stored:
+            self._subscriptions.pop(subscription_id, None)
+            record = json.loads(raw) if raw else None
+            if record is None or not record.get("active", True):
+                self.compiled.pop(subscription_id, None)
+                self.presearcher.remove(subscription_id)
+            else:
+                wanted[subscription_id] = effective_query(record["query"], record.get("filter"))
+        texts = sorted(set(wanted.values()))
+        entries: dict[str, CompiledQuery] = {}
+        fresh: dict[str, CompiledQuery] = {}
+        for text, raw_entry in zip(texts, self.queries.get(texts), strict=True):
+            entry = _decoded(self._decoder, raw_entry)
+            if entry is None:
+                entry = fresh[text] = compile_query(text, self.presearcher.key_load)
+            entries[text] = entry
+        self.queries.put(fresh)
+        for subscription_id, text in wanted.items():
+            self._index(subscription_id, entries[text])
+
+    def _index(self, subscription_id: str, entry: CompiledQuery) -> None:
+        self.compiled[subscription_id] = entry.node
+        self.presearcher.add_keys(subscription_id, entry.keys, entry.all_of)
 
     def match(self, article: Article) -> list[Match]:
         """The subscriptions this article satisfies, with the terms that matched."""
@@ -95,13 +144,49 @@ class SubscriptionMatcher:
         if not self.compiled:
             return []
         doc = AnalyzedArticle.of(article)
-        found = []
+        hits = []
         for subscription_id in self.presearcher.candidates(article_keys(doc)):
-            subscription, node = self.compiled[subscription_id]
+            node = self.compiled[subscription_id]
+            if isinstance(node, str):
+                node = self.compiled[subscription_id] = self._decoder.tree(node)
             doc.matched.clear()
             if matches(node, doc):
-                found.append(Match(subscription, sorted(set(doc.matched))))
+                hits.append((subscription_id, sorted(set(doc.matched))))
+        if not hits:
+            return []
+        subscriptions = self._subscriptions_of([subscription_id for subscription_id, _ in hits])
+        return [
+            Match(subscriptions[subscription_id], matched)
+            for subscription_id, matched in hits
+            if subscription_id in subscriptions
+        ]
+
+    def _subscriptions_of(self, ids: list[str]) -> dict[str, Subscription]:
+        """The matched subscriptions, from memory or in one read; one paused or deleted since
+        it was indexed is left out (the change reaches the index within a second)."""
+        found = {
+            subscription_id: self._subscriptions[subscription_id]
+            for subscription_id in ids
+            if subscription_id in self._subscriptions
+        }
+        missing = [subscription_id for subscription_id in ids if subscription_id not in found]
+        if missing:
+            if len(self._subscriptions) + len(missing) > SUBSCRIPTIONS_KEPT:
+                self._subscriptions.clear()
+            for subscription_id, raw in zip(missing, self.client.hmget(redis_keys.SUBSCRIPTIONS, missing), strict=True):
+                subscription = stored_subscription(raw) if raw else None
+                if subscription is not None and subscription.active:
+                    found[subscription_id] = self._subscriptions[subscription_id] = subscription
         return found
+
+
+def _decoded(decoder: Decoder, raw: bytes | None) -> CompiledQuery | None:
+    if raw is None:
+        return None
+    try:
+        return decoder.decode(raw)
+    except (ValueError, TypeError, KeyError, IndexError):  # a damaged entry is compiled again
+        return None
 
 
 def _stream_id(value: str) -> tuple[int, int]:
@@ -119,6 +204,7 @@ def match_alerts(article: Article, matcher: SubscriptionMatcher) -> list[Match]:
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+_POSSESSIVE = re.compile(r"['’]s$")
 
 
 def highlight(article: Article, matched: list[str]) -> str:
@@ -139,13 +225,20 @@ def highlight(article: Article, matched: list[str]) -> str:
     return article.title[:SNIPPET_CHARS]
 
 
+@lru_cache(maxsize=65536)
+def _base(word: str) -> str:
+    """A word of the text as the analyzer indexes it (its stem, possessive dropped); news
+    text repeats its words, so each is worked out once."""
+    return stem(_POSSESSIVE.sub("", word.lower()))
+
+
 def _mark(sentence: str, stems: set[str], prefixes: set[str]) -> tuple[str, bool]:
     hit = False
 
     def bold(found: re.Match[str]) -> str:
         nonlocal hit
         word = found.group(0)
-        base = stem(re.sub(r"['’]s$", "", word.lower()))
+        base = _base(word)
         if base in stems or any(base.startswith(prefix) for prefix in prefixes):
             hit = True
             return f"**{word}**"
@@ -154,25 +247,41 @@ def _mark(sentence: str, stems: set[str], prefixes: set[str]) -> tuple[str, bool
     return _WORD.sub(bold, sentence), hit
 
 
-def alert_payload(subscription: Subscription, article: Article, matched: list[str], story_size: int) -> dict[str, Any]:
-    """What every channel receives about one alert: the subscription, why it fired, the article."""
+def alert_payload(
+    subscription: Subscription,
+    article: Article,
+    matched: list[str],
+    story_size: int,
+    about: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What every channel receives about one alert: the subscription, why it fired, the article
+    (`about`: its `alert_article`, when the caller has it already)."""
     return {
         "subscription": {"id": subscription.id, "name": subscription.name, "owner": subscription.owner},
         "query": subscription.query,
         "matched_terms": matched,
         "snippet": highlight(article, matched),
-        "story": {"id": article.cluster_id or article.id, "articles": story_size},
-        "article": {
-            "id": article.id,
-            "version": article.version,
-            "title": article.title,
-            "url": article.url,
-            "source": article.source,
-            "published_at": article.published_at.isoformat() if article.published_at else None,
-            "ingested_at": article.ingested_at.isoformat(),
-            "tags": article.tags,
-            "countries": article.countries,
-            "people": article.people,
-            "organizations": article.organizations,
-        },
+        "story": alert_story(article, story_size),
+        "article": about if about is not None else alert_article(article),
+    }
+
+
+def alert_story(article: Article, story_size: int) -> dict[str, Any]:
+    return {"id": article.cluster_id or article.id, "articles": story_size}
+
+
+def alert_article(article: Article) -> dict[str, Any]:
+    """The article as an alert shows it, and as the re-alert policy groups it."""
+    return {
+        "id": article.id,
+        "version": article.version,
+        "title": article.title,
+        "url": article.url,
+        "source": article.source,
+        "published_at": article.published_at.isoformat() if article.published_at else None,
+        "ingested_at": article.ingested_at.isoformat(),
+        "tags": article.tags,
+        "countries": article.countries,
+        "people": article.people,
+        "organizations": article.organizations,
     }

@@ -85,6 +85,17 @@ class Entry:
         return int(self.record.get("attempts", 0))
 
 
+@dataclass
+class Outcome:
+    """What became of one delivery attempt: `delivered`, `failed`, `cancelled`, or `retrying`
+    at time `at`; `error` says why it was not delivered."""
+
+    entry: Entry
+    status: str
+    error: str | None = None
+    at: float | None = None
+
+
 class Outbox:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
@@ -115,23 +126,40 @@ class Outbox:
         return int(self._reap(keys=[redis_keys.OUTBOX_DUE, redis_keys.OUTBOX_INFLIGHT], args=[now]))
 
     def delivered(self, entry: Entry) -> None:
-        self._finish(entry, "delivered", None)
+        self.settle([Outcome(entry, "delivered")])
 
     def failed(self, entry: Entry, error: str) -> None:
         """Give up on an entry; it stays in the outbox, visible, with its last error."""
-        self._finish(entry, "failed", error)
+        self.settle([Outcome(entry, "failed", error)])
 
     def retry(self, entry: Entry, error: str, at: float) -> None:
-        entry.record.update(attempts=entry.attempts + 1, last_error=error, next_attempt=at, status="retrying")
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(redis_keys.OUTBOX, entry.id, json.dumps(entry.record, ensure_ascii=False))
-        pipe.zrem(redis_keys.OUTBOX_INFLIGHT, entry.id)
-        pipe.zadd(redis_keys.OUTBOX_DUE, {entry.id: at})
-        pipe.execute()
+        self.settle([Outcome(entry, "retrying", error, at)])
 
     def cancelled(self, entry: Entry, reason: str) -> None:
         """Stop an entry for good without sending it (its subscription was removed or paused)."""
-        self._finish(entry, "cancelled", reason, attempted=False)
+        self.settle([Outcome(entry, "cancelled", reason)])
+
+    def settle(self, outcomes: list[Outcome]) -> None:
+        """Write what became of claimed entries, all in one transaction: a retry goes back to
+        the due set at its time, anything else leaves both sets for good."""
+        if not outcomes:
+            return
+        now = time.time()
+        pipe = self.client.pipeline(transaction=True)
+        for outcome in outcomes:
+            entry, record = outcome.entry, outcome.entry.record
+            attempts = entry.attempts if outcome.status == "cancelled" else entry.attempts + 1
+            if outcome.status == "retrying":
+                record.update(attempts=attempts, last_error=outcome.error, next_attempt=outcome.at, status="retrying")
+            else:
+                record.update(attempts=attempts, status=outcome.status, last_error=outcome.error, finished=now)
+            pipe.hset(redis_keys.OUTBOX, entry.id, json.dumps(record, ensure_ascii=False))
+            pipe.zrem(redis_keys.OUTBOX_INFLIGHT, entry.id)
+            if outcome.status == "retrying":
+                pipe.zadd(redis_keys.OUTBOX_DUE, {entry.id: outcome.at or now})
+            else:
+                pipe.zrem(redis_keys.OUTBOX_DUE, entry.id)
+        pipe.execute()
 
     def pending_for(self, subscription_id: str) -> list[Entry]:
         """The entries of one subscription not yet delivered or given up."""
@@ -144,15 +172,6 @@ class Outbox:
             ):
                 found.append(Entry(as_text(raw_id), record))
         return found
-
-    def _finish(self, entry: Entry, status: str, error: str | None, *, attempted: bool = True) -> None:
-        attempts = entry.attempts + 1 if attempted else entry.attempts
-        entry.record.update(attempts=attempts, status=status, last_error=error, finished=time.time())
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(redis_keys.OUTBOX, entry.id, json.dumps(entry.record, ensure_ascii=False))
-        pipe.zrem(redis_keys.OUTBOX_INFLIGHT, entry.id)
-        pipe.zrem(redis_keys.OUTBOX_DUE, entry.id)
-        pipe.execute()
 
     def get(self, entry: str) -> dict[str, Any] | None:
         raw = self.client.hget(redis_keys.OUTBOX, entry)

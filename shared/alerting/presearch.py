@@ -87,17 +87,22 @@ class Presearcher:
 
     def __init__(self) -> None:
         self._by_key: dict[str, set[str]] = defaultdict(set)
-        self._keys_of: dict[str, frozenset[str] | None] = {}
-        self._all_of: dict[str, frozenset[str]] = {}
+        self._keys_of: dict[str, tuple[str, ...] | None] = {}
+        self._all_of: dict[str, tuple[str, ...]] = {}  # only queries that have such keys
         self._always: set[str] = set()
 
     def add(self, query_id: str, node: Node) -> None:
-        self.remove(query_id)
         # Of an AND's terms, index under the one fewest queries use so far: it is likely the
         # rarest, and it keeps every key's list of queries short.
-        keys = required_keys(node, self._load)
+        keys = required_keys(node, self.key_load)
+        self.add_keys(query_id, None if keys is None else tuple(keys), tuple(all_required_keys(node)))
+
+    def add_keys(self, query_id: str, keys: tuple[str, ...] | None, all_of: tuple[str, ...]) -> None:
+        """Index a query under keys worked out before (`required_keys`, `all_required_keys`)."""
+        self.remove(query_id)
         self._keys_of[query_id] = keys
-        self._all_of[query_id] = all_required_keys(node)
+        if all_of:
+            self._all_of[query_id] = all_of
         if keys is None:
             self._always.add(query_id)
         else:
@@ -115,7 +120,8 @@ class Presearcher:
                 if not ids:
                     del self._by_key[key]
 
-    def _load(self, keys: frozenset[str]) -> tuple[int, int]:
+    def key_load(self, keys: frozenset[str]) -> tuple[int, int]:
+        """How many queries are filed under these keys so far: a `cost` for `required_keys`."""
         return sum(len(self._by_key.get(key, ())) for key in keys), len(keys)
 
     def candidates(self, keys: set[str]) -> list[str]:
@@ -125,8 +131,8 @@ class Presearcher:
             ids = self._by_key.get(key)
             if ids:
                 found |= ids
-        all_of = self._all_of
-        return [query_id for query_id in found if all_of[query_id] <= keys]
+        all_of, nothing = self._all_of, ()
+        return [query_id for query_id in found if keys.issuperset(all_of.get(query_id, nothing))]
 
     def __len__(self) -> int:
         return len(self._keys_of)

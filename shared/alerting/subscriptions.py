@@ -14,7 +14,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import redis
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from shared import redis_keys
 from shared.outbound import UnresolvableHost, UnsafeURL, URLPolicy, check_url
@@ -92,8 +92,10 @@ class SubscriptionSpec(BaseModel):
 
     @field_validator("query", "filter")
     @classmethod
-    def _parses(cls, value: str | None) -> str | None:
-        if value is not None:
+    def _parses(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A stored subscription's queries were checked when it was saved: reading it back
+        # (`stored_subscription`) does not parse them again.
+        if value is not None and not (info.context and info.context.get("stored")):
             parse_query(value)  # raises QueryError (a ValueError) with a readable message
         return value
 
@@ -106,7 +108,12 @@ class Subscription(SubscriptionSpec):
 
     @property
     def effective_query(self) -> str:
-        return f"({self.query}) AND ({self.filter})" if self.filter else self.query
+        return effective_query(self.query, self.filter)
+
+
+def effective_query(query: str, filter: str | None) -> str:
+    """The query an article must match: the subscription's, and its filter if it has one."""
+    return f"({query}) AND ({filter})" if filter else query
 
 
 def save_subscription(
@@ -200,9 +207,14 @@ def delete_subscription(client: redis.Redis, owner: str, subscription_id: str) -
     return True
 
 
+def stored_subscription(raw: bytes | str) -> Subscription:
+    """A subscription as saved in Redis; its queries are not parsed again."""
+    return Subscription.model_validate_json(raw, context={"stored": True})
+
+
 def get_subscription(client: redis.Redis, subscription_id: str | None) -> Subscription | None:
     raw = client.hget(redis_keys.SUBSCRIPTIONS, subscription_id) if subscription_id else None
-    return Subscription.model_validate_json(raw) if raw else None
+    return stored_subscription(raw) if raw else None
 
 
 def owned_subscription(client: redis.Redis, owner: str, subscription_id: str) -> Subscription | None:
@@ -224,7 +236,7 @@ def list_subscriptions(client: redis.Redis, owner: str | None = None) -> list[Su
     else:
         ids = [as_text(i) for i in client.smembers(redis_keys.owner_subscriptions(owner))]
         raws = [raw for raw in client.hmget(redis_keys.SUBSCRIPTIONS, ids) if raw] if ids else []
-    return sorted((Subscription.model_validate_json(raw) for raw in raws), key=lambda s: (s.owner, s.name))
+    return sorted((stored_subscription(raw) for raw in raws), key=lambda s: (s.owner, s.name))
 
 
 def webhook_subscription(name: str, query: str, webhook: str, owner: str = "local") -> SubscriptionSpec:

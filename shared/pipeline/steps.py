@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from shared import logs, metrics, runs
-from shared.alerting.matching import alert_payload, match_alerts
+from shared.alerting.matching import alert_article, alert_payload, alert_story, match_alerts
 from shared.article import Article
 from shared.deadletters import quarantine
 from shared.pipeline.clean import clean, clean_batch, extract_text
@@ -135,9 +135,14 @@ def index_step(articles: list[Article], ctx: PipelineContext, state: BatchState)
 def match_alerts_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
     found = match_alerts(article, ctx.matcher)
     if found:
+        # The re-alert policy first: a story that already alerted builds no payload.
+        about = {"article": alert_article(article), "story": alert_story(article, 0)}
+        due = ctx.dispatcher.would_raise([(match.subscription, about) for match in found])
+        found = [match for match, raise_now in zip(found, due, strict=True) if raise_now]
+    if found:
         story_size = max(1, ctx.stories.size(article.cluster_id or article.id))
         for match in found:
-            payload = alert_payload(match.subscription, article, match.matched, story_size)
+            payload = alert_payload(match.subscription, article, match.matched, story_size, about["article"])
             if ctx.dispatcher.raise_alert(match.subscription, payload, state.run_id):
                 state.counts["alerts"] += 1
                 log.info("article=%s step=match_alerts alert for subscription %s", article.id, match.subscription.id)

@@ -15,6 +15,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -123,6 +124,21 @@ def make_query(rng: random.Random, words: list[str]) -> str:
     return f"{word()[:4]}*"
 
 
+def fill_subscriptions(client: redis.Redis, count: int, channel: Callable[[int], Channel], seed: int = 11) -> None:
+    """`count` generated subscriptions (the n-th on `channel(n)`), written in pipelined batches."""
+    rng = random.Random(seed)
+    words = vocabulary(rng, 20_000)
+    pipe = client.pipeline(transaction=False)
+    for n in range(count):
+        subscription = Subscription(
+            owner=f"user{n % 500}", name=f"s{n}", query=make_query(rng, words), channels=[channel(n)]
+        )
+        pipe.hset(redis_keys.SUBSCRIPTIONS, subscription.id, subscription.model_dump_json())
+        if n % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+
+
 def typical_article() -> Article:
     text = "\n\n".join(path.read_text("utf-8") for path in sorted(FIXTURES.glob("0[1456]_*.txt")))
     article = Article.create(title="North Korea test-fires ballistic missile into sea", text=text)
@@ -139,18 +155,8 @@ def main() -> int:
 
     client = redis.Redis.from_url(args.redis)
     client.flushdb()
-    rng = random.Random(11)
-    words = vocabulary(rng, 20_000)
     channel = Channel(type="stream", stream="bench")
-    pipe = client.pipeline(transaction=False)
-    for n in range(args.subscriptions):
-        subscription = Subscription(
-            owner=f"user{n % 500}", name=f"s{n}", query=make_query(rng, words), channels=[channel]
-        )
-        pipe.hset(redis_keys.SUBSCRIPTIONS, subscription.id, subscription.model_dump_json())
-        if n % 5000 == 4999:
-            pipe.execute()
-    pipe.execute()
+    fill_subscriptions(client, args.subscriptions, lambda _: channel)
 
     matcher = SubscriptionMatcher(client)
     started = time.perf_counter()
@@ -177,8 +183,9 @@ def main() -> int:
 
     spec = SubscriptionSpec(name="fresh", query='"intercontinental missile" OR zzyzx', channels=[channel])
     save_subscription(client, "bench", spec)
+    probe = Article.create(title="zzyzx", text="zzyzx")
     started = time.perf_counter()
-    while not any(s.name == "fresh" for s, _ in matcher.compiled.values()):
+    while not any(match.subscription.name == "fresh" for match in matcher.match(probe)):
         matcher.refresh()
         time.sleep(0.01)
     print(f"a new subscription reached the matcher in {time.perf_counter() - started:.2f} s (checks once a second)")
