@@ -81,13 +81,14 @@ def seen(kind: str, digest: str) -> str:
 
 def lsh_prefix() -> str:
     """Prefix of the LSH bucket hashes `<prefix><time slice>:<part>`: field band and bucket,
-    value the short references of the articles filed there (see `shared.pipeline.dedupe`)."""
-    return f"{PREFIX}:lsh:"
+    value the short references of the articles filed there (see `shared.pipeline.dedupe`).
+    Named for the signature form, so buckets of another form are never read."""
+    return f"{PREFIX}:lsh2:"
 
 
 def signature(article_id: str) -> str:
-    """`<root id>|<cluster id>|<packed MinHash signature>` of an article, named by its short
-    reference (its id's first 12 hex digits), which is what LSH buckets hold."""
+    """`<root id>|<cluster id>|<form><packed MinHash signature>` of an article, named by its
+    short reference (its id's first 12 hex digits), which is what LSH buckets hold."""
     return f"{PREFIX}:sigs:{article_id[:12]}"
 
 
