@@ -138,9 +138,10 @@ def story_index(key: str) -> str:
     return f"{PREFIX}:storyidx:{key}"
 
 
-def source_paragraph(source_digest: str, paragraph_digest: str) -> str:
-    """HyperLogLog of the articles of one source that contain one paragraph."""
-    return f"{PREFIX}:para:{source_digest}:{paragraph_digest}"
+def source_paragraphs(source_digest: str) -> str:
+    """Hash of one source's paragraph counts' state (generation, since, size); the counts are
+    in hashes named from it (see `shared.redis_scripts.COUNT_PARAGRAPHS`)."""
+    return f"{PREFIX}:paras:{source_digest}"
 
 
 def story(cluster_id: str) -> str:

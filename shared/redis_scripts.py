@@ -94,3 +94,92 @@ end
 the story joins; ARGV: the record, the story id, seconds to live. Saves the record, counts the
 article, names the story as the cluster on the signature (if the article has one: its later
 copies read it there) and adds the story to the index sets, in one round trip."""
+
+COUNT_PARAGRAPHS = """
+local now, span, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local capacity, kept = tonumber(ARGV[4]), tonumber(ARGV[5])
+local sources, touched, results, n = {}, {}, {}, 6
+
+local function value(set, at)
+    local b1, b2, b3, b4 = string.byte(set, at, at + 3)
+    return ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+end
+
+-- The set with the fingerprint among its `kept` smallest (compared as numbers, not by the
+-- server's collation), or nil if that changes nothing.
+local function insert(set, fingerprint)
+    local mine = value(fingerprint, 1)
+    for at = 1, #set, 4 do
+        local held = value(set, at)
+        if held == mine then return nil end
+        if mine < held then
+            return string.sub(string.sub(set, 1, at - 1) .. fingerprint .. string.sub(set, at), 1, 4 * kept)
+        end
+    end
+    if #set < 4 * kept then return set .. fingerprint end
+    return nil
+end
+
+local function count(set)
+    if #set < 4 * kept then return #set / 4 end
+    return math.max(kept, math.floor((kept - 1) * 4294967296 / (value(set, 4 * kept - 3) + 1)))
+end
+
+while n <= #ARGV do
+    local prefix, fingerprint, paragraphs = ARGV[n], ARGV[n + 1], tonumber(ARGV[n + 2])
+    local source = sources[prefix]
+    if not source then
+        local meta = redis.call('HMGET', prefix, 'generation', 'since', 'size')
+        source = {generation = tonumber(meta[1]) or 0, since = tonumber(meta[2]) or now, size = tonumber(meta[3]) or 0}
+        sources[prefix] = source
+    end
+    local learning = fingerprint ~= ''
+    if learning and (source.size >= capacity or now - source.since >= span) then
+        for shard = 0, 15 do
+            redis.call('DEL', prefix .. ':' .. (source.generation - 1) .. ':' .. string.format('%x', shard))
+        end
+        source.generation, source.since, source.size = source.generation + 1, now, 0
+    end
+    local counts = {}
+    for p = n + 3, n + 2 + paragraphs do
+        local field, shard = ARGV[p], string.sub(ARGV[p], 1, 1)
+        local current = prefix .. ':' .. source.generation .. ':' .. shard
+        local set = redis.call('HGET', current, field)
+        local fresh = not set
+        if fresh then set = redis.call('HGET', prefix .. ':' .. (source.generation - 1) .. ':' .. shard, field) or '' end
+        if learning then
+            local merged = insert(set, fingerprint)
+            if merged or fresh then
+                set = merged or set
+                redis.call('HSET', current, field, set)
+                touched[current] = true
+                if fresh then source.size = source.size + 1 end
+            end
+            source.learned = true
+        end
+        counts[#counts + 1] = count(set)
+    end
+    results[#results + 1] = counts
+    n = n + 3 + paragraphs
+end
+for prefix, source in pairs(sources) do
+    if source.learned then
+        redis.call('HSET', prefix, 'generation', source.generation, 'since', source.since, 'size', source.size)
+        redis.call('EXPIRE', prefix, ttl)
+    end
+end
+for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+return results
+"""
+"""ARGV: the time, the seconds a generation lasts at most, seconds to live, the paragraphs a
+generation holds at most, how many article fingerprints a paragraph keeps; then for each
+article its source's key, its 4-byte fingerprint ('' to read without counting), how many
+paragraphs follow, and their 12-hex-digit digests. For each article, how many distinct articles
+of its source printed each paragraph, itself included.
+
+A source's paragraphs are held in two generations, `<source key>:<generation>:<shard>`, each
+split in 16 small hashes: a paragraph maps to the smallest fingerprints of the articles that
+printed it, so an article counted again (a retried batch) changes nothing, and counts are exact
+up to that many and estimated above. A paragraph read again moves to the current generation; a
+new generation starts when the current one is full or old, and the one before it is dropped
+with what was not read again, so memory per source is bounded."""
