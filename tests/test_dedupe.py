@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 import redis
 
+from shared import redis_keys
 from shared.article import Article, normalized_content
 from shared.pipeline.dedupe import Deduper, Verdict, minhash
 from shared.settings import Settings
@@ -298,3 +303,46 @@ def test_redelivered_original_stays_new_after_a_near_copy_was_seen(deduper: Dedu
     assert deduper.check(retry) is Verdict.NEW
     assert retry.duplicate_of is None
     assert retry.cluster_id == retry.id
+
+
+# --- signatures ---------------------------------------------------------------------------------
+
+
+def test_signatures_are_the_same_in_every_process() -> None:
+    # Workers share signatures through Redis: hashing must not depend on the process.
+    program = (
+        "from shared.article import normalized_content; from shared.pipeline.dedupe import minhash; "
+        f"print(minhash(normalized_content({LAUNCH!r}).split()).tolist())"
+    )
+    here = minhash(normalized_content(LAUNCH).split()).tolist()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True)
+        assert json.loads(done.stdout) == here
+
+
+def test_signature_estimates_follow_the_shingles_shared() -> None:
+    words = normalized_content(LAUNCH).split()
+    shingles = [" ".join(words[i : i + 3]) for i in range(len(words) - 2)]
+    half = words[: len(words) // 2]
+    shared = len(set(shingles[: len(half) - 2])) / len(set(shingles))
+    assert abs(similarity(LAUNCH, " ".join(half)) - shared) < 0.15
+    assert similarity(LAUNCH, LAUNCH.upper()) == 1.0
+    assert similarity(LAUNCH, SUMMIT_ASEAN) < 0.2
+
+
+def test_a_signature_of_an_earlier_form_is_not_compared_but_its_story_is_kept(
+    deduper: Deduper, redis_client: redis.Redis
+) -> None:
+    first = original()
+    assert deduper.check(first) is Verdict.NEW
+    # What an earlier version stored: 16-bit values, no form marker, under the same key.
+    earlier = f"{first.id}|story-1|".encode() + np.zeros(128, dtype=np.uint16).tobytes()
+    redis_client.set(redis_keys.signature(first.id), earlier)
+    copy = Article.create(
+        title="Pyongyang launches fourth missile this month", text=SYNDICATED, url="https://herald.example/2"
+    )
+    assert deduper.check(copy) is Verdict.NEW  # its bucket mate's signature is not read as one
+    changed = Article.create(title=first.title, text=first.text + " A second launch followed.", url=first.url)
+    assert deduper.check(changed) is Verdict.UPDATE
+    assert changed.cluster_id == "story-1"

@@ -221,7 +221,9 @@ class Deduper:
             article, signature = reading.article, reading.signature
             assert signature is not None
             root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
-            pipe.set(redis_keys.signature(article.id), _signature_value(root, cluster, signature), ex=self.window_seconds)
+            pipe.set(
+                redis_keys.signature(article.id), _signature_value(root, cluster, signature), ex=self.window_seconds
+            )
         pipe.execute()
 
 
