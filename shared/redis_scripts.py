@@ -4,37 +4,102 @@ would otherwise dominate (a hundred words or buckets per article)."""
 from __future__ import annotations
 
 NEAREST_IN_BUCKETS = """
-local prefix, slices, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local found, touched, n = {}, {}, 4 + slices
+local prefix, slices, expire_at, load = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local first_level, size = 4, 6
+local tables = {}
+for s = 5, 4 + slices do
+    local name = prefix .. ARGV[s]
+    local meta = redis.call('HMGET', name, 'level', 'split', 'entries')
+    tables[#tables + 1] = {name = name, level = tonumber(meta[1]), split = tonumber(meta[2]) or 0,
+                           entries = tonumber(meta[3]) or 0}
+end
+local current = tables[1]
+
+-- Every bucket exists from its making, with a lifetime: an empty field marks it.
+local function make(name)
+    redis.call('HSET', name, '', '')
+    redis.call('EXPIREAT', name, expire_at)
+end
+if not current.level then
+    current.level = first_level
+    for b = 0, 2 ^ first_level - 1 do make(current.name .. ':' .. b) end
+end
+
+local function place(field)
+    local b1, b2, b3 = string.byte(field, 2, 4)
+    return (b1 * 256 + b2) * 256 + b3
+end
+
+-- Linear hashing: the buckets below the split pointer have been split in two already.
+local function bucket(t, field)
+    local where = place(field) % 2 ^ t.level
+    if where < t.split then where = place(field) % 2 ^ (t.level + 1) end
+    return t.name .. ':' .. where
+end
+
+local function split(t)
+    local from, to = t.name .. ':' .. t.split, t.name .. ':' .. (t.split + 2 ^ t.level)
+    make(to)
+    local held, moved, names = redis.call('HGETALL', from), {}, {}
+    for i = 1, #held, 2 do
+        if held[i] ~= '' and place(held[i]) % 2 ^ (t.level + 1) ~= t.split then
+            moved[#moved + 1], moved[#moved + 2], names[#names + 1] = held[i], held[i + 1], held[i]
+        end
+    end
+    if #names > 0 then
+        redis.call('HSET', to, unpack(moved))
+        redis.call('HDEL', from, unpack(names))
+    end
+    t.split = t.split + 1
+    if t.split == 2 ^ t.level then t.level, t.split = t.level + 1, 0 end
+end
+
+local function holds(refs, ref)
+    for at = 1, #refs, size do
+        if string.sub(refs, at, at + size - 1) == ref then return true end
+    end
+    return false
+end
+
+local found, n = {}, 5 + slices
 while n <= #ARGV do
     local ref, count, refs = ARGV[n], tonumber(ARGV[n + 1]), {}
     for b = n + 2, n + 1 + count do
-        local part, field = string.sub(ARGV[b], 1, 3), string.sub(ARGV[b], 4)
-        local key, mine = prefix .. ARGV[4] .. ':' .. part, nil
-        for s = 4, 3 + slices do
-            local held = redis.call('HGET', prefix .. ARGV[s] .. ':' .. part, field)
-            if held then refs[#refs + 1] = held end
-            if s == 4 then mine = held end
+        local field, mine = ARGV[b], nil
+        for s, t in ipairs(tables) do
+            if t.level then
+                local held = redis.call('HGET', bucket(t, field), field)
+                if held then refs[#refs + 1] = held end
+                if s == 1 then mine = held end
+            end
         end
         if not mine then
-            redis.call('HSET', key, field, ref)
-        elseif not string.find(mine, ref, 1, true) then
-            redis.call('HSET', key, field, mine .. ref)
+            redis.call('HSET', bucket(current, field), field, ref)
+            current.entries = current.entries + 1
+            if current.entries > load * (2 ^ current.level + current.split) then split(current) end
+        elseif not holds(mine, ref) then
+            redis.call('HSET', bucket(current, field), field, mine .. ref)
         end
-        touched[key] = true
     end
     found[#found + 1] = table.concat(refs)
     n = n + 2 + count
 end
-for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+redis.call('HSET', current.name, 'level', current.level, 'split', current.split, 'entries', current.entries)
+redis.call('EXPIREAT', current.name, expire_at)
 return found
 """
-"""ARGV: the bucket hashes' prefix, how many time slices are read, seconds to live, the slices
-(the current one first), then for each article its 12-character reference, how many buckets
-follow, and its buckets (3 characters naming the hash, the rest the field). For each article in
-turn, the references its buckets held in the slices read (earlier articles of the call
-included, concatenated), then it is filed in the current slice: a batch is filed and looked up
-in one call, and memory is a few hashes per slice rather than a key per bucket."""
+"""ARGV: the bucket tables' prefix, how many time slices are read, when the current slice's keys
+expire (Unix time), the entries a bucket holds on average at most, the slices (the current one
+first), then for each article its 6-byte reference, how many bands follow, and its bands (6
+bytes each: the band, then its hash). For each article in turn, the references its bands held in
+the slices read (earlier articles of the call included, concatenated), then it is filed in the
+current slice: a batch is filed and looked up in one call.
+
+A slice is a table `<prefix><slice>` (its level, split pointer and entries) of bucket hashes
+`<prefix><slice>:<number>` that grows by linear hashing: one bucket splits in two whenever the
+average passes `load`, so buckets stay small (compactly encoded) and their number follows the
+articles, from a few to millions. Every bucket is made with its lifetime, so filing an article
+sets none."""
 
 STORY_CANDIDATES = """
 local results, first = {}, 1

@@ -21,7 +21,6 @@ import redis
 
 from shared import redis_keys
 from shared.article import Article, digest, normalized_content
-from shared.redis_client import as_text
 from shared.redis_scripts import NEAREST_IN_BUCKETS
 
 NUM_PERM = 128
@@ -29,7 +28,8 @@ BANDS, ROWS = 16, 3  # pairs at Jaccard 0.5 share a bucket with probability 0.88
 SHINGLE_WORDS = 3
 MIN_WORDS_FOR_NEAR = 12  # shorter texts have too few shingles to compare meaningfully
 MIN_WORDS_FOR_CONTENT_HASH = 8
-REF_CHARS = 12  # 48 bits of an article id: collisions stay unlikely at millions of articles
+REF_BYTES = 6  # 48 bits of an article id: collisions stay unlikely at millions of articles
+BUCKET_LOAD = 48  # entries a bucket hash holds on average at most: well within a compact encoding
 
 # Move identity keys to a new owner only if none changed since they were read.
 _SWAP_IF_UNCHANGED = """
@@ -170,24 +170,25 @@ class Deduper:
         # article of the window; a slice's hashes expire once no article in them is younger.
         slice_seconds = max(1, self.window_seconds // 2)
         current = int(time.time() // slice_seconds)
-        args: list[str | int] = [redis_keys.lsh_prefix(), 3, 3 * slice_seconds, current, current - 1, current - 2]
+        expire_at = (current + 3) * slice_seconds
+        args: list[bytes | str | int] = [redis_keys.lsh_prefix(), 3, expire_at, BUCKET_LOAD]
+        args += [current, current - 1, current - 2]
         for reading in readings:
             assert reading.signature is not None
             args += [_ref(reading.article.id), BANDS, *_buckets(reading.signature)]
         replies: Any = self._file_in_buckets(keys=[], args=args)
         in_batch = {_ref(reading.article.id) for reading in readings}
         candidates = []
-        for reading, reply in zip(readings, replies, strict=True):
-            held = as_text(reply)
-            refs = {held[at : at + REF_CHARS] for at in range(0, len(held), REF_CHARS)}
+        for reading, held in zip(readings, replies, strict=True):
+            refs = {held[at : at + REF_BYTES] for at in range(0, len(held), REF_BYTES)}
             candidates.append(refs - {_ref(reading.article.id)})
         stored = sorted({c for found in candidates for c in found if c not in in_batch})
-        known: dict[str, tuple[str | None, str | None, np.ndarray | None]] = {}
+        known: dict[bytes, tuple[str | None, str | None, np.ndarray | None]] = {}
         if stored:
-            values = self.client.mget([redis_keys.signature(candidate) for candidate in stored])
+            values = self.client.mget([redis_keys.signature(candidate.hex()) for candidate in stored])
             known = {candidate: _read_signature(value) for candidate, value in zip(stored, values, strict=True)}
         results: list[tuple[str, str] | None] = []
-        decided: dict[str, tuple[np.ndarray, str, str]] = {}
+        decided: dict[bytes, tuple[np.ndarray, str, str]] = {}
         for reading, found in zip(readings, candidates, strict=True):
             article, signature = reading.article, reading.signature
             assert signature is not None
@@ -340,20 +341,18 @@ def _mix(values: np.ndarray) -> np.ndarray:
     return values ^ (values >> np.uint64(31))
 
 
-def _buckets(signature: np.ndarray) -> list[str]:
-    # 3 hex digits name one of 4096 hashes per slice (so each stays small and compact), the
-    # band and 40 bits of the band's hash name the field.
+def _buckets(signature: np.ndarray) -> list[bytes]:
+    """The band's number, then 40 bits of a hash of its rows, for each band."""
     buckets = []
     for band in range(BANDS):
         rows = signature[band * ROWS : (band + 1) * ROWS].tobytes()
-        value = hashlib.blake2b(bytes([band]) + rows, digest_size=8).hexdigest()
-        buckets.append(f"{value[:3]}{band:02x}{value[3:13]}")
+        buckets.append(bytes([band]) + hashlib.blake2b(bytes([band]) + rows, digest_size=5).digest())
     return buckets
 
 
-def _ref(article_id: str) -> str:
+def _ref(article_id: str) -> bytes:
     """The short reference LSH buckets hold for an article (its signature's key says it)."""
-    return article_id[:REF_CHARS]
+    return bytes.fromhex(redis_keys.short_ref(article_id))
 
 
 def _compact(signature: np.ndarray) -> np.ndarray:
