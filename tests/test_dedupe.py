@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import redis
 
 from shared import redis_keys
 from shared.article import Article, normalized_content
-from shared.pipeline.dedupe import Deduper, Verdict, minhash
+from shared.pipeline.dedupe import BANDS, BUCKET_LOAD, Deduper, Verdict, minhash
 from shared.settings import Settings
 
 
@@ -346,3 +347,24 @@ def test_a_signature_of_an_earlier_form_is_not_compared_but_its_story_is_kept(
     changed = Article.create(title=first.title, text=first.text + " A second launch followed.", url=first.url)
     assert deduper.check(changed) is Verdict.UPDATE
     assert changed.cluster_id == "story-1"
+
+
+def test_bucket_hashes_stay_small_and_expire_as_articles_accumulate(
+    deduper: Deduper, redis_client: redis.Redis
+) -> None:
+    rng = random.Random(5)
+    vocabulary = [f"{syllable}{n}" for syllable in ("port", "tide", "quay", "mast", "hull") for n in range(200)]
+    texts = [" ".join(rng.choice(vocabulary) for _ in range(60)) for _ in range(300)]
+    articles = [
+        Article.create(title=f"Notice {n}", text=text, url=f"https://wire.example/{n}") for n, text in enumerate(texts)
+    ]
+    for start in range(0, len(articles), 50):
+        assert set(deduper.check_batch(articles[start : start + 50])) == {Verdict.NEW}
+    buckets = [key for key in redis_client.scan_iter(f"{redis_keys.lsh_prefix()}*") if key.count(b":") == 3]
+    assert len(buckets) >= 300 * BANDS // BUCKET_LOAD  # it grew with the articles
+    for key in buckets:
+        assert redis_client.hlen(key) <= 128 and redis_client.object("encoding", key) == b"listpack"
+        assert redis_client.ttl(key) > 0
+    # The first article's bands moved as their buckets split: a copy of it still finds it.
+    copy = Article.create(title="Copy", text=texts[0] + " Filed again by another wire.", url="https://other.example/1")
+    assert deduper.check(copy) is Verdict.NEAR_DUPLICATE and copy.duplicate_of == articles[0].id
