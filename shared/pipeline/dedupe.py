@@ -343,10 +343,11 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 def _buckets(signature: np.ndarray) -> list[bytes]:
     """The band's number, then 40 bits of a hash of its rows, for each band."""
+    packed, width = signature[: BANDS * ROWS].tobytes(), 4 * ROWS
     buckets = []
     for band in range(BANDS):
-        rows = signature[band * ROWS : (band + 1) * ROWS].tobytes()
-        buckets.append(bytes([band]) + hashlib.blake2b(bytes([band]) + rows, digest_size=5).digest())
+        named = bytes((band,)) + packed[band * width : (band + 1) * width]
+        buckets.append(named[:1] + hashlib.blake2b(named, digest_size=5).digest())
     return buckets
 
 
