@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import quote
 
 PREFIX = "ww"
@@ -80,15 +81,26 @@ def seen(kind: str, digest: str) -> str:
 
 
 def lsh_prefix() -> str:
-    """Prefix of the LSH bucket hashes `<prefix><time slice>:<part>`: field band and bucket,
-    value the short references of the articles filed there (see `shared.pipeline.dedupe`)."""
-    return f"{PREFIX}:lsh:"
+    """Prefix of the LSH tables `<prefix><time slice>` and their bucket hashes
+    `<prefix><time slice>:<number>`: field band and bucket,
+    value the short references of the articles filed there (see `shared.pipeline.dedupe`).
+    Named for the signature form, so buckets of another form are never read."""
+    return f"{PREFIX}:lsh2:"
 
 
 def signature(article_id: str) -> str:
-    """`<root id>|<cluster id>|<packed MinHash signature>` of an article, named by its short
-    reference (its id's first 12 hex digits), which is what LSH buckets hold."""
-    return f"{PREFIX}:sigs:{article_id[:12]}"
+    """`<root id>|<cluster id>|<form><packed MinHash signature>` of an article, named by its
+    short reference, which is what LSH buckets hold."""
+    return f"{PREFIX}:sigs:{short_ref(article_id)}"
+
+
+def short_ref(article_id: str) -> str:
+    """12 hex digits that stand for an article: its id's first (ids are hex digests), or a
+    digest's for an id of another form."""
+    head = article_id[:12]
+    if len(head) == 12 and all(char in "0123456789abcdef" for char in head):
+        return head
+    return hashlib.sha256(article_id.encode()).hexdigest()[:12]
 
 
 def compiled_queries(fingerprint: str) -> str:
@@ -143,9 +155,10 @@ def story_index(key: str) -> str:
     return f"{PREFIX}:storyidx:{key}"
 
 
-def source_paragraph(source_digest: str, paragraph_digest: str) -> str:
-    """HyperLogLog of the articles of one source that contain one paragraph."""
-    return f"{PREFIX}:para:{source_digest}:{paragraph_digest}"
+def source_paragraphs(source_digest: str) -> str:
+    """Hash of one source's paragraph counts' state (generation, since, size); the counts are
+    in hashes named from it (see `shared.redis_scripts.COUNT_PARAGRAPHS`)."""
+    return f"{PREFIX}:paras:{source_digest}"
 
 
 def story(cluster_id: str) -> str:

@@ -4,37 +4,102 @@ would otherwise dominate (a hundred words or buckets per article)."""
 from __future__ import annotations
 
 NEAREST_IN_BUCKETS = """
-local prefix, slices, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local found, touched, n = {}, {}, 4 + slices
+local prefix, slices, expire_at, load = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local first_level, size = 4, 6
+local tables = {}
+for s = 5, 4 + slices do
+    local name = prefix .. ARGV[s]
+    local meta = redis.call('HMGET', name, 'level', 'split', 'entries')
+    tables[#tables + 1] = {name = name, level = tonumber(meta[1]), split = tonumber(meta[2]) or 0,
+                           entries = tonumber(meta[3]) or 0}
+end
+local current = tables[1]
+
+-- Every bucket exists from its making, with a lifetime: an empty field marks it.
+local function make(name)
+    redis.call('HSET', name, '', '')
+    redis.call('EXPIREAT', name, expire_at)
+end
+if not current.level then
+    current.level = first_level
+    for b = 0, 2 ^ first_level - 1 do make(current.name .. ':' .. b) end
+end
+
+local function place(field)
+    local b1, b2, b3 = string.byte(field, 2, 4)
+    return (b1 * 256 + b2) * 256 + b3
+end
+
+-- Linear hashing: the buckets below the split pointer have been split in two already.
+local function bucket(t, field)
+    local where = place(field) % 2 ^ t.level
+    if where < t.split then where = place(field) % 2 ^ (t.level + 1) end
+    return t.name .. ':' .. where
+end
+
+local function split(t)
+    local from, to = t.name .. ':' .. t.split, t.name .. ':' .. (t.split + 2 ^ t.level)
+    make(to)
+    local held, moved, names = redis.call('HGETALL', from), {}, {}
+    for i = 1, #held, 2 do
+        if held[i] ~= '' and place(held[i]) % 2 ^ (t.level + 1) ~= t.split then
+            moved[#moved + 1], moved[#moved + 2], names[#names + 1] = held[i], held[i + 1], held[i]
+        end
+    end
+    if #names > 0 then
+        redis.call('HSET', to, unpack(moved))
+        redis.call('HDEL', from, unpack(names))
+    end
+    t.split = t.split + 1
+    if t.split == 2 ^ t.level then t.level, t.split = t.level + 1, 0 end
+end
+
+local function holds(refs, ref)
+    for at = 1, #refs, size do
+        if string.sub(refs, at, at + size - 1) == ref then return true end
+    end
+    return false
+end
+
+local found, n = {}, 5 + slices
 while n <= #ARGV do
     local ref, count, refs = ARGV[n], tonumber(ARGV[n + 1]), {}
     for b = n + 2, n + 1 + count do
-        local part, field = string.sub(ARGV[b], 1, 3), string.sub(ARGV[b], 4)
-        local key, mine = prefix .. ARGV[4] .. ':' .. part, nil
-        for s = 4, 3 + slices do
-            local held = redis.call('HGET', prefix .. ARGV[s] .. ':' .. part, field)
-            if held then refs[#refs + 1] = held end
-            if s == 4 then mine = held end
+        local field, mine = ARGV[b], nil
+        for s, t in ipairs(tables) do
+            if t.level then
+                local held = redis.call('HGET', bucket(t, field), field)
+                if held then refs[#refs + 1] = held end
+                if s == 1 then mine = held end
+            end
         end
         if not mine then
-            redis.call('HSET', key, field, ref)
-        elseif not string.find(mine, ref, 1, true) then
-            redis.call('HSET', key, field, mine .. ref)
+            redis.call('HSET', bucket(current, field), field, ref)
+            current.entries = current.entries + 1
+            if current.entries > load * (2 ^ current.level + current.split) then split(current) end
+        elseif not holds(mine, ref) then
+            redis.call('HSET', bucket(current, field), field, mine .. ref)
         end
-        touched[key] = true
     end
     found[#found + 1] = table.concat(refs)
     n = n + 2 + count
 end
-for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+redis.call('HSET', current.name, 'level', current.level, 'split', current.split, 'entries', current.entries)
+redis.call('EXPIREAT', current.name, expire_at)
 return found
 """
-"""ARGV: the bucket hashes' prefix, how many time slices are read, seconds to live, the slices
-(the current one first), then for each article its 12-character reference, how many buckets
-follow, and its buckets (3 characters naming the hash, the rest the field). For each article in
-turn, the references its buckets held in the slices read (earlier articles of the call
-included, concatenated), then it is filed in the current slice: a batch is filed and looked up
-in one call, and memory is a few hashes per slice rather than a key per bucket."""
+"""ARGV: the bucket tables' prefix, how many time slices are read, when the current slice's keys
+expire (Unix time), the entries a bucket holds on average at most, the slices (the current one
+first), then for each article its 6-byte reference, how many bands follow, and its bands (6
+bytes each: the band, then its hash). For each article in turn, the references its bands held in
+the slices read (earlier articles of the call included, concatenated), then it is filed in the
+current slice: a batch is filed and looked up in one call.
+
+A slice is a table `<prefix><slice>` (its level, split pointer and entries) of bucket hashes
+`<prefix><slice>:<number>` that grows by linear hashing: one bucket splits in two whenever the
+average passes `load`, so buckets stay small (compactly encoded) and their number follows the
+articles, from a few to millions. Every bucket is made with its lifetime, so filing an article
+sets none."""
 
 STORY_CANDIDATES = """
 local results, first = {}, 1
@@ -94,3 +159,92 @@ end
 the story joins; ARGV: the record, the story id, seconds to live. Saves the record, counts the
 article, names the story as the cluster on the signature (if the article has one: its later
 copies read it there) and adds the story to the index sets, in one round trip."""
+
+COUNT_PARAGRAPHS = """
+local now, span, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local capacity, kept = tonumber(ARGV[4]), tonumber(ARGV[5])
+local sources, touched, results, n = {}, {}, {}, 6
+
+local function value(set, at)
+    local b1, b2, b3, b4 = string.byte(set, at, at + 3)
+    return ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+end
+
+-- The set with the fingerprint among its `kept` smallest (compared as numbers, not by the
+-- server's collation), or nil if that changes nothing.
+local function insert(set, fingerprint)
+    local mine = value(fingerprint, 1)
+    for at = 1, #set, 4 do
+        local held = value(set, at)
+        if held == mine then return nil end
+        if mine < held then
+            return string.sub(string.sub(set, 1, at - 1) .. fingerprint .. string.sub(set, at), 1, 4 * kept)
+        end
+    end
+    if #set < 4 * kept then return set .. fingerprint end
+    return nil
+end
+
+local function count(set)
+    if #set < 4 * kept then return #set / 4 end
+    return math.max(kept, math.floor((kept - 1) * 4294967296 / (value(set, 4 * kept - 3) + 1)))
+end
+
+while n <= #ARGV do
+    local prefix, fingerprint, paragraphs = ARGV[n], ARGV[n + 1], tonumber(ARGV[n + 2])
+    local source = sources[prefix]
+    if not source then
+        local meta = redis.call('HMGET', prefix, 'generation', 'since', 'size')
+        source = {generation = tonumber(meta[1]) or 0, since = tonumber(meta[2]) or now, size = tonumber(meta[3]) or 0}
+        sources[prefix] = source
+    end
+    local learning = fingerprint ~= ''
+    if learning and (source.size >= capacity or now - source.since >= span) then
+        for shard = 0, 15 do
+            redis.call('DEL', prefix .. ':' .. (source.generation - 1) .. ':' .. string.format('%x', shard))
+        end
+        source.generation, source.since, source.size = source.generation + 1, now, 0
+    end
+    local counts = {}
+    for p = n + 3, n + 2 + paragraphs do
+        local field, shard = ARGV[p], string.sub(ARGV[p], 1, 1)
+        local current = prefix .. ':' .. source.generation .. ':' .. shard
+        local set = redis.call('HGET', current, field)
+        local fresh = not set
+        if fresh then set = redis.call('HGET', prefix .. ':' .. (source.generation - 1) .. ':' .. shard, field) or '' end
+        if learning then
+            local merged = insert(set, fingerprint)
+            if merged or fresh then
+                set = merged or set
+                redis.call('HSET', current, field, set)
+                touched[current] = true
+                if fresh then source.size = source.size + 1 end
+            end
+            source.learned = true
+        end
+        counts[#counts + 1] = count(set)
+    end
+    results[#results + 1] = counts
+    n = n + 3 + paragraphs
+end
+for prefix, source in pairs(sources) do
+    if source.learned then
+        redis.call('HSET', prefix, 'generation', source.generation, 'since', source.since, 'size', source.size)
+        redis.call('EXPIRE', prefix, ttl)
+    end
+end
+for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+return results
+"""
+"""ARGV: the time, the seconds a generation lasts at most, seconds to live, the paragraphs a
+generation holds at most, how many article fingerprints a paragraph keeps; then for each
+article its source's key, its 4-byte fingerprint ('' to read without counting), how many
+paragraphs follow, and their 12-hex-digit digests. For each article, how many distinct articles
+of its source printed each paragraph, itself included.
+
+A source's paragraphs are held in two generations, `<source key>:<generation>:<shard>`, each
+split in 16 small hashes: a paragraph maps to the smallest fingerprints of the articles that
+printed it, so an article counted again (a retried batch) changes nothing, and counts are exact
+up to that many and estimated above. A paragraph read again moves to the current generation; a
+new generation starts when the current one is full or old, and the one before it is dropped
+with what was not read again, so memory per source is bounded."""

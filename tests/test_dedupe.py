@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import random
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 import redis
 
+from shared import redis_keys
 from shared.article import Article, normalized_content
-from shared.pipeline.dedupe import Deduper, Verdict, minhash
+from shared.pipeline.dedupe import BANDS, BUCKET_LOAD, Deduper, Verdict, minhash
 from shared.settings import Settings
 
 
@@ -298,3 +304,67 @@ def test_redelivered_original_stays_new_after_a_near_copy_was_seen(deduper: Dedu
     assert deduper.check(retry) is Verdict.NEW
     assert retry.duplicate_of is None
     assert retry.cluster_id == retry.id
+
+
+# --- signatures ---------------------------------------------------------------------------------
+
+
+def test_signatures_are_the_same_in_every_process() -> None:
+    # Workers share signatures through Redis: hashing must not depend on the process.
+    program = (
+        "from shared.article import normalized_content; from shared.pipeline.dedupe import minhash; "
+        f"print(minhash(normalized_content({LAUNCH!r}).split()).tolist())"
+    )
+    here = minhash(normalized_content(LAUNCH).split()).tolist()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True)
+        assert json.loads(done.stdout) == here
+
+
+def test_signature_estimates_follow_the_shingles_shared() -> None:
+    words = normalized_content(LAUNCH).split()
+    shingles = [" ".join(words[i : i + 3]) for i in range(len(words) - 2)]
+    half = words[: len(words) // 2]
+    shared = len(set(shingles[: len(half) - 2])) / len(set(shingles))
+    assert abs(similarity(LAUNCH, " ".join(half)) - shared) < 0.15
+    assert similarity(LAUNCH, LAUNCH.upper()) == 1.0
+    assert similarity(LAUNCH, SUMMIT_ASEAN) < 0.2
+
+
+def test_a_signature_of_an_earlier_form_is_not_compared_but_its_story_is_kept(
+    deduper: Deduper, redis_client: redis.Redis
+) -> None:
+    first = original()
+    assert deduper.check(first) is Verdict.NEW
+    # What an earlier version stored: 16-bit values, no form marker, under the same key.
+    earlier = f"{first.id}|story-1|".encode() + np.zeros(128, dtype=np.uint16).tobytes()
+    redis_client.set(redis_keys.signature(first.id), earlier)
+    copy = Article.create(
+        title="Pyongyang launches fourth missile this month", text=SYNDICATED, url="https://herald.example/2"
+    )
+    assert deduper.check(copy) is Verdict.NEW  # its bucket mate's signature is not read as one
+    changed = Article.create(title=first.title, text=first.text + " A second launch followed.", url=first.url)
+    assert deduper.check(changed) is Verdict.UPDATE
+    assert changed.cluster_id == "story-1"
+
+
+def test_bucket_hashes_stay_small_and_expire_as_articles_accumulate(
+    deduper: Deduper, redis_client: redis.Redis
+) -> None:
+    rng = random.Random(5)
+    vocabulary = [f"{syllable}{n}" for syllable in ("port", "tide", "quay", "mast", "hull") for n in range(200)]
+    texts = [" ".join(rng.choice(vocabulary) for _ in range(60)) for _ in range(300)]
+    articles = [
+        Article.create(title=f"Notice {n}", text=text, url=f"https://wire.example/{n}") for n, text in enumerate(texts)
+    ]
+    for start in range(0, len(articles), 50):
+        assert set(deduper.check_batch(articles[start : start + 50])) == {Verdict.NEW}
+    buckets = [key for key in redis_client.scan_iter(f"{redis_keys.lsh_prefix()}*") if key.count(b":") == 3]
+    assert len(buckets) >= 300 * BANDS // BUCKET_LOAD  # it grew with the articles
+    for key in buckets:
+        assert redis_client.hlen(key) <= 128 and redis_client.object("encoding", key) == b"listpack"
+        assert redis_client.ttl(key) > 0
+    # The first article's bands moved as their buckets split: a copy of it still finds it.
+    copy = Article.create(title="Copy", text=texts[0] + " Filed again by another wire.", url="https://other.example/1")
+    assert deduper.check(copy) is Verdict.NEAR_DUPLICATE and copy.duplicate_of == articles[0].id

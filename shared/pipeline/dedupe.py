@@ -18,20 +18,18 @@ from typing import Any
 
 import numpy as np
 import redis
-from datasketch import MinHash
 
 from shared import redis_keys
 from shared.article import Article, digest, normalized_content
-from shared.redis_client import as_text
 from shared.redis_scripts import NEAREST_IN_BUCKETS
 
 NUM_PERM = 128
-BANDS = 32  # 32 bands of 4 rows: pairs at Jaccard 0.5 share a bucket with probability 0.87
-ROWS = NUM_PERM // BANDS
+BANDS, ROWS = 16, 3  # pairs at Jaccard 0.5 share a bucket with probability 0.88, at 0.7 with 0.999
 SHINGLE_WORDS = 3
 MIN_WORDS_FOR_NEAR = 12  # shorter texts have too few shingles to compare meaningfully
 MIN_WORDS_FOR_CONTENT_HASH = 8
-REF_CHARS = 12  # 48 bits of an article id: collisions stay unlikely at millions of articles
+REF_BYTES = 6  # 48 bits of an article id: collisions stay unlikely at millions of articles
+BUCKET_LOAD = 48  # entries a bucket hash holds on average at most: well within a compact encoding
 
 # Move identity keys to a new owner only if none changed since they were read.
 _SWAP_IF_UNCHANGED = """
@@ -43,7 +41,6 @@ for _, key in ipairs(KEYS) do
 end
 return 1
 """
-_TEMPLATE = MinHash(num_perm=NUM_PERM, seed=7)  # permutations computed once, reused for every article
 
 
 class Verdict(Enum):
@@ -173,28 +170,30 @@ class Deduper:
         # article of the window; a slice's hashes expire once no article in them is younger.
         slice_seconds = max(1, self.window_seconds // 2)
         current = int(time.time() // slice_seconds)
-        args: list[str | int] = [redis_keys.lsh_prefix(), 3, 3 * slice_seconds, current, current - 1, current - 2]
+        expire_at = (current + 3) * slice_seconds
+        args: list[bytes | str | int] = [redis_keys.lsh_prefix(), 3, expire_at, BUCKET_LOAD]
+        args += [current, current - 1, current - 2]
         for reading in readings:
             assert reading.signature is not None
             args += [_ref(reading.article.id), BANDS, *_buckets(reading.signature)]
         replies: Any = self._file_in_buckets(keys=[], args=args)
         in_batch = {_ref(reading.article.id) for reading in readings}
         candidates = []
-        for reading, reply in zip(readings, replies, strict=True):
-            held = as_text(reply)
-            refs = {held[at : at + REF_CHARS] for at in range(0, len(held), REF_CHARS)}
+        for reading, held in zip(readings, replies, strict=True):
+            refs = {held[at : at + REF_BYTES] for at in range(0, len(held), REF_BYTES)}
             candidates.append(refs - {_ref(reading.article.id)})
         stored = sorted({c for found in candidates for c in found if c not in in_batch})
-        known: dict[str, tuple[str | None, str | None, np.ndarray | None]] = {}
+        known: dict[bytes, tuple[str | None, str | None, np.ndarray | None]] = {}
         if stored:
-            values = self.client.mget([redis_keys.signature(candidate) for candidate in stored])
+            values = self.client.mget([redis_keys.signature(candidate.hex()) for candidate in stored])
             known = {candidate: _read_signature(value) for candidate, value in zip(stored, values, strict=True)}
         results: list[tuple[str, str] | None] = []
-        decided: dict[str, tuple[np.ndarray, str, str]] = {}
+        decided: dict[bytes, tuple[np.ndarray, str, str]] = {}
         for reading, found in zip(readings, candidates, strict=True):
             article, signature = reading.article, reading.signature
             assert signature is not None
             best: tuple[float, str, str] | None = None
+            compact = _compact(signature)
             for candidate in sorted(found):
                 if candidate in decided:
                     other, root, cluster = decided[candidate]
@@ -205,16 +204,16 @@ class Deduper:
                     other, root, cluster = kept, stored_root, stored_cluster
                 if root == article.id:
                     continue  # a copy of this very article (a redelivery)
-                similarity = float(np.mean(other == _compact(signature)))
-                if similarity >= self.threshold and (best is None or similarity > best[0]):
-                    best = (similarity, root, cluster)
+                estimate = similarity(other, compact)
+                if estimate >= self.threshold and (best is None or estimate > best[0]):
+                    best = (estimate, root, cluster)
             result = (best[1], best[2]) if best else None
             results.append(result)
             if article.version > 1:
                 root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
             else:
                 root, cluster = result or (article.id, article.id)
-            decided[_ref(article.id)] = (_compact(signature), root, cluster)
+            decided[_ref(article.id)] = (compact, root, cluster)
         return results
 
     def _remember_signatures(self, readings: list[_Reading]) -> None:
@@ -223,8 +222,9 @@ class Deduper:
             article, signature = reading.article, reading.signature
             assert signature is not None
             root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
-            value = f"{root}|{cluster}|".encode() + _compact(signature).tobytes()
-            pipe.set(redis_keys.signature(article.id), value, ex=self.window_seconds)
+            pipe.set(
+                redis_keys.signature(article.id), _signature_value(root, cluster, signature), ex=self.window_seconds
+            )
         pipe.execute()
 
 
@@ -277,39 +277,115 @@ def release_claims(client: redis.Redis, article_id: str, delivery: str) -> int:
 
 
 def minhash(words: list[str]) -> np.ndarray:
-    """MinHash signature of the word 3-shingles of normalised text."""
-    shingles = {" ".join(words[i : i + SHINGLE_WORDS]).encode() for i in range(len(words) - SHINGLE_WORDS + 1)}
-    sketch = MinHash(num_perm=NUM_PERM, permutations=_TEMPLATE.permutations, scheme=_TEMPLATE.scheme)
-    sketch.update_batch(list(shingles))
-    return sketch.hashvalues
+    """MinHash signature (uint32) of the word 3-shingles of normalised text: each shingle is
+    hashed once, then every permutation is one multiply-add over all the hashes at once."""
+    hashes = _shingle_hashes(words)
+    if not len(hashes):
+        return np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
+    permuted = _MULTIPLIERS * hashes  # wraps modulo 2**64: multiply-shift hashing
+    permuted += _OFFSETS
+    return (permuted.min(axis=1) >> np.uint64(32)).astype(np.uint32)  # the high bits are the well-mixed ones
 
 
-def _buckets(signature: np.ndarray) -> list[str]:
-    # 3 hex digits name one of 4096 hashes per slice (so each stays small and compact), the
-    # band and 40 bits of the band's hash name the field.
+def _shingle_hashes(words: list[str]) -> np.ndarray:
+    """A 64-bit hash of each shingle's text: a polynomial hash modulo 2**64, read off the
+    prefix sums of the whole text, so no shingle is ever built as a string; stable across
+    processes and versions, unlike `hash()`."""
+    text = " ".join(words).encode()
+    size = len(text)
+    codes = np.frombuffer(text, dtype=np.uint8).astype(np.uint64)
+    powers, inverses = _powers(size)
+    prefix = np.zeros(size + 1, dtype=np.uint64)
+    np.cumsum(codes * powers, out=prefix[1:])
+    spaces = np.flatnonzero(codes == ord(" "))
+    starts = np.concatenate(([0], spaces + 1))
+    ends = np.concatenate((spaces, [size]))
+    count = max(1, len(starts) - SHINGLE_WORDS + 1) if size else 0  # fewer words: the text is one shingle
+    first, last = starts[:count], ends[min(len(ends), SHINGLE_WORDS) - 1 :][:count]
+    # sum(c[i] * B**i for i in [first, last)) / B**first: the shingle's hash wherever it stands
+    return _mix((prefix[last] - prefix[first]) * inverses[first])
+
+
+def _constants(label: str, count: int) -> np.ndarray:
+    """`count` fixed pseudo-random 64-bit numbers, the same in every process and version."""
+    raw = b"".join(hashlib.blake2b(f"{label}:{n}".encode(), digest_size=8).digest() for n in range(count))
+    return np.frombuffer(raw, dtype="<u8").astype(np.uint64)
+
+
+_BASE = int(_constants("shingle-base", 1)[0]) | 1  # odd: it has an inverse modulo 2**64
+_MULTIPLIERS = (_constants("minhash-multiplier", NUM_PERM) | np.uint64(1)).reshape(-1, 1)
+_OFFSETS = _constants("minhash-offset", NUM_PERM).reshape(-1, 1)
+_power_table: tuple[np.ndarray, np.ndarray] = (np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))
+
+
+def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """B**i and B**-i modulo 2**64 for i < size, from a table grown (doubling) on demand."""
+    global _power_table
+    if len(_power_table[0]) < size:
+        length = max(size, 2 * len(_power_table[0]), 4096)
+        tables = []
+        for base in (_BASE, pow(_BASE, -1, 2**64)):
+            steps = np.full(length, base, dtype=np.uint64)
+            steps[0] = 1
+            tables.append(np.cumprod(steps, dtype=np.uint64))
+        _power_table = (tables[0], tables[1])
+    return _power_table[0][:size], _power_table[1][:size]
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: every output bit depends on every input bit."""
+    values = values ^ (values >> np.uint64(30))
+    values *= np.uint64(0xBF58476D1CE4E5B9)
+    values ^= values >> np.uint64(27)
+    values *= np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+def _buckets(signature: np.ndarray) -> list[bytes]:
+    """The band's number, then 40 bits of a hash of its rows, for each band."""
+    packed, width = signature[: BANDS * ROWS].tobytes(), 4 * ROWS
     buckets = []
     for band in range(BANDS):
-        rows = signature[band * ROWS : (band + 1) * ROWS].astype(np.uint32).tobytes()
-        value = hashlib.blake2b(bytes([band]) + rows, digest_size=8).hexdigest()
-        buckets.append(f"{value[:3]}{band:02x}{value[3:13]}")
+        named = bytes((band,)) + packed[band * width : (band + 1) * width]
+        buckets.append(named[:1] + hashlib.blake2b(named, digest_size=5).digest())
     return buckets
 
 
-def _ref(article_id: str) -> str:
+def _ref(article_id: str) -> bytes:
     """The short reference LSH buckets hold for an article (its signature's key says it)."""
-    return article_id[:REF_CHARS]
+    return bytes.fromhex(redis_keys.short_ref(article_id))
 
 
 def _compact(signature: np.ndarray) -> np.ndarray:
-    """What is kept of a signature to compare with: the low 16 bits of each value. Two
-    different values agree there once in 65,536, which moves an estimate by far less than
-    the threshold's margin, at an eighth of the memory."""
-    return (signature & 0xFFFF).astype(np.uint16)
+    """What is kept of a signature to compare with: the low 8 bits of each value. Two different
+    values agree there once in 256, a bias `similarity` takes out, at a quarter of the memory."""
+    return (signature & 0xFF).astype(np.uint8)
+
+
+def similarity(kept: np.ndarray, other: np.ndarray) -> float:
+    """Estimated Jaccard similarity of two compact signatures: the share of agreeing values,
+    less the agreements of different values by chance."""
+    agreeing = float(np.mean(kept == other))
+    return max(0.0, (agreeing - _CHANCE) / (1 - _CHANCE))
+
+
+_CHANCE = 1 / 256
+# Marks the signature form (this MinHash, 8 bits a value): a value of another form, written
+# before a change, is never compared with one of this form, though its ids are still read.
+_FORM = b"m2:"
+
+
+def _signature_value(root: str, cluster: str, signature: np.ndarray) -> bytes:
+    return f"{root}|{cluster}|".encode() + _FORM + _compact(signature).tobytes()
 
 
 def _read_signature(value: bytes | str | None) -> tuple[str | None, str | None, np.ndarray | None]:
-    """(root id, cluster id, compact signature) from a signature key's value."""
+    """(root id, cluster id, compact signature or None if of another form) from a signature
+    key's value."""
     if not isinstance(value, bytes) or not value:
         return None, None, None
     root, cluster, packed = value.split(b"|", 2)
-    return root.decode(), cluster.decode(), np.frombuffer(packed, dtype=np.uint16)
+    kept = None
+    if len(packed) == len(_FORM) + NUM_PERM and packed.startswith(_FORM):
+        kept = np.frombuffer(packed, dtype=np.uint8, offset=len(_FORM))
+    return root.decode(), cluster.decode(), kept
