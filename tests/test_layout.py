@@ -66,7 +66,7 @@ def under(modules: set[str], *prefixes: str) -> list[str]:
 def test_the_api_process_loads_neither_the_worker_nor_the_pipeline_nor_celery():
     modules = loaded_by("from services.api.app import create_app")
     assert under(modules, "services.worker", "services.fetcher", "services.alerter", "celery") == []
-    assert under(modules, "shared.pipeline", "shared.feeds.source", "trafilatura", "datasketch") == []
+    assert under(modules, "shared.pipeline", "shared.feeds.source", "trafilatura", "numpy") == []
 
 
 def test_the_fetcher_sends_tasks_by_name_without_loading_the_steps():
