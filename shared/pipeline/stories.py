@@ -265,47 +265,57 @@ class _Batch:
 def article_vector(article: Article) -> StoryVector:
     """The article's distinctive words (stemmed) and named people and organisations, weighed:
     (1 + log count) times how rare the word is in English; the headline's words count double."""
-    # Only the opening is read: cut before tokenising, as whole texts can be long.
-    opening = article.text[: LEAD_WORDS * LEAD_CHARS_PER_WORD].lower()
-    lead = Counter(_WORD.findall(opening)[:LEAD_WORDS])
+    words = Counter(_lead(article.text))
     for word in _WORD.findall(article.title.lower()):
-        lead[word] += TITLE_COUNT
+        words[word] += TITLE_COUNT
     counts: dict[int, int] = {}
     weights: dict[int, float] = {}
-    for word, count in lead.items():
-        known = _keys.get(word)
-        if known is None:
-            known = _key(word)
-            if len(_keys) < 200_000:
-                _keys[word] = known
-        key, weight = known
+    known = _words.get
+    for word, count in words.items():
+        key, weight = known(word) or _learn(word)
         if not key:
             continue
         if key in counts:
             counts[key] += count
             # Forms of one stem differ in frequency ("launch", "launches"): the commonest says
             # how distinctive the stem is.
-            weights[key] = min(weights[key], weight)
+            if weight < weights[key]:
+                weights[key] = weight
         else:
             counts[key], weights[key] = count, weight
-    vector = {key: (1 + math.log(n)) * weights[key] for key, n in counts.items()}
-    top = heapq.nlargest(KEYWORDS, vector.items(), key=lambda item: item[1])
-    lookup = [key for key, _ in top[:LOOKUP_WORDS]]
-    result = dict(top)
+    log = math.log
+    vector = {key: (1 + log(n)) * weights[key] for key, n in counts.items()}
+    top = sorted(vector, key=vector.__getitem__, reverse=True)[:KEYWORDS]  # stable: first seen first among equals
+    result = {key: vector[key] for key in top}
     entities = {_hash(f"p:{p}") for p in article.people} | {_hash(f"o:{o}") for o in article.organizations}
     for entity in entities:
         result[entity] = ENTITY_WEIGHT
+    lookup = top[:LOOKUP_WORDS]
     return StoryVector(result, lookup + sorted(entities - set(lookup)))
 
 
-_keys: dict[str, tuple[int, float]] = {}  # word -> (hash of its stem or 0 when it does not count, weight)
+def _lead(text: str) -> list[str]:
+    """The text's first LEAD_WORDS words, lower-case. Only the opening is read (whole texts can
+    be long), and most of it is enough: the rest is read only when the words run short."""
+    limit = LEAD_WORDS * LEAD_CHARS_PER_WORD
+    cut = text.find(" ", limit // 2)  # between words, so none is split
+    if cut < 0 or cut >= limit:
+        return _WORD.findall(text[:limit].lower())[:LEAD_WORDS]
+    words = _WORD.findall(text[:cut].lower())
+    if len(words) < LEAD_WORDS:
+        words += _WORD.findall(text[cut:limit].lower())
+    return words[:LEAD_WORDS]
 
 
-def _key(word: str) -> tuple[int, float]:
-    if word in STOP_WORDS or len(word) < 3 or word.isdigit():
-        return 0, 0.0
-    weight = word_weight(word)
-    return (_hash(stem(word)), weight) if weight > 0 else (0, 0.0)
+_words: dict[str, tuple[int, float]] = {}  # word -> (hash of its stem, 0 when it does not count; weight)
+
+
+def _learn(word: str) -> tuple[int, float]:
+    weight = 0.0 if word in STOP_WORDS or len(word) < 3 or word.isdigit() else word_weight(word)
+    learnt = (_hash(stem(word)), weight) if weight > 0 else (0, 0.0)
+    if len(_words) < 200_000:
+        _words[word] = learnt
+    return learnt
 
 
 def _hash(key: str) -> int:
