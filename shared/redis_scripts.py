@@ -62,22 +62,22 @@ STORY_CANDIDATES = (
 local wanted, width, articles = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local fields, plans, n = {}, {}, 4
 for a = 1, articles do
-    local slices = {}
+    local slices, own = {}, {}
     for s = 1, tonumber(ARGV[n]) do slices[s] = tonumber(ARGV[n + s]) end
     n = n + #slices + 1
-    local first, last = n + 1, n + tonumber(ARGV[n])
+    for i = 1, #ARGV[n], 4 do own[#own + 1] = string.sub(ARGV[n], i, i + 3) end
     for _, k in ipairs(slices) do
         local wanted_here = fields[k] or {list = {}, seen = {}}
         fields[k] = wanted_here
-        for f = first, last do
-            if not wanted_here.seen[ARGV[f]] then
-                wanted_here.seen[ARGV[f]] = true
-                wanted_here.list[#wanted_here.list + 1] = ARGV[f]
+        for _, field in ipairs(own) do
+            if not wanted_here.seen[field] then
+                wanted_here.seen[field] = true
+                wanted_here.list[#wanted_here.list + 1] = field
             end
         end
     end
-    plans[a] = {slices, first, last}
-    n = last + 1
+    plans[a] = {slices, own}
+    n = n + 1
 end
 local held = {}
 for k, wanted_here in pairs(fields) do
@@ -89,8 +89,8 @@ local results, records, record_refs = {}, {}, {}
 for a, plan in ipairs(plans) do
     local counts, refs = {}, {}
     for _, k in ipairs(plan[1]) do
-        for f = plan[2], plan[3] do
-            local value = held[k][ARGV[f]]
+        for _, field in ipairs(plan[2]) do
+            local value = held[k][field]
             if value then
                 for i = 1, #value, width do
                     local ref = string.sub(value, i, i + width - 1)
@@ -115,10 +115,11 @@ for a, plan in ipairs(plans) do
     end
     results[a + 1] = top
 end
-for i = n + 1, n + tonumber(ARGV[n]) do
-    if not records[ARGV[i]] then
-        records[ARGV[i]] = true
-        record_refs[#record_refs + 1] = ARGV[i]
+for i = 1, #ARGV[n], width do
+    local ref = string.sub(ARGV[n], i, i + width - 1)
+    if not records[ref] then
+        records[ref] = true
+        record_refs[#record_refs + 1] = ref
     end
 end
 local found, missing = {}, {}
@@ -142,9 +143,9 @@ return results
 )
 """KEYS: the story records of this period and of the last, then index hashes; ARGV: how many
 candidates per article, the width of a story reference, how many articles, then for each
-article how many index hashes it reads, their positions in KEYS and how many lookup fields
-follow, and its fields; last, how many references follow whose records are wanted too, and
-those. Returns the records found (reference, record, ...), then for each article the
+article how many index hashes it reads, their positions in KEYS and its lookup fields (4 bytes
+each, concatenated); last, the references whose records are wanted too (concatenated).
+Returns the records found (reference, record, ...), then for each article the
 references found in the most of its index entries, most first. Each index hash and each
 record hash is read once for the whole batch."""
 
@@ -172,14 +173,15 @@ if records > 0 then
 end
 for k = 3, 2 + slices do
     local added, order = {}, {}
-    for i = n + 1, n + 2 * tonumber(ARGV[n]), 2 do
-        if not added[ARGV[i]] then
-            added[ARGV[i]] = {}
-            order[#order + 1] = ARGV[i]
+    for i = 1, #ARGV[n], 4 + width do
+        local field, ref = string.sub(ARGV[n], i, i + 3), string.sub(ARGV[n], i + 4, i + 3 + width)
+        if not added[field] then
+            added[field] = {}
+            order[#order + 1] = field
         end
-        table.insert(added[ARGV[i]], ARGV[i + 1])
+        table.insert(added[field], ref)
     end
-    n = n + 2 * tonumber(ARGV[n]) + 1
+    n = n + 1
     local fields = {}
     for i, held in ipairs(chunked('HMGET', KEYS[k], order)) do
         held = held or ''
@@ -195,14 +197,18 @@ for k = 3, 2 + slices do
     chunked('HSET', KEYS[k], fields)
     redis.call('EXPIRE', KEYS[k], ttl)
 end
-for k = 3 + slices, #KEYS do
-    local signature = redis.call('GET', KEYS[k])
-    if signature then
-        local first = string.find(signature, '|', 1, true)
-        local second = string.find(signature, '|', first + 1, true)
-        redis.call('SET', KEYS[k], string.sub(signature, 1, first) .. ARGV[n] .. string.sub(signature, second), 'KEEPTTL')
+if #KEYS > 2 + slices then
+    local signatures = redis.call('MGET', unpack(KEYS, 3 + slices))
+    for k = 3 + slices, #KEYS do
+        local signature = signatures[k - 2 - slices]
+        if signature then
+            local first = string.find(signature, '|', 1, true)
+            local second = string.find(signature, '|', first + 1, true)
+            local renamed = string.sub(signature, 1, first) .. ARGV[n] .. string.sub(signature, second)
+            redis.call('SET', KEYS[k], renamed, 'KEEPTTL')
+        end
+        n = n + 1
     end
-    n = n + 1
 end
 """
 )
@@ -210,7 +216,7 @@ end
 signatures of articles whose story is not their own cluster; ARGV: when this period's records
 expire (Unix time), seconds an index hash lives, the width of a story reference, the most
 bytes an index entry keeps, how many records and index hashes follow; then the records
-(reference, record), moved to this period; for each index hash how many entries follow and
-its entries (field, reference), added at the end (as the latest) and the oldest dropped past
+(reference, record), moved to this period; for each index hash its entries (4-byte field and
+reference, concatenated), each added at the end (as the latest) and the oldest dropped past
 the limit; then the story ids for the signatures (later copies read their story there).
-Every hash is read and written once for the whole batch."""
+Every hash is read and written once for the whole batch, the signatures read at once."""

@@ -87,6 +87,7 @@ class StoryVector:
 
     weights: dict[int, float]
     lookup: list[int]
+    norm: float
 
 
 @dataclass(slots=True)
@@ -96,6 +97,15 @@ class _Story:
     last: float
     size: int
     words: dict[int, float] = field(default_factory=dict)
+    norm: float = 0.0  # of the centroid, 0 until worked out
+
+    def similarity(self, vector: StoryVector) -> float:
+        """Cosine of the article's vector and the centroid."""
+        if not self.norm:
+            self.norm = math.sqrt(sum(w * w for w in self.words.values()))
+        words = self.words
+        dot = sum(weight * words.get(key, 0.0) for key, weight in vector.weights.items())
+        return dot / (vector.norm * self.norm) if dot else 0.0
 
 
 class StoryClusterer:
@@ -136,7 +146,7 @@ class StoryClusterer:
             for ref, story in stories.items():
                 if not self._in_time(story, moment):
                     continue
-                score = _cosine(vector.weights, story.words)
+                score = story.similarity(vector)
                 if score > best_score:
                     best, best_score = ref, score
             before = article.cluster_id
@@ -200,9 +210,9 @@ class StoryClusterer:
                 if number not in positions:
                     positions[number] = len(keys) + 1
                     keys.append(redis_keys.story_index(number))
-            args += [len(slices), *(positions[number] for number in slices), len(vector.lookup)]
-            args += [_field(key) for key in vector.lookup]
-        args += [len(wanted), *wanted]
+            args += [len(slices), *(positions[number] for number in slices)]
+            args.append(b"".join(_field(key) for key in vector.lookup))
+        args.append(b"".join(wanted))
         reply: Any = self._find_candidates(keys=keys, args=args)
         records = reply[0]
         found = {records[i]: _unpack(records[i + 1]) for i in range(0, len(records), 2)}
@@ -226,9 +236,7 @@ class StoryClusterer:
             args += [ref, _pack(story)]
         for number, entries in batch.postings.items():
             keys.append(redis_keys.story_index(number))
-            args.append(len(entries))
-            for key, ref in entries:
-                args += [_field(key), ref]
+            args.append(b"".join(_field(key) + ref for key, ref in entries))
         for article_id, story_id in batch.renamed_signatures:
             keys.append(redis_keys.signature(article_id))
             args.append(story_id)
@@ -291,7 +299,8 @@ def article_vector(article: Article) -> StoryVector:
     for entity in entities:
         result[entity] = ENTITY_WEIGHT
     lookup = top[:LOOKUP_WORDS]
-    return StoryVector(result, lookup + sorted(entities - set(lookup)))
+    norm = math.sqrt(sum(w * w for w in result.values())) or 1.0
+    return StoryVector(result, lookup + sorted(entities - set(lookup)), norm)
 
 
 def _lead(text: str) -> list[str]:
@@ -334,14 +343,14 @@ def _ref(story_id: str) -> bytes:
 def _grow(story: _Story, vector: StoryVector, moment: float) -> None:
     """Add an article to the story: its normalised vector to the centroid, its time, one to
     the size."""
-    centroid = story.words
-    norm = math.sqrt(sum(w * w for w in vector.weights.values())) or 1.0
+    centroid, norm = story.words, vector.norm
     for key, weight in vector.weights.items():
         centroid[key] = centroid.get(key, 0.0) + weight / norm
     if len(centroid) > CENTROID_WORDS:
         story.words = dict(heapq.nlargest(CENTROID_WORDS, centroid.items(), key=lambda item: item[1]))
     story.first, story.last = min(story.first, moment), max(story.last, moment)
     story.size += 1
+    story.norm = 0.0
 
 
 def _pack(story: _Story) -> bytes:
@@ -370,11 +379,3 @@ def _moment(article: Article) -> float:
     # An undated article is placed at the time it was first seen.
     when: datetime = article.published_at or article.ingested_at
     return when.timestamp()
-
-
-def _cosine(a: dict[int, float], b: dict[int, float]) -> float:
-    if not a or not b:
-        return 0.0
-    dot = sum(weight * b.get(key, 0.0) for key, weight in a.items())
-    norm = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
-    return dot / norm if norm else 0.0

@@ -7,7 +7,7 @@ in turn; at each level `--articles` more are measured, the story step alone:
 
   Redis     commands (INFO commandstats, a script's own commands included) and round trips
             (reads the server processed) per article
-  CPU       this process's CPU per article in the story step (Redis's own time not included)
+  CPU       this process's CPU per article in the story step, and the Redis server's
   memory    bytes and keys per stored article of the story step's keys (MEMORY USAGE)
 
     python tests/benchmarks/bench_story_cost.py [--redis redis://127.0.0.1:6379/12]
@@ -70,6 +70,12 @@ def fill(articles: list[Article], context: Any, batch_size: int) -> int:
     return through
 
 
+def redis_cpu(client: redis.Redis) -> float:
+    """CPU seconds the Redis server has used (its INFO call included, a few microseconds)."""
+    info: Any = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12", help="flushed first")
@@ -94,26 +100,28 @@ def main() -> int:
         number += args.articles
         load = loadavg()
         # Only the story step's commands: the other steps run in between, so count around it.
-        cpu, through = 0.0, 0
+        cpu, redis_seconds, through = 0.0, 0.0, 0
         commands: dict[str, int] = {}
         reads = 0
         for start in range(0, len(measured), settings.batch_size):
             batch = run_pipeline(["dedupe", "clean", "tag"], measured[start : start + settings.batch_size], context)
-            before = redis_counters(client)
+            before, redis_before = redis_counters(client), redis_cpu(client)
             began = time.process_time()
             run_pipeline(["story"], batch, context)
             cpu += time.process_time() - began
+            redis_seconds += redis_cpu(client) - redis_before
             after = redis_counters(client)
             for name, calls in after[0].items():
                 commands[name] = commands.get(name, 0) + calls - before[0].get(name, 0)
-            reads += after[1] - before[1] - 2  # the two INFO calls of `after` are reads too
+            reads += after[1] - before[1] - 4  # INFO calls between the two counts of reads
             through += len(batch)
         stored += through
         memory, keys = story_memory(client)
         top = sorted(commands.items(), key=lambda item: -item[1])[:8]
         print(
             f"stored {stored} (load {load}): {sum(commands.values()) / through:.1f} commands, "
-            f"{reads / through:.2f} round trips, CPU {1000 * cpu / through:.3f} ms per article; "
+            f"{reads / through:.2f} round trips, CPU {1000 * cpu / through:.3f} ms here and "
+            f"{1000 * redis_seconds / through:.3f} ms in Redis per article; "
             f"memory {memory / stored:.0f} bytes and {keys / stored:.3f} keys per stored article\n  "
             + ", ".join(f"{name} {calls / through:.2f}" for name, calls in top if calls)
         )
