@@ -24,7 +24,6 @@ what it decided in another.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import math
 import re
 import struct
@@ -291,8 +290,7 @@ def article_vector(article: Article) -> StoryVector:
                 weights[key] = weight
         else:
             counts[key], weights[key] = count, weight
-    log = math.log
-    vector = {key: (1 + log(n)) * weights[key] for key, n in counts.items()}
+    vector = {key: _count_weight(n) * weights[key] for key, n in counts.items()}
     top = sorted(vector, key=vector.__getitem__, reverse=True)[:KEYWORDS]  # stable: first seen first among equals
     result = {key: vector[key] for key in top}
     entities = {_hash(f"p:{p}") for p in article.people} | {_hash(f"o:{o}") for o in article.organizations}
@@ -317,6 +315,11 @@ def _lead(text: str) -> list[str]:
 
 
 _words: dict[str, tuple[int, float]] = {}  # word -> (hash of its stem, 0 when it does not count; weight)
+
+
+@cache
+def _count_weight(count: int) -> float:
+    return 1 + math.log(count)
 
 
 def _learn(word: str) -> tuple[int, float]:
@@ -347,7 +350,8 @@ def _grow(story: _Story, vector: StoryVector, moment: float) -> None:
     for key, weight in vector.weights.items():
         centroid[key] = centroid.get(key, 0.0) + weight / norm
     if len(centroid) > CENTROID_WORDS:
-        story.words = dict(heapq.nlargest(CENTROID_WORDS, centroid.items(), key=lambda item: item[1]))
+        kept = sorted(centroid, key=centroid.__getitem__, reverse=True)[:CENTROID_WORDS]
+        story.words = {key: centroid[key] for key in kept}
     story.first, story.last = min(story.first, moment), max(story.last, moment)
     story.size += 1
     story.norm = 0.0
