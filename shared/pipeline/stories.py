@@ -163,22 +163,25 @@ class StoryClusterer:
         for copy in copies:
             copy.cluster_id = renamed.get(copy.cluster_id or "", copy.cluster_id)
             ref = _ref(copy.cluster_id or "")
-            story = batch.touched.get(ref) or found.get(ref)
-            if story is not None and story.id == copy.cluster_id:
-                story.size += 1
-                batch.touched[ref] = story
+            original = batch.touched.get(ref) or found.get(ref)
+            if original is not None and original.id == copy.cluster_id:
+                original.size += 1
+                batch.touched[ref] = original
         self._save(batch)
         return [article.cluster_id or article.id for article in articles]
 
     def size(self, story_id: str) -> int:
         """How many articles (write-ups and copies) the story has had, while it is remembered."""
         now, ref = self._period(), _ref(story_id)
+        pipe = self.client.pipeline(transaction=False)
         for period in (now, now - 1):
-            record = self.client.hget(redis_keys.story_records(period), ref)
-            if record is not None:
-                story = _unpack(record)
-                return story.size if story.id == story_id else 0
-        return 0
+            pipe.hget(redis_keys.story_records(period), ref)
+        records: list[bytes | None] = pipe.execute()
+        record = records[0] or records[1]  # a story changed in this period was moved to it
+        if record is None:
+            return 0
+        story = _unpack(record)
+        return story.size if story.id == story_id else 0
 
     def _slice(self, moment: float) -> int:
         return int(moment // self.slice_seconds)
@@ -250,7 +253,7 @@ class _Batch:
         self.touched: dict[bytes, _Story] = {}
         self.postings: dict[int, list[tuple[int, bytes]]] = {}  # slice -> (lookup key, story)
         self.renamed_signatures: list[tuple[str, str]] = []  # (article id, its story)
-        self._stories_of: dict[tuple[int, int], set[bytes]] = {}
+        self._stories_of: dict[tuple[int, int], dict[bytes, None]] = {}  # (slice, key) -> stories, in order
 
     def remember(self, story: _Story, vector: StoryVector, number: int) -> None:
         ref = _ref(story.id)
@@ -258,15 +261,16 @@ class _Batch:
         entries = self.postings.setdefault(number, [])
         for key in vector.lookup:
             entries.append((key, ref))
-            self._stories_of.setdefault((number, key), set()).add(ref)
+            self._stories_of.setdefault((number, key), {})[ref] = None
 
     def sharing(self, slices: list[int], lookup: list[int]) -> dict[bytes, _Story]:
         """The batch's stories under any of these lookup keys in these slices."""
-        refs = set()
+        found = {}
         for number in slices:
             for key in lookup:
-                refs |= self._stories_of.get((number, key), set())
-        return {ref: self.touched[ref] for ref in refs}
+                for ref in self._stories_of.get((number, key), ()):
+                    found[ref] = self.touched[ref]
+        return found
 
 
 def article_vector(article: Article) -> StoryVector:
