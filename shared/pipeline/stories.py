@@ -31,7 +31,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -95,14 +95,20 @@ class _Story:
     first: float
     last: float
     size: int
-    words: dict[int, float] = field(default_factory=dict)
+    words: dict[int, float] | None = None  # the centroid, read from `record` when first wanted
+    record: bytes = b""
     norm: float = 0.0  # of the centroid, 0 until worked out
+
+    def centroid(self) -> dict[int, float]:
+        if self.words is None:
+            self.words = _unpack_centroid(self.record)
+        return self.words
 
     def similarity(self, vector: StoryVector) -> float:
         """Cosine of the article's vector and the centroid."""
+        words = self.centroid()
         if not self.norm:
-            self.norm = math.sqrt(sum(w * w for w in self.words.values()))
-        words = self.words
+            self.norm = math.sqrt(sum(w * w for w in words.values()))
         dot = sum(weight * words.get(key, 0.0) for key, weight in vector.weights.items())
         return dot / (vector.norm * self.norm) if dot else 0.0
 
@@ -152,7 +158,7 @@ class StoryClusterer:
             if best is not None and best_score >= self.threshold:
                 story = stories[best]
             else:
-                story = _Story(before or uuid.uuid4().hex, moment, moment, 0)
+                story = _Story(before or uuid.uuid4().hex, moment, moment, 0, {})
             _grow(story, vector, moment)
             batch.remember(story, vector, self._slice(moment))
             if story.id != before:
@@ -350,7 +356,7 @@ def _ref(story_id: str) -> bytes:
 def _grow(story: _Story, vector: StoryVector, moment: float) -> None:
     """Add an article to the story: its normalised vector to the centroid, its time, one to
     the size."""
-    centroid, norm = story.words, vector.norm
+    centroid, norm = story.centroid(), vector.norm
     for key, weight in vector.weights.items():
         centroid[key] = centroid.get(key, 0.0) + weight / norm
     if len(centroid) > CENTROID_WORDS:
@@ -363,8 +369,9 @@ def _grow(story: _Story, vector: StoryVector, moment: float) -> None:
 
 def _pack(story: _Story) -> bytes:
     identifier = story.id.encode()
-    keys = list(story.words)
-    weights = [min(story.words[key], _MAX_WEIGHT) for key in keys]
+    centroid = story.centroid()
+    keys = list(centroid)
+    weights = [min(centroid[key], _MAX_WEIGHT) for key in keys]
     return b"".join(
         (
             _HEADER.pack(story.first, story.last, story.size, len(identifier)),
@@ -375,12 +382,18 @@ def _pack(story: _Story) -> bytes:
 
 
 def _unpack(record: bytes) -> _Story:
+    """A story from its record; its centroid is read only if it is wanted (a story out of
+    the article's time is never compared)."""
     first, last, size, length = _HEADER.unpack_from(record)
-    start = _HEADER.size + length
-    identifier = record[_HEADER.size : start].decode()
+    identifier = record[_HEADER.size : _HEADER.size + length].decode()
+    return _Story(identifier, first, last, size, None, record)
+
+
+def _unpack_centroid(record: bytes) -> dict[int, float]:
+    start = _HEADER.size + record[_HEADER.size - 1]
     count = (len(record) - start) // 6
     values = struct.unpack_from(f"<{count}I{count}e", record, start)
-    return _Story(identifier, first, last, size, dict(zip(values[:count], values[count:], strict=True)))
+    return dict(zip(values[:count], values[count:], strict=True))
 
 
 def _moment(article: Article) -> float:
