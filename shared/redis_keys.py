@@ -145,25 +145,22 @@ def rate(subscription_id: str, hour: int) -> str:
     return f"{PREFIX}:rate:{subscription_id}:{hour}"
 
 
-def story_record(story_id: str) -> str:
-    """JSON of one story: its distinctive words, entities, tags, time and size."""
-    return f"{PREFIX}:storyrec:{story_id}"
+def story_records(period: int) -> str:
+    """Hash of the stories changed in one period of real time (a story window long): field a
+    story's 6-byte reference, value its packed record (times, size, id, centroid)."""
+    return f"{PREFIX}:storyrec:{period}"
 
 
-def story_index(key: str) -> str:
-    """Set of story ids that have a word (`w:<stem>`) or an entity (`c:KP`, `p:…`, `o:…`)."""
-    return f"{PREFIX}:storyidx:{key}"
+def story_index(event_slice: int) -> str:
+    """Hash indexing the stories of one slice of event time: field a 32-bit hash of a word's
+    stem or of an entity, value the references of its latest stories there, concatenated."""
+    return f"{PREFIX}:storyidx:{event_slice}"
 
 
 def source_paragraphs(source_digest: str) -> str:
     """Hash of one source's paragraph counts' state (generation, since, size); the counts are
     in hashes named from it (see `shared.redis_scripts.COUNT_PARAGRAPHS`)."""
     return f"{PREFIX}:paras:{source_digest}"
-
-
-def story(cluster_id: str) -> str:
-    """Counter of the articles seen in one story (cluster)."""
-    return f"{PREFIX}:story:{cluster_id}"
 
 
 def run(run_id: str) -> str:

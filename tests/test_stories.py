@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from shared.article import Article
-from shared.pipeline.stories import StoryClusterer, word_weight
+from shared.pipeline.stories import POSTING_STORIES, REF_BYTES, StoryClusterer, word_weight
 from tests.factories import day, make_article
 
 LAUNCH_MONDAY = (
@@ -154,3 +154,45 @@ def test_words_weigh_by_their_rarity_in_english_not_by_what_came_first(
     assert 0 < word_weight("court") < word_weight("missile") < word_weight("pyongyang")
     clusterer.assign(write_up(LAUNCH_MONDAY, "2026-03-02", "gazette"))
     assert not list(redis_client.scan_iter("ww:df*"))  # nothing is counted per word
+
+
+def invented_words(number: int, count: int = 6) -> list[str]:
+    """Words no dictionary has, different for each number: articles that share none of them."""
+    syllables = ["ka", "lo", "mi", "ru", "te", "vo", "zan", "pel", "dor", "fis"]
+    words = []
+    for index in range(count):
+        value = number * count + index
+        words.append("".join(syllables[(value // 10**place) % 10] for place in range(4)) + "ique")
+    return words
+
+
+def test_redis_holds_a_few_hashes_and_each_word_keeps_only_its_latest_stories(
+    clusterer: StoryClusterer, redis_client: redis.Redis
+) -> None:
+    # Many different events on one day, all naming one person: each is its own story.
+    articles = []
+    for number in range(POSTING_STORIES + 12):
+        words = " ".join(invented_words(number))
+        article = write_up((f"Report on {words}", f"The {words} were described today."), "2026-03-02", f"desk{number}")
+        article.people = ["Ada Quill"]
+        articles.append(article)
+    stories = clusterer.assign_batch(articles[:30]) + clusterer.assign_batch(articles[30:])
+    assert len(set(stories)) == len(articles)
+
+    keys = list(redis_client.scan_iter("ww:story*"))
+    assert len(keys) <= 3  # the records, and the index of the slice or two the day falls in
+    longest = max(len(value) for key in keys if b"storyidx" in key for value in redis_client.hvals(key))
+    assert longest == POSTING_STORIES * REF_BYTES  # the person's entry, full and no fuller
+    assert all(clusterer.size(story) == 1 for story in stories)
+
+
+def test_a_copy_follows_its_original_into_its_story_and_counts_in_its_size(clusterer: StoryClusterer) -> None:
+    launch = clusterer.assign(write_up(LAUNCH_MONDAY, "2026-03-02", "gazette"))
+    other = write_up(LAUNCH_MONDAY_OTHER_OUTLET, "2026-03-02T09:00", "courier")
+    other.cluster_id = other.id  # as dedupe leaves an original
+    copy = write_up(LAUNCH_MONDAY_OTHER_OUTLET, "2026-03-02T09:30", "syndicate")
+    copy.duplicate_of, copy.cluster_id = other.id, other.id  # a copy of it, in the same batch
+
+    assert clusterer.assign_batch([other, copy]) == [launch, launch]
+    assert copy.cluster_id == launch
+    assert clusterer.size(launch) == 3

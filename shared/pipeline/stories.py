@@ -12,15 +12,26 @@ day starts its own story, however alike the words.
 Word weights are fixed, not learned: a word weighs by how rare it is in general English
 (wordfreq's frequencies, shipped inside that package), so the grouping does not depend on which
 articles came first, and no per-word counting happens in Redis.
+
+What Redis holds stays small and bounded whatever has been stored: a few hashes per period,
+no key per article or story. Words are 32-bit hashes and stories 6-byte references there;
+a story's record (centroid, times, size) is packed binary in one hash per period of real
+time, and the index from words to stories is one hash per slice of event time, each word
+keeping its latest stories only. A batch reads its candidates in one script call and saves
+what it decided in another.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
 import re
+import struct
+import time
 import uuid
+import zlib
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -30,8 +41,7 @@ import redis
 from shared import redis_keys
 from shared.analysis import STOP_WORDS, stem
 from shared.article import Article
-from shared.redis_client import as_text
-from shared.redis_scripts import SAVE_STORY, STORY_CANDIDATES
+from shared.redis_scripts import SAVE_STORIES, STORY_CANDIDATES
 
 LEAD_WORDS = 250  # the text's opening words: later paragraphs drift into background
 LEAD_CHARS_PER_WORD = 12  # enough characters for that many words of English
@@ -42,12 +52,16 @@ CANDIDATES = 10  # stories compared in full, most shared lookup words first
 TITLE_COUNT = 2  # a headline word counts as two in the text: it says what the story is about
 ENTITY_WEIGHT = 8.0  # a named person or organisation weighs as a rare word
 EVENT_SECONDS = 1.5 * 86400  # how far an article may lie from the nearest time of its story
+POSTING_STORIES = 48  # stories a word keeps per slice, the latest: rarer words find the others
+REF_BYTES = 6  # a story's reference in the index: unique among the stories of a few days
 
 # Word weight is log(1 / frequency) above the weight of a word as common as COMMON, so that
 # "said" or "year" weigh nothing; a word too rare for the list weighs as one at RARE.
 COMMON, RARE = 1e-3, 1e-8
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_POSSESSIVE = re.compile(r"['’]s\b", re.IGNORECASE)
+# The possessive's "s" is left out of the words (it would take a place in the lead).
+_WORD = re.compile(r"(?!(?<=['’])s\b)[^\W_]+", re.UNICODE)
+_HEADER = struct.Struct("<ddIB")  # a record's first and last time, size, length of the id
+_MAX_WEIGHT = 65000.0  # within a half-precision float
 
 
 @cache
@@ -65,11 +79,49 @@ def word_weight(word: str) -> float:
     return max(0.0, math.log(COMMON / frequency))
 
 
+@dataclass(slots=True)
+class StoryVector:
+    """An article's weighed words and entities, each named by a 32-bit hash of its stem (or
+    `p:`/`o:` name), and the hashes that look up candidate stories."""
+
+    weights: dict[int, float]
+    lookup: list[int]
+    norm: float
+
+
+@dataclass(slots=True)
+class _Story:
+    id: str
+    first: float
+    last: float
+    size: int
+    words: dict[int, float] | None = None  # the centroid, read from `record` when first wanted
+    record: bytes = b""
+    norm: float = 0.0  # of the centroid, 0 until worked out
+
+    def centroid(self) -> dict[int, float]:
+        if self.words is None:
+            self.words = _unpack_centroid(self.record)
+        return self.words
+
+    def similarity(self, vector: StoryVector) -> float:
+        """Cosine of the article's vector and the centroid."""
+        words = self.centroid()
+        if not self.norm:
+            self.norm = math.sqrt(sum(w * w for w in words.values()))
+        dot = sum(weight * words.get(key, 0.0) for key, weight in vector.weights.items())
+        return dot / (vector.norm * self.norm) if dot else 0.0
+
+
 class StoryClusterer:
     def __init__(self, client: redis.Redis, window_days: float = 3.0, threshold: float = 0.2) -> None:
         self.client, self.window_seconds, self.threshold = client, window_days * 86400, threshold
+        # A story the article may join has an article within this reach of it (see `_in_time`).
+        self.reach = max(EVENT_SECONDS, self.window_seconds / 2)
+        # The index is one hash per slice of event time, so an article reads at most two.
+        self.slice_seconds = 2 * self.reach
         self._find_candidates = client.register_script(STORY_CANDIDATES)
-        self._save_story = client.register_script(SAVE_STORY)
+        self._save_stories = client.register_script(SAVE_STORIES)
 
     def assign(self, article: Article) -> str:
         """The story id for a cleaned and tagged article (set on `cluster_id`, and returned)."""
@@ -77,174 +129,274 @@ class StoryClusterer:
 
     def assign_batch(self, articles: list[Article]) -> list[str]:
         """`assign` for a batch, in order, in two round trips: candidate stories are read for
-        the whole batch at once, and the stories the batch started or grew are compared too."""
-        plans: list[tuple[dict[str, float], float, list[str]] | None] = []
+        the whole batch at once, and the stories the batch started or grew are compared too.
+        A copy (marked by dedupe) stays in its original's story and adds to its size."""
+        plans: list[tuple[Article, StoryVector, float, list[int]]] = []
+        copies: list[Article] = []
         for article in articles:
             if article.duplicate_of is not None and article.cluster_id:
-                plans.append(None)
+                copies.append(article)
                 continue
             vector = article_vector(article)
             moment = _moment(article)
-            plans.append((vector, moment, self._candidate_keys(vector, moment)))
-        found = self._candidates([plan[2] for plan in plans if plan is not None])
-        touched: dict[str, dict[str, Any]] = {}  # stories this batch started or grew
-        touched_keys: dict[str, set[str]] = {}  # index key -> those stories under it
-        pipe = self.client.pipeline(transaction=False)
-        assigned = []
-        for article, plan in zip(articles, plans, strict=True):
-            if plan is None:
-                self._count(pipe, article.cluster_id or article.id)  # a copy belongs to its original's story
-                assigned.append(article.cluster_id or article.id)
-                continue
-            vector, moment, keys = plan
-            candidates = dict(found.pop(0))
-            for key in keys:
-                for story_id in touched_keys.get(key, ()):
-                    candidates[story_id] = touched[story_id]
-            candidates.update({story_id: touched[story_id] for story_id in candidates if story_id in touched})
-            best, best_score, best_story = None, 0.0, None
-            for story_id, story in candidates.items():
+            slices = sorted({self._slice(moment - self.reach), self._slice(moment + self.reach)})
+            plans.append((article, vector, moment, slices))
+        batch = _Batch()
+        found, candidates = self._candidates(plans, [_ref(copy.cluster_id or "") for copy in copies])
+        renamed: dict[str, str] = {}  # an original's cluster before the step -> its story
+        for (article, vector, moment, slices), refs in zip(plans, candidates, strict=True):
+            stories = {ref: batch.touched.get(ref) or found[ref] for ref in refs}
+            stories.update(batch.sharing(slices, vector.lookup))
+            best, best_score = None, 0.0
+            for ref, story in stories.items():
                 if not self._in_time(story, moment):
                     continue
-                score = _cosine(vector, story["words"])
+                score = story.similarity(vector)
                 if score > best_score:
-                    best, best_score, best_story = story_id, score, story
-            joined = best is not None and best_score >= self.threshold
-            story_id = best if joined and best else (article.cluster_id or uuid.uuid4().hex)
-            story, index_keys = self._remember(pipe, story_id, best_story if joined else None, article, vector, moment)
-            touched[story_id] = story
-            for key in index_keys:
-                touched_keys.setdefault(key, set()).add(story_id)
-            article.cluster_id = story_id
-            assigned.append(story_id)
-        pipe.execute()
-        return assigned
+                    best, best_score = ref, score
+            before = article.cluster_id
+            if best is not None and best_score >= self.threshold:
+                story = stories[best]
+            else:
+                story = _Story(before or uuid.uuid4().hex, moment, moment, 0, {})
+            _grow(story, vector, moment)
+            batch.remember(story, vector, self._slice(moment))
+            if story.id != before:
+                batch.renamed_signatures.append((article.id, story.id))
+            if before:
+                renamed[before] = story.id
+            article.cluster_id = story.id
+        for copy in copies:
+            copy.cluster_id = renamed.get(copy.cluster_id or "", copy.cluster_id)
+            ref = _ref(copy.cluster_id or "")
+            original = batch.touched.get(ref) or found.get(ref)
+            if original is not None and original.id == copy.cluster_id:
+                original.size += 1
+                batch.touched[ref] = original
+        self._save(batch)
+        return [article.cluster_id or article.id for article in articles]
 
     def size(self, story_id: str) -> int:
-        """How many articles (write-ups and copies) the story has had within the window."""
-        return int(self.client.get(redis_keys.story(story_id)) or 0)
+        """How many articles (write-ups and copies) the story has had, while it is remembered."""
+        now, ref = self._period(), _ref(story_id)
+        pipe = self.client.pipeline(transaction=False)
+        for period in (now, now - 1):
+            pipe.hget(redis_keys.story_records(period), ref)
+        records: list[bytes | None] = pipe.execute()
+        record = records[0] or records[1]  # a story changed in this period was moved to it
+        if record is None:
+            return 0
+        story = _unpack(record)
+        return story.size if story.id == story_id else 0
 
-    def _in_time(self, story: dict[str, Any], moment: float) -> bool:
-        first, last = story["first"], story["last"]
+    def _slice(self, moment: float) -> int:
+        return int(moment // self.slice_seconds)
+
+    def _period(self) -> int:
+        # Records live one or two periods of real time (a window each) after their last change.
+        return int(time.time() // self.window_seconds)
+
+    def _in_time(self, story: _Story, moment: float) -> bool:
+        first, last = story.first, story.last
         near = first - EVENT_SECONDS <= moment <= last + EVENT_SECONDS
         return near and max(last, moment) - min(first, moment) <= self.window_seconds
 
-    def _count(self, pipe: Any, story_id: str) -> None:
-        pipe.incr(redis_keys.story(story_id))
-        pipe.expire(redis_keys.story(story_id), int(self.window_seconds * 2))
+    def _candidates(
+        self, plans: list[tuple[Article, StoryVector, float, list[int]]], wanted: list[bytes]
+    ) -> tuple[dict[bytes, _Story], list[list[bytes]]]:
+        """The records found (by reference) and, for each planned article, the references of
+        the stories of its slices that share the most of its lookup words or entities, most
+        first; `wanted` are read too. One round trip for the batch whatever the store holds."""
+        if not plans and not wanted:
+            return {}, []
+        period = self._period()
+        keys = [redis_keys.story_records(period), redis_keys.story_records(period - 1)]
+        positions: dict[int, int] = {}
+        args: list[Any] = [CANDIDATES, REF_BYTES, len(plans)]
+        for _, vector, _, slices in plans:
+            for number in slices:
+                if number not in positions:
+                    positions[number] = len(keys) + 1
+                    keys.append(redis_keys.story_index(number))
+            args += [len(slices), *(positions[number] for number in slices)]
+            args.append(b"".join(_field(key) for key in vector.lookup))
+        args.append(b"".join(wanted))
+        reply: Any = self._find_candidates(keys=keys, args=args)
+        records = reply[0]
+        found = {records[i]: _unpack(records[i + 1]) for i in range(0, len(records), 2)}
+        return found, [[ref for ref in refs if ref in found] for refs in reply[1:]]
 
-    def _candidate_keys(self, vector: dict[str, float], moment: float) -> list[str]:
-        # A story the article may join has its first or last article within this reach (see
-        # `_in_time`), and each article is indexed under its own day.
-        reach = max(EVENT_SECONDS, self.window_seconds / 2)
-        days = range(_day(moment - reach), _day(moment + reach) + 1)
-        return [redis_keys.story_index(f"{day}:{key}") for key in _lookup(vector) for day in days]
-
-    def _candidates(self, key_lists: list[list[str]]) -> list[list[tuple[str, dict[str, Any]]]]:
-        """For each article's index keys, the stories of the window that share its most
-        distinctive words or entities, most shared first, with their records: one round trip
-        for the batch whatever the store holds."""
-        if not any(key_lists):
-            return [[] for _ in key_lists]
-        keys = [key for key_list in key_lists for key in key_list]
-        args: list[str | int] = [CANDIDATES, redis_keys.story_record(""), *(len(key_list) for key_list in key_lists)]
-        replies: Any = self._find_candidates(keys=keys, args=args)
-        results = []
-        for reply in replies:
-            found = [as_text(part) for part in reply]
-            results.append([(found[i], json.loads(found[i + 1])) for i in range(0, len(found), 2)])
-        return results
-
-    def _remember(
-        self,
-        pipe: Any,
-        story_id: str,
-        joined: dict[str, Any] | None,
-        article: Article,
-        vector: dict[str, float],
-        moment: float,
-    ) -> tuple[dict[str, Any], list[str]]:
-        story: dict[str, Any] = dict(joined) if joined else {"words": {}, "first": moment, "last": moment, "size": 0}
-        centroid: Counter[str] = Counter(story["words"])
-        norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
-        centroid.update({word: weight / norm for word, weight in vector.items()})
-        story["words"] = {word: round(weight, 4) for word, weight in centroid.most_common(CENTROID_WORDS)}
-        story["first"], story["last"] = min(story["first"], moment), max(story["last"], moment)
-        story["size"] += 1
-        ttl = int(self.window_seconds * 2)
-        index_keys = [redis_keys.story_index(f"{_day(moment)}:{key}") for key in _lookup(vector)]
-        self._save_story(
-            keys=[
-                redis_keys.story_record(story_id),
-                redis_keys.story(story_id),
-                redis_keys.signature(article.id),
-                *index_keys,
-            ],
-            args=[json.dumps(story), story_id, ttl],
-            client=pipe,
-        )
-        return story, index_keys
+    def _save(self, batch: _Batch) -> None:
+        """Write the batch's stories, index entries and renamed signatures in one round trip."""
+        if not batch.touched and not batch.renamed_signatures:
+            return
+        period = self._period()
+        keys = [redis_keys.story_records(period), redis_keys.story_records(period - 1)]
+        args: list[Any] = [
+            int((period + 2) * self.window_seconds),
+            int(self.window_seconds * 2),
+            REF_BYTES,
+            POSTING_STORIES * REF_BYTES,
+            len(batch.touched),
+            len(batch.postings),
+        ]
+        for ref, story in batch.touched.items():
+            args += [ref, _pack(story)]
+        for number, entries in batch.postings.items():
+            keys.append(redis_keys.story_index(number))
+            args.append(b"".join(_field(key) + ref for key, ref in entries))
+        for article_id, story_id in batch.renamed_signatures:
+            keys.append(redis_keys.signature(article_id))
+            args.append(story_id)
+        self._save_stories(keys=keys, args=args)
 
 
-def article_vector(article: Article) -> dict[str, float]:
+class _Batch:
+    """What one batch started or grew, and the index entries it adds, so that its later
+    articles find them before they are saved."""
+
+    def __init__(self) -> None:
+        self.touched: dict[bytes, _Story] = {}
+        self.postings: dict[int, list[tuple[int, bytes]]] = {}  # slice -> (lookup key, story)
+        self.renamed_signatures: list[tuple[str, str]] = []  # (article id, its story)
+        self._stories_of: dict[tuple[int, int], dict[bytes, None]] = {}  # (slice, key) -> stories, in order
+
+    def remember(self, story: _Story, vector: StoryVector, number: int) -> None:
+        ref = _ref(story.id)
+        self.touched[ref] = story
+        entries = self.postings.setdefault(number, [])
+        for key in vector.lookup:
+            entries.append((key, ref))
+            self._stories_of.setdefault((number, key), {})[ref] = None
+
+    def sharing(self, slices: list[int], lookup: list[int]) -> dict[bytes, _Story]:
+        """The batch's stories under any of these lookup keys in these slices."""
+        found = {}
+        for number in slices:
+            for key in lookup:
+                for ref in self._stories_of.get((number, key), ()):
+                    found[ref] = self.touched[ref]
+        return found
+
+
+def article_vector(article: Article) -> StoryVector:
     """The article's distinctive words (stemmed) and named people and organisations, weighed:
     (1 + log count) times how rare the word is in English; the headline's words count double."""
-    counts: Counter[str] = Counter()
-    weights: dict[str, float] = {}
-    # Only the opening is read: cut before tokenising, as whole texts can be long.
-    opening = article.text[: LEAD_WORDS * LEAD_CHARS_PER_WORD]
-    lead = _WORD.findall(_POSSESSIVE.sub("", opening).lower())[:LEAD_WORDS]
-    title = _WORD.findall(_POSSESSIVE.sub("", article.title).lower())
-    for words, times in ((lead, 1), (title, TITLE_COUNT)):
-        for word in words:
-            known = _keys.get(word)
-            if known is None:
-                known = _key(word)
-                if len(_keys) < 200_000:
-                    _keys[word] = known
-            key, weight = known
-            if not key:
-                continue
-            counts[key] += times
+    words = Counter(_lead(article.text))
+    for word in _WORD.findall(article.title.lower()):
+        words[word] += TITLE_COUNT
+    counts: dict[int, int] = {}
+    weights: dict[int, float] = {}
+    known = _words.get
+    for word, count in words.items():
+        key, weight = known(word) or _learn(word)
+        if not key:
+            continue
+        if key in counts:
+            counts[key] += count
             # Forms of one stem differ in frequency ("launch", "launches"): the commonest says
             # how distinctive the stem is.
-            weights[key] = min(weights.get(key, weight), weight)
-    vector = {key: (1 + math.log(n)) * weights[key] for key, n in counts.items()}
-    top = dict(sorted(vector.items(), key=lambda item: -item[1])[:KEYWORDS])
-    for entity in (*(f"p:{p}" for p in article.people), *(f"o:{o}" for o in article.organizations)):
-        top[entity] = ENTITY_WEIGHT
-    return top
+            if weight < weights[key]:
+                weights[key] = weight
+        else:
+            counts[key], weights[key] = count, weight
+    vector = {key: _count_weight(n) * weights[key] for key, n in counts.items()}
+    top = sorted(vector, key=vector.__getitem__, reverse=True)[:KEYWORDS]  # stable: first seen first among equals
+    result = {key: vector[key] for key in top}
+    entities = {_hash(f"p:{p}") for p in article.people} | {_hash(f"o:{o}") for o in article.organizations}
+    for entity in entities:
+        result[entity] = ENTITY_WEIGHT
+    lookup = top[:LOOKUP_WORDS]
+    norm = math.sqrt(sum(w * w for w in result.values())) or 1.0
+    return StoryVector(result, lookup + sorted(entities - set(lookup)), norm)
 
 
-_keys: dict[str, tuple[str, float]] = {}  # word -> (stem or "" when it does not count, weight)
+def _lead(text: str) -> list[str]:
+    """The text's first LEAD_WORDS words, lower-case. Only the opening is read (whole texts can
+    be long), and most of it is enough: the rest is read only when the words run short."""
+    limit = LEAD_WORDS * LEAD_CHARS_PER_WORD
+    cut = text.find(" ", limit // 2)  # between words, so none is split
+    if cut < 0 or cut >= limit:
+        return _WORD.findall(text[:limit].lower())[:LEAD_WORDS]
+    words = _WORD.findall(text[:cut].lower())
+    if len(words) < LEAD_WORDS:
+        words += _WORD.findall(text[cut:limit].lower())
+    return words[:LEAD_WORDS]
 
 
-def _key(word: str) -> tuple[str, float]:
-    if word in STOP_WORDS or len(word) < 3 or word.isdigit():
-        return "", 0.0
-    weight = word_weight(word)
-    return (stem(word), weight) if weight > 0 else ("", 0.0)
+_words: dict[str, tuple[int, float]] = {}  # word -> (hash of its stem, 0 when it does not count; weight)
 
 
-def _lookup(vector: dict[str, float]) -> list[str]:
-    words = sorted((k for k in vector if ":" not in k), key=lambda k: -vector[k])[:LOOKUP_WORDS]
-    return [f"w:{word}" for word in words] + sorted(k for k in vector if ":" in k)
+@cache
+def _count_weight(count: int) -> float:
+    return 1 + math.log(count)
 
 
-def _day(moment: float) -> int:
-    # Index keys are per day, so each stays as small as one day's stories.
-    return int(moment // 86400)
+def _learn(word: str) -> tuple[int, float]:
+    weight = 0.0 if word in STOP_WORDS or len(word) < 3 or word.isdigit() else word_weight(word)
+    learnt = (_hash(stem(word)), weight) if weight > 0 else (0, 0.0)
+    if len(_words) < 200_000:
+        _words[word] = learnt
+    return learnt
+
+
+def _hash(key: str) -> int:
+    # Never 0, which marks a word that does not count.
+    return zlib.crc32(key.encode()) or 1
+
+
+def _field(key: int) -> bytes:
+    return key.to_bytes(4, "little")
+
+
+def _ref(story_id: str) -> bytes:
+    return hashlib.blake2b(story_id.encode(), digest_size=REF_BYTES).digest()
+
+
+def _grow(story: _Story, vector: StoryVector, moment: float) -> None:
+    """Add an article to the story: its normalised vector to the centroid, its time, one to
+    the size."""
+    centroid, norm = story.centroid(), vector.norm
+    for key, weight in vector.weights.items():
+        centroid[key] = centroid.get(key, 0.0) + weight / norm
+    if len(centroid) > CENTROID_WORDS:
+        kept = sorted(centroid, key=centroid.__getitem__, reverse=True)[:CENTROID_WORDS]
+        story.words = {key: centroid[key] for key in kept}
+    story.first, story.last = min(story.first, moment), max(story.last, moment)
+    story.size += 1
+    story.norm = 0.0
+
+
+def _pack(story: _Story) -> bytes:
+    identifier = story.id.encode()
+    centroid = story.centroid()
+    keys = list(centroid)
+    weights = [min(centroid[key], _MAX_WEIGHT) for key in keys]
+    return b"".join(
+        (
+            _HEADER.pack(story.first, story.last, story.size, len(identifier)),
+            identifier,
+            struct.pack(f"<{len(keys)}I{len(keys)}e", *keys, *weights),
+        )
+    )
+
+
+def _unpack(record: bytes) -> _Story:
+    """A story from its record; its centroid is read only if it is wanted (a story out of
+    the article's time is never compared)."""
+    first, last, size, length = _HEADER.unpack_from(record)
+    identifier = record[_HEADER.size : _HEADER.size + length].decode()
+    return _Story(identifier, first, last, size, None, record)
+
+
+def _unpack_centroid(record: bytes) -> dict[int, float]:
+    start = _HEADER.size + record[_HEADER.size - 1]
+    count = (len(record) - start) // 6
+    values = struct.unpack_from(f"<{count}I{count}e", record, start)
+    return dict(zip(values[:count], values[count:], strict=True))
 
 
 def _moment(article: Article) -> float:
     # An undated article is placed at the time it was first seen.
     when: datetime = article.published_at or article.ingested_at
     return when.timestamp()
-
-
-def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    if not a or not b:
-        return 0.0
-    dot = sum(weight * b.get(word, 0.0) for word, weight in a.items())
-    norm = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
-    return dot / norm if norm else 0.0
