@@ -132,21 +132,60 @@ def index_step(articles: list[Article], ctx: PipelineContext, state: BatchState)
     return []
 
 
+def prepare_alerts(articles: list[Article], ctx: PipelineContext, state: BatchState) -> None:
+    # The batch's Redis work in three round trips (the re-alert policy, story sizes, raising);
+    # should anything fail here, `match_alerts_step` does each article alone (raising an alert
+    # twice queues it once: the policy decides atomically).
+    try:
+        raised = raise_alerts(articles, ctx, state.run_id)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:
+        log.warning("step=match_alerts batch matched article by article: %r", error)
+        return
+    state.prepared.update((id(article), count) for article, count in zip(articles, raised, strict=True))
+
+
 def match_alerts_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
-    found = match_alerts(article, ctx.matcher)
-    if found:
-        # The re-alert policy first: a story that already alerted builds no payload.
-        about = {"article": alert_article(article), "story": alert_story(article, 0)}
-        due = ctx.dispatcher.would_raise([(match.subscription, about) for match in found])
-        found = [match for match, raise_now in zip(found, due, strict=True) if raise_now]
-    if found:
-        story_size = max(1, ctx.stories.size(article.cluster_id or article.id))
-        for match in found:
-            payload = alert_payload(match.subscription, article, match.matched, story_size, about["article"])
-            if ctx.dispatcher.raise_alert(match.subscription, payload, state.run_id):
-                state.counts["alerts"] += 1
-                log.info("article=%s step=match_alerts alert for subscription %s", article.id, match.subscription.id)
+    raised = state.prepared.pop(id(article), None)
+    if raised is None:
+        raised = raise_alerts([article], ctx, state.run_id)[0]
+    state.counts["alerts"] += raised
     return article
+
+
+def raise_alerts(articles: list[Article], ctx: PipelineContext, run_id: str | None) -> list[int]:
+    """Match each article and raise the alerts the re-alert policy lets through (a story that
+    already alerted builds no payload); how many each article raised."""
+    found = [(article, match_alerts(article, ctx.matcher)) for article in articles]
+    candidates = []
+    for article, matches in found:
+        if matches:
+            about = {"article": alert_article(article), "story": alert_story(article, 0)}
+            candidates += [(article, match, about) for match in matches]
+    due = ctx.dispatcher.would_raise([(match.subscription, about) for _, match, about in candidates])
+    candidates = [candidate for candidate, raise_now in zip(candidates, due, strict=True) if raise_now]
+    stories = list(dict.fromkeys(article.cluster_id or article.id for article, _, _ in candidates))
+    size = dict(zip(stories, ctx.stories.sizes(stories), strict=True))
+    alerts = [
+        (
+            match.subscription,
+            alert_payload(
+                match.subscription,
+                article,
+                match.matched,
+                max(1, size[article.cluster_id or article.id]),
+                about["article"],
+            ),
+        )
+        for article, match, about in candidates
+    ]
+    raised: Counter[int] = Counter()
+    for (article, match, _), queued in zip(candidates, ctx.dispatcher.raise_alerts(alerts, run_id), strict=True):
+        if queued:
+            raised[id(article)] += 1
+            log.info("article=%s step=match_alerts alert for subscription %s", article.id, match.subscription.id)
+    return [raised[id(article)] for article in articles]
 
 
 OnError = Literal["quarantine", "note", "retry"]
@@ -176,7 +215,7 @@ STEPS: dict[str, Step] = {
         Step("tag", tag_step, on_error="note"),
         Step("story", story_step, on_error="note", prepare=prepare_stories),
         Step("index", index_step, whole_batch=True),
-        Step("match_alerts", match_alerts_step, on_error="retry"),
+        Step("match_alerts", match_alerts_step, on_error="retry", prepare=prepare_alerts),
     )
 }
 

@@ -178,16 +178,23 @@ class StoryClusterer:
 
     def size(self, story_id: str) -> int:
         """How many articles (write-ups and copies) the story has had, while it is remembered."""
-        now, ref = self._period(), _ref(story_id)
+        return self.sizes([story_id])[0]
+
+    def sizes(self, story_ids: list[str]) -> list[int]:
+        """`size` of each story, in one round trip."""
+        if not story_ids:
+            return []
+        now, refs = self._period(), [_ref(story_id) for story_id in story_ids]
         pipe = self.client.pipeline(transaction=False)
         for period in (now, now - 1):
-            pipe.hget(redis_keys.story_records(period), ref)
-        records: list[bytes | None] = pipe.execute()
-        record = records[0] or records[1]  # a story changed in this period was moved to it
-        if record is None:
-            return 0
-        story = _unpack(record)
-        return story.size if story.id == story_id else 0
+            pipe.hmget(redis_keys.story_records(period), refs)
+        current, previous = pipe.execute()
+        sizes = []
+        for story_id, record in zip(story_ids, map(lambda a, b: a or b, current, previous), strict=True):
+            # a story changed in this period was moved to it
+            story = _unpack(record) if record is not None else None
+            sizes.append(story.size if story is not None and story.id == story_id else 0)
+        return sizes
 
     def _slice(self, moment: float) -> int:
         return int(moment // self.slice_seconds)
