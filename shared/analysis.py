@@ -169,6 +169,11 @@ def _term(token: str) -> str | None:
 _terms = _Terms()
 
 
+def term(token: str) -> str | None:
+    """The term the analyzer makes of one token as written (None for a stop word)."""
+    return _terms[token]
+
+
 def analyze(text: str) -> list[str | None]:
     """Stemmed, lower-case tokens of `text` in order; a stop word leaves None in its place.
 

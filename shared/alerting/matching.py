@@ -13,17 +13,15 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import redis
 
-from shared import redis_keys
+from shared import analysis, redis_keys
 from shared.alerting.compiled import CompiledQueries, CompiledQuery, Decoder, compile_query
 from shared.alerting.matcher import AnalyzedArticle, matches
 from shared.alerting.presearch import Presearcher, article_keys
 from shared.alerting.subscriptions import CHANGES_KEPT, Subscription, effective_query, stored_subscription
-from shared.analysis import stem
 from shared.article import Article
 from shared.metrics import MATCH_SECONDS
 from shared.query import Node
@@ -204,7 +202,6 @@ def match_alerts(article: Article, matcher: SubscriptionMatcher) -> list[Match]:
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
-_POSSESSIVE = re.compile(r"['’]s$")
 
 
 def highlight(article: Article, matched: list[str]) -> str:
@@ -225,21 +222,14 @@ def highlight(article: Article, matched: list[str]) -> str:
     return article.title[:SNIPPET_CHARS]
 
 
-@lru_cache(maxsize=65536)
-def _base(word: str) -> str:
-    """A word of the text as the analyzer indexes it (its stem, possessive dropped); news
-    text repeats its words, so each is worked out once."""
-    return stem(_POSSESSIVE.sub("", word.lower()))
-
-
 def _mark(sentence: str, stems: set[str], prefixes: set[str]) -> tuple[str, bool]:
     hit = False
 
     def bold(found: re.Match[str]) -> str:
         nonlocal hit
         word = found.group(0)
-        base = _base(word)
-        if base in stems or any(base.startswith(prefix) for prefix in prefixes):
+        base = analysis.term(word)  # as the analyzer indexes it (memoised there); None: a stop word
+        if base is not None and (base in stems or any(base.startswith(prefix) for prefix in prefixes)):
             hit = True
             return f"**{word}**"
         return word

@@ -137,7 +137,7 @@ def prepare_alerts(articles: list[Article], ctx: PipelineContext, state: BatchSt
     # should anything fail here, `match_alerts_step` does each article alone (raising an alert
     # twice queues it once: the policy decides atomically).
     try:
-        raised = raise_alerts(articles, ctx, state.run_id)
+        raised = alert_batch(articles, ctx, state.run_id)
     except TRANSIENT_ERRORS:
         raise
     except Exception as error:
@@ -149,12 +149,12 @@ def prepare_alerts(articles: list[Article], ctx: PipelineContext, state: BatchSt
 def match_alerts_step(article: Article, ctx: PipelineContext, state: BatchState) -> Article | None:
     raised = state.prepared.pop(id(article), None)
     if raised is None:
-        raised = raise_alerts([article], ctx, state.run_id)[0]
+        raised = alert_batch([article], ctx, state.run_id)[0]
     state.counts["alerts"] += raised
     return article
 
 
-def raise_alerts(articles: list[Article], ctx: PipelineContext, run_id: str | None) -> list[int]:
+def alert_batch(articles: list[Article], ctx: PipelineContext, run_id: str | None) -> list[int]:
     """Match each article and raise the alerts the re-alert policy lets through (a story that
     already alerted builds no payload); how many each article raised."""
     found = [(article, match_alerts(article, ctx.matcher)) for article in articles]
