@@ -575,15 +575,7 @@ def main() -> int:
                     f"p99 {percentile(alerted, 0.99):.2f} s ({len(alerted)} alerts)"
                 )
 
-                stored = int(
-                    sqlite3.connect(data / "articles.sqlite3").execute("SELECT count(*) FROM articles").fetchone()[0]
-                )
-                memory = int(client.info("memory")["used_memory"]) - empty_memory
-                keys = int(client.dbsize())
-                print(
-                    f"footprint: {stored} stored; Redis {memory / stored:.0f} bytes and {keys / stored:.2f} keys "
-                    "per stored article"
-                )
+                print(f"footprint: {footprint()}")
                 for pid, role in sorted(processes.roles().items(), key=lambda item: item[1]):
                     print(f"  RSS {role:<22} {processes.rss_mb(pid):6.0f} MB")
             finally:
