@@ -3,6 +3,27 @@ would otherwise dominate (a hundred words or buckets per article)."""
 
 from __future__ import annotations
 
+CLAIM_IDENTITIES = """
+local window, owners, n = ARGV[1], {}, 2
+while n <= #ARGV do
+    local mine, claims, count = ARGV[n], ARGV[n + 1], tonumber(ARGV[n + 2])
+    local keys = {}
+    for k = n + 3, n + 2 + count do
+        redis.call('SET', ARGV[k], mine, 'NX', 'EX', window)
+        owners[#owners + 1] = redis.call('GET', ARGV[k])
+        keys[#keys + 1] = ARGV[k]
+    end
+    redis.call('SET', claims, table.concat(keys, ' '), 'EX', window)
+    n = n + 3 + count
+end
+return owners
+"""
+"""ARGV: the keys' lifetime (seconds), then for each article the value that claims an identity
+(`<id>|<delivery>|<content hash>|1`), the key listing what it may own, how many identity keys
+follow, and those keys. Each key is claimed if free, and its owner (the claimant or an earlier
+one) returned, every article's in turn: a batch claims in one call, atomically, where a
+transaction of two commands per key cost the client more than the server."""
+
 NEAREST_IN_BUCKETS = """
 local prefix, slices, expire_at, load = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local first_level, size = 4, 6
