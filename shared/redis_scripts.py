@@ -309,8 +309,8 @@ Every hash is read and written once for the whole batch, the signatures read at 
 
 COUNT_PARAGRAPHS = """
 local now, span, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local capacity, kept = tonumber(ARGV[4]), tonumber(ARGV[5])
-local sources, touched, results, n = {}, {}, {}, 6
+local capacity, kept, width = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local sources, touched, results, n = {}, {}, {}, 7
 
 local function value(set, at)
     local b1, b2, b3, b4 = string.byte(set, at, at + 3)
@@ -338,7 +338,7 @@ local function count(set)
 end
 
 while n <= #ARGV do
-    local prefix, fingerprint, paragraphs = ARGV[n], ARGV[n + 1], tonumber(ARGV[n + 2])
+    local prefix, fingerprint, paragraphs, digests = ARGV[n], ARGV[n + 1], tonumber(ARGV[n + 2]), ARGV[n + 3]
     local source = sources[prefix]
     if not source then
         local meta = redis.call('HMGET', prefix, 'generation', 'since', 'size')
@@ -353,8 +353,9 @@ while n <= #ARGV do
         source.generation, source.since, source.size = source.generation + 1, now, 0
     end
     local counts = {}
-    for p = n + 3, n + 2 + paragraphs do
-        local field, shard = ARGV[p], string.sub(ARGV[p], 1, 1)
+    for p = 1, paragraphs do
+        local field = string.sub(digests, (p - 1) * width + 1, p * width)
+        local shard = string.sub(field, 1, 1)
         local current = prefix .. ':' .. source.generation .. ':' .. shard
         local set = redis.call('HGET', current, field)
         local fresh = not set
@@ -372,7 +373,7 @@ while n <= #ARGV do
         counts[#counts + 1] = count(set)
     end
     results[#results + 1] = counts
-    n = n + 3 + paragraphs
+    n = n + 4
 end
 for prefix, source in pairs(sources) do
     if source.learned then
@@ -384,10 +385,12 @@ for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
 return results
 """
 """ARGV: the time, the seconds a generation lasts at most, seconds to live, the paragraphs a
-generation holds at most, how many article fingerprints a paragraph keeps; then for each
-article its source's key, its 4-byte fingerprint ('' to read without counting), how many
-paragraphs follow, and their 12-hex-digit digests. For each article, how many distinct articles
-of its source printed each paragraph, itself included.
+generation holds at most, how many article fingerprints a paragraph keeps, the width of a
+paragraph's digest (12 hex digits); then for each article its source's key, its 4-byte
+fingerprint ('' to read without counting), how many paragraphs it has, and their digests
+written one after another (one argument, not one each: the client's cost is per argument).
+For each article, how many distinct articles of its source printed each paragraph, itself
+included.
 
 A source's paragraphs are held in two generations, `<source key>:<generation>:<shard>`, each
 split in 16 small hashes: a paragraph maps to the smallest fingerprints of the articles that
