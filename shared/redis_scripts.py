@@ -24,6 +24,15 @@ follow, and those keys. Each key is claimed if free, and its owner (the claimant
 one) returned, every article's in turn: a batch claims in one call, atomically, where a
 transaction of two commands per key cost the client more than the server."""
 
+SET_EACH_FOR = """
+for n = 2, #ARGV, 2 do
+    redis.call('SET', ARGV[n], ARGV[n + 1], 'EX', ARGV[1])
+end
+return #ARGV / 2
+"""
+"""ARGV: seconds to live, then keys and their values: each key set to its value with that
+lifetime, in one call (a command each cost the client more than the server)."""
+
 NEAREST_IN_BUCKETS = """
 local prefix, slices, expire_at, load = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local first_level, size = 4, 6
@@ -82,11 +91,11 @@ local function holds(refs, ref)
     return false
 end
 
-local found, n = {}, 5 + slices
+local found, n, band_size = {}, 5 + slices, 6
 while n <= #ARGV do
-    local ref, count, refs = ARGV[n], tonumber(ARGV[n + 1]), {}
-    for b = n + 2, n + 1 + count do
-        local field, mine = ARGV[b], nil
+    local ref, count, bands, refs = ARGV[n], tonumber(ARGV[n + 1]), ARGV[n + 2], {}
+    for b = 1, count do
+        local field, mine = string.sub(bands, (b - 1) * band_size + 1, b * band_size), nil
         for s, t in ipairs(tables) do
             if t.level then
                 local held = redis.call('HGET', bucket(t, field), field)
@@ -103,7 +112,7 @@ while n <= #ARGV do
         end
     end
     found[#found + 1] = table.concat(refs)
-    n = n + 2 + count
+    n = n + 3
 end
 redis.call('HSET', current.name, 'level', current.level, 'split', current.split, 'entries', current.entries)
 redis.call('EXPIREAT', current.name, expire_at)
@@ -111,8 +120,8 @@ return found
 """
 """ARGV: the bucket tables' prefix, how many time slices are read, when the current slice's keys
 expire (Unix time), the entries a bucket holds on average at most, the slices (the current one
-first), then for each article its 6-byte reference, how many bands follow, and its bands (6
-bytes each: the band, then its hash). For each article in turn, the references its bands held in
+first), then for each article its 6-byte reference, how many bands it has, and its bands (6
+bytes each: the band, then its hash) written one after another in one argument. For each article in turn, the references its bands held in
 the slices read (earlier articles of the call included, concatenated), then it is filed in the
 current slice: a batch is filed and looked up in one call.
 

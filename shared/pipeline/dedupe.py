@@ -8,7 +8,9 @@ banded LSH buckets in Redis that every worker shares; they continue with `duplic
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import redis
 
 from shared import redis_keys
 from shared.article import Article, digest, normalized_content
-from shared.redis_scripts import CLAIM_IDENTITIES, NEAREST_IN_BUCKETS
+from shared.redis_scripts import CLAIM_IDENTITIES, NEAREST_IN_BUCKETS, SET_EACH_FOR
 
 NUM_PERM = 128
 BANDS, ROWS = 16, 3  # pairs at Jaccard 0.5 share a bucket with probability 0.88, at 0.7 with 0.999
@@ -29,6 +31,7 @@ SHINGLE_WORDS = 3
 MIN_WORDS_FOR_NEAR = 12  # shorter texts have too few shingles to compare meaningfully
 MIN_WORDS_FOR_CONTENT_HASH = 8
 REF_BYTES = 6  # 48 bits of an article id: collisions stay unlikely at millions of articles
+_EACH_REF = re.compile(b".{%d}" % REF_BYTES, re.DOTALL)  # a bucket's references, cut apart in one call
 BUCKET_LOAD = 48  # entries a bucket hash holds on average at most: well within a compact encoding
 
 # Move identity keys to a new owner only if none changed since they were read.
@@ -62,6 +65,7 @@ class Deduper:
         self._file_in_buckets = self.client.register_script(NEAREST_IN_BUCKETS)
         self._swap = self.client.register_script(_SWAP_IF_UNCHANGED)
         self._claim = self.client.register_script(CLAIM_IDENTITIES)
+        self._set_each = self.client.register_script(SET_EACH_FOR)
 
     def check(self, article: Article) -> Verdict:
         """Claim the article's identities; mark a near-duplicate with `duplicate_of`/`cluster_id`,
@@ -177,13 +181,13 @@ class Deduper:
         args += [current, current - 1, current - 2]
         for reading in readings:
             assert reading.signature is not None
-            args += [_ref(reading.article.id), BANDS, *_buckets(reading.signature)]
+            args += [reading.ref, BANDS, b"".join(_buckets(reading.signature))]
         replies: Any = self._file_in_buckets(keys=[], args=args)
-        in_batch = {_ref(reading.article.id) for reading in readings}
+        in_batch = {reading.ref for reading in readings}
         candidates = []
         for reading, held in zip(readings, replies, strict=True):
-            refs = {held[at : at + REF_BYTES] for at in range(0, len(held), REF_BYTES)}
-            candidates.append(refs - {_ref(reading.article.id)})
+            refs = set(_EACH_REF.findall(held))
+            candidates.append(refs - {reading.ref})
         stored = sorted({c for found in candidates for c in found if c not in in_batch})
         known: dict[bytes, tuple[str | None, str | None, np.ndarray | None]] = {}
         if stored:
@@ -215,19 +219,17 @@ class Deduper:
                 root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
             else:
                 root, cluster = result or (article.id, article.id)
-            decided[_ref(article.id)] = (compact, root, cluster)
+            decided[reading.ref] = (compact, root, cluster)
         return results
 
     def _remember_signatures(self, readings: list[_Reading]) -> None:
-        pipe = self.client.pipeline(transaction=False)
+        args: list[bytes | str | int] = [self.window_seconds]
         for reading in readings:
             article, signature = reading.article, reading.signature
             assert signature is not None
             root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
-            value = _signature_value(root, cluster, signature)
-            # the command itself: the client's `set` helper costs more than the write here
-            pipe.execute_command("SET", redis_keys.signature(article.id), value, "EX", self.window_seconds)
-        pipe.execute()
+            args += [redis_keys.signature(reading.ref.hex()), _signature_value(root, cluster, signature)]
+        self._set_each(keys=[], args=args)
 
 
 @dataclass
@@ -239,6 +241,10 @@ class _Reading:
     identities: list[tuple[str, str]]
     words: list[str]
     signature: np.ndarray | None = None
+
+    @functools.cached_property
+    def ref(self) -> bytes:
+        return _ref(self.article.id)
 
     @classmethod
     def of(cls, article: Article) -> _Reading:
