@@ -381,7 +381,7 @@ while n <= #ARGV do
         end
         counts[#counts + 1] = count(set)
     end
-    results[#results + 1] = counts
+    results[#results + 1] = table.concat(counts, ',')
     n = n + 4
 end
 for prefix, source in pairs(sources) do
@@ -399,7 +399,7 @@ paragraph's digest (12 hex digits); then for each article its source's key, its 
 fingerprint ('' to read without counting), how many paragraphs it has, and their digests
 written one after another (one argument, not one each: the client's cost is per argument).
 For each article, how many distinct articles of its source printed each paragraph, itself
-included.
+included, as one string of numbers separated by commas (one reply each cost the client more).
 
 A source's paragraphs are held in two generations, `<source key>:<generation>:<shard>`, each
 split in 16 small hashes: a paragraph maps to the smallest fingerprints of the articles that

@@ -77,8 +77,8 @@ class LearnedBoilerplate:
         replies: Any = self._count(keys=[], args=args)
         for (article, paragraphs, candidates), counts in zip(plans, replies, strict=True):
             removed = set()
-            for (number, _), count in zip(candidates, counts, strict=True):
-                if int(count) >= self.min_articles:
+            for (number, _), count in zip(candidates, map(int, counts.split(b",")), strict=True):
+                if count >= self.min_articles:
                     removed.add(number)
                     article.notes.append(
                         f"clean: removed a paragraph {article.source} printed in {count} articles: {paragraphs[number][:80]!r}"

@@ -85,7 +85,10 @@ class BoilerplateRules:
         return joined + [p for p in self.patterns.values() if not p.pattern.startswith("^")]
 
     def reason(self, paragraph: str) -> str | None:
-        if not any(screen.search(paragraph) for screen in self._screens):
+        for screen in self._screens:
+            if screen.search(paragraph):
+                break
+        else:
             return None
         for name, pattern in self.patterns.items():
             if pattern.search(paragraph):
