@@ -218,6 +218,34 @@ def test_boilerplate_rules_load_from_a_custom_file(tmp_path, rules: BoilerplateR
     assert rules.reason("Sponsored by Acme Pumps Ltd.") is None
 
 
+def test_the_first_listed_pattern_names_a_paragraph_several_match(tmp_path) -> None:
+    custom = tmp_path / "rules.yml"
+    custom.write_text(
+        "patterns:\n  tip: 'send us a tip'\n  sponsor: '^sponsored by '\n  partner: '^sponsored'\n"
+        "  repeated: '^(\\w+) \\1 '\n",
+        encoding="utf-8",
+    )
+    custom_rules = BoilerplateRules.load(custom)
+    assert custom_rules.reason("Sponsored by Acme, send us a tip") == "tip"
+    assert custom_rules.reason("Sponsored by Acme Pumps Ltd.") == "sponsor"
+    assert custom_rules.reason("Sponsored content") == "partner"
+    assert custom_rules.reason("Very very dry spring") == "repeated"  # a back-reference still means itself
+    assert custom_rules.reason("Very dry spring, sponsored by nobody") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Plain words stay as they are.", "Plain words stay as they are."),
+        ("Two  spaces\tand a tab  ", "Two spaces and a tab"),
+        ("Caf\u00e9\u00a0\u00a0au lait \u2003 now", "Caf\u00e9 au lait now"),
+        ("Line one \r\n\r\n\t line two", "Line one\n\nline two"),
+    ],
+)
+def test_spaces_collapse_alike_in_ascii_and_other_text(raw: str, expected: str) -> None:
+    assert normalize_text(raw) == expected
+
+
 # --- text repair and normalisation -------------------------------------------------------------
 
 
