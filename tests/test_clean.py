@@ -233,19 +233,6 @@ def test_the_first_listed_pattern_names_a_paragraph_several_match(tmp_path) -> N
     assert custom_rules.reason("Very dry spring, sponsored by nobody") is None
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("Plain words stay as they are.", "Plain words stay as they are."),
-        ("Two  spaces\tand a tab  ", "Two spaces and a tab"),
-        ("Caf\u00e9\u00a0\u00a0au lait \u2003 now", "Caf\u00e9 au lait now"),
-        ("Line one \r\n\r\n\t line two", "Line one\n\nline two"),
-    ],
-)
-def test_spaces_collapse_alike_in_ascii_and_other_text(raw: str, expected: str) -> None:
-    assert normalize_text(raw) == expected
-
-
 # --- text repair and normalisation -------------------------------------------------------------
 
 
@@ -435,9 +422,14 @@ def test_failed_language_detection_is_noted_and_cleaning_goes_on(
         ("Kim vowed to ''frustrate'' threats.", 'Kim vowed to "frustrate" threats.'),
         ("The talks -- long delayed -- began.", "The talks – long delayed – began."),
         ("It is called ,,Aufbruch'' here.", 'It is called "Aufbruch" here.'),
+        # spaces collapse alike in plain ASCII and in other text
+        ("Plain words stay as they are.", "Plain words stay as they are."),
+        ("Two  spaces\tand a tab  ", "Two spaces and a tab"),
+        ("Caf\u00e9\u00a0\u00a0au lait \u2003 now", "Caf\u00e9 au lait now"),
+        ("Line one \r\n\r\n\t line two", "Line one\n\nline two"),
     ],
 )
-def test_typewriter_quotes_and_dashes_become_typographic(raw: str, expected: str) -> None:
+def test_typewriter_stand_ins_and_runs_of_spaces_are_normalised(raw: str, expected: str) -> None:
     assert normalize_text(raw) == expected
 
 
