@@ -3,6 +3,36 @@ would otherwise dominate (a hundred words or buckets per article)."""
 
 from __future__ import annotations
 
+CLAIM_IDENTITIES = """
+local window, owners, n = ARGV[1], {}, 2
+while n <= #ARGV do
+    local mine, claims, count = ARGV[n], ARGV[n + 1], tonumber(ARGV[n + 2])
+    local keys = {}
+    for k = n + 3, n + 2 + count do
+        redis.call('SET', ARGV[k], mine, 'NX', 'EX', window)
+        owners[#owners + 1] = redis.call('GET', ARGV[k])
+        keys[#keys + 1] = ARGV[k]
+    end
+    redis.call('SET', claims, table.concat(keys, ' '), 'EX', window)
+    n = n + 3 + count
+end
+return owners
+"""
+"""ARGV: the keys' lifetime (seconds), then for each article the value that claims an identity
+(`<id>|<delivery>|<content hash>|1`), the key listing what it may own, how many identity keys
+follow, and those keys. Each key is claimed if free, and its owner (the claimant or an earlier
+one) returned, every article's in turn: a batch claims in one call, atomically, where a
+transaction of two commands per key cost the client more than the server."""
+
+SET_EACH_FOR = """
+for n = 2, #ARGV, 2 do
+    redis.call('SET', ARGV[n], ARGV[n + 1], 'EX', ARGV[1])
+end
+return #ARGV / 2
+"""
+"""ARGV: seconds to live, then keys and their values: each key set to its value with that
+lifetime, in one call (a command each cost the client more than the server)."""
+
 NEAREST_IN_BUCKETS = """
 local prefix, slices, expire_at, load = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local first_level, size = 4, 6
@@ -61,11 +91,11 @@ local function holds(refs, ref)
     return false
 end
 
-local found, n = {}, 5 + slices
+local found, n, band_size = {}, 5 + slices, 6
 while n <= #ARGV do
-    local ref, count, refs = ARGV[n], tonumber(ARGV[n + 1]), {}
-    for b = n + 2, n + 1 + count do
-        local field, mine = ARGV[b], nil
+    local ref, count, bands, refs = ARGV[n], tonumber(ARGV[n + 1]), ARGV[n + 2], {}
+    for b = 1, count do
+        local field, mine = string.sub(bands, (b - 1) * band_size + 1, b * band_size), nil
         for s, t in ipairs(tables) do
             if t.level then
                 local held = redis.call('HGET', bucket(t, field), field)
@@ -82,7 +112,7 @@ while n <= #ARGV do
         end
     end
     found[#found + 1] = table.concat(refs)
-    n = n + 2 + count
+    n = n + 3
 end
 redis.call('HSET', current.name, 'level', current.level, 'split', current.split, 'entries', current.entries)
 redis.call('EXPIREAT', current.name, expire_at)
@@ -90,8 +120,8 @@ return found
 """
 """ARGV: the bucket tables' prefix, how many time slices are read, when the current slice's keys
 expire (Unix time), the entries a bucket holds on average at most, the slices (the current one
-first), then for each article its 6-byte reference, how many bands follow, and its bands (6
-bytes each: the band, then its hash). For each article in turn, the references its bands held in
+first), then for each article its 6-byte reference, how many bands it has, and its bands (6
+bytes each: the band, then its hash) written one after another in one argument. For each article in turn, the references its bands held in
 the slices read (earlier articles of the call included, concatenated), then it is filed in the
 current slice: a batch is filed and looked up in one call.
 
@@ -288,8 +318,8 @@ Every hash is read and written once for the whole batch, the signatures read at 
 
 COUNT_PARAGRAPHS = """
 local now, span, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local capacity, kept = tonumber(ARGV[4]), tonumber(ARGV[5])
-local sources, touched, results, n = {}, {}, {}, 6
+local capacity, kept, width = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local sources, touched, results, n = {}, {}, {}, 7
 
 local function value(set, at)
     local b1, b2, b3, b4 = string.byte(set, at, at + 3)
@@ -317,7 +347,7 @@ local function count(set)
 end
 
 while n <= #ARGV do
-    local prefix, fingerprint, paragraphs = ARGV[n], ARGV[n + 1], tonumber(ARGV[n + 2])
+    local prefix, fingerprint, paragraphs, digests = ARGV[n], ARGV[n + 1], tonumber(ARGV[n + 2]), ARGV[n + 3]
     local source = sources[prefix]
     if not source then
         local meta = redis.call('HMGET', prefix, 'generation', 'since', 'size')
@@ -332,8 +362,9 @@ while n <= #ARGV do
         source.generation, source.since, source.size = source.generation + 1, now, 0
     end
     local counts = {}
-    for p = n + 3, n + 2 + paragraphs do
-        local field, shard = ARGV[p], string.sub(ARGV[p], 1, 1)
+    for p = 1, paragraphs do
+        local field = string.sub(digests, (p - 1) * width + 1, p * width)
+        local shard = string.sub(field, 1, 1)
         local current = prefix .. ':' .. source.generation .. ':' .. shard
         local set = redis.call('HGET', current, field)
         local fresh = not set
@@ -350,8 +381,8 @@ while n <= #ARGV do
         end
         counts[#counts + 1] = count(set)
     end
-    results[#results + 1] = counts
-    n = n + 3 + paragraphs
+    results[#results + 1] = table.concat(counts, ',')
+    n = n + 4
 end
 for prefix, source in pairs(sources) do
     if source.learned then
@@ -363,10 +394,12 @@ for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
 return results
 """
 """ARGV: the time, the seconds a generation lasts at most, seconds to live, the paragraphs a
-generation holds at most, how many article fingerprints a paragraph keeps; then for each
-article its source's key, its 4-byte fingerprint ('' to read without counting), how many
-paragraphs follow, and their 12-hex-digit digests. For each article, how many distinct articles
-of its source printed each paragraph, itself included.
+generation holds at most, how many article fingerprints a paragraph keeps, the width of a
+paragraph's digest (12 hex digits); then for each article its source's key, its 4-byte
+fingerprint ('' to read without counting), how many paragraphs it has, and their digests
+written one after another (one argument, not one each: the client's cost is per argument).
+For each article, how many distinct articles of its source printed each paragraph, itself
+included, as one string of numbers separated by commas (one reply each cost the client more).
 
 A source's paragraphs are held in two generations, `<source key>:<generation>:<shard>`, each
 split in 16 small hashes: a paragraph maps to the smallest fingerprints of the articles that

@@ -218,6 +218,21 @@ def test_boilerplate_rules_load_from_a_custom_file(tmp_path, rules: BoilerplateR
     assert rules.reason("Sponsored by Acme Pumps Ltd.") is None
 
 
+def test_the_first_listed_pattern_names_a_paragraph_several_match(tmp_path) -> None:
+    custom = tmp_path / "rules.yml"
+    custom.write_text(
+        "patterns:\n  tip: 'send us a tip'\n  sponsor: '^sponsored by '\n  partner: '^sponsored'\n"
+        "  repeated: '^(\\w+) \\1 '\n",
+        encoding="utf-8",
+    )
+    custom_rules = BoilerplateRules.load(custom)
+    assert custom_rules.reason("Sponsored by Acme, send us a tip") == "tip"
+    assert custom_rules.reason("Sponsored by Acme Pumps Ltd.") == "sponsor"
+    assert custom_rules.reason("Sponsored content") == "partner"
+    assert custom_rules.reason("Very very dry spring") == "repeated"  # a back-reference still means itself
+    assert custom_rules.reason("Very dry spring, sponsored by nobody") is None
+
+
 # --- text repair and normalisation -------------------------------------------------------------
 
 
@@ -407,9 +422,14 @@ def test_failed_language_detection_is_noted_and_cleaning_goes_on(
         ("Kim vowed to ''frustrate'' threats.", 'Kim vowed to "frustrate" threats.'),
         ("The talks -- long delayed -- began.", "The talks – long delayed – began."),
         ("It is called ,,Aufbruch'' here.", 'It is called "Aufbruch" here.'),
+        # spaces collapse alike in plain ASCII and in other text
+        ("Plain words stay as they are.", "Plain words stay as they are."),
+        ("Two  spaces\tand a tab  ", "Two spaces and a tab"),
+        ("Caf\u00e9\u00a0\u00a0au lait \u2003 now", "Caf\u00e9 au lait now"),
+        ("Line one \r\n\r\n\t line two", "Line one\n\nline two"),
     ],
 )
-def test_typewriter_quotes_and_dashes_become_typographic(raw: str, expected: str) -> None:
+def test_typewriter_stand_ins_and_runs_of_spaces_are_normalised(raw: str, expected: str) -> None:
     assert normalize_text(raw) == expected
 
 

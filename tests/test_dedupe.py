@@ -15,7 +15,7 @@ import redis
 
 from shared import redis_keys
 from shared.article import Article, normalized_content
-from shared.pipeline.dedupe import BANDS, BUCKET_LOAD, Deduper, Verdict, minhash
+from shared.pipeline.dedupe import BANDS, BUCKET_LOAD, Deduper, Verdict, minhash, minhash_batch
 from shared.settings import Settings
 
 
@@ -368,3 +368,19 @@ def test_bucket_hashes_stay_small_and_expire_as_articles_accumulate(
     # The first article's bands moved as their buckets split: a copy of it still finds it.
     copy = Article.create(title="Copy", text=texts[0] + " Filed again by another wire.", url="https://other.example/1")
     assert deduper.check(copy) is Verdict.NEAR_DUPLICATE and copy.duplicate_of == articles[0].id
+
+
+def test_a_batch_of_signatures_is_each_text_signed_alone() -> None:
+    # Texts of every size a batch can hold, empty and shorter than a shingle included, and
+    # enough of them that the permutations run in more than one chunk.
+    rng = random.Random(5)
+    words = normalized_content(LAUNCH).split()
+    texts = [[], ["one"], ["one", "two"], words[:3], words] + [
+        rng.sample(words, rng.randint(0, len(words))) for _ in range(60)
+    ]
+    signed = minhash_batch(texts)
+    assert len(signed) == len(texts)
+    for text, signature in zip(texts, signed, strict=True):
+        assert signature.dtype == np.uint32 and signature.flags.c_contiguous
+        assert signature.tolist() == minhash(text).tolist()
+    assert signed[0].tolist() != signed[1].tolist()  # no words and one word sign apart

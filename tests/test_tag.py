@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.article import Article
-from shared.pipeline.tag import MAX_EVIDENCE, TagPatterns, Taxonomy, tag
+from shared.pipeline.tag import _SENTENCE_BREAK, _YEAR, MAX_EVIDENCE, TagPatterns, Taxonomy, _sentence_starts, tag
 from tests.factories import make_article
 
 
@@ -613,3 +613,24 @@ def test_a_state_pattern_needs_the_countries_the_text_names(taxonomy: Taxonomy) 
     states = [(0, 5), (10, 14)]
     ((start, end, value),) = [(hit.start, hit.end, hit.value) for hit in taxonomy.find_patterns(text, states)]
     assert (text[start:end], value) == ("Chile and Peru signed", "diplomacy")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Gen. Smith spoke. The U.S. uranium trade grew! Did it?\nYes.  "Quite," he said.',
+        "No break here at all",
+        "Ends with a break.\n\n\nNew paragraph. Mr. Lee left. Then 3 more came.",
+        "",
+    ],
+)
+def test_sentence_starts_are_where_the_break_pattern_ends(text: str) -> None:
+    assert _sentence_starts(text) == [0] + [match.end() for match in _SENTENCE_BREAK.finditer(text)]
+
+
+def test_years_are_whole_numbers_and_not_decades() -> None:
+    assert _YEAR.findall("In 1999 and 2021, not x2001, 20011, 1990s or the_2004 file; 1850.") == [
+        "1999",
+        "2021",
+        "1850",
+    ]

@@ -22,6 +22,7 @@ from shared.redis_scripts import COUNT_PARAGRAPHS
 MIN_CHARS, MAX_CHARS = 25, 600  # shorter: too common to judge; longer: not a standing line
 CAPACITY = 1024  # paragraphs a generation holds per source: a line must recur within about that many
 KEPT = 12  # article fingerprints per paragraph: counts are exact up to this
+DIGEST_WIDTH = 12  # hex digits naming a paragraph
 
 
 class LearnedBoilerplate:
@@ -46,7 +47,14 @@ class LearnedBoilerplate:
     def remove_batch(self, articles: list[Article]) -> None:
         """`remove` for every article of a batch, in one round trip."""
         plans = []
-        args: list[Any] = [int(time.time()), max(1, self.window_seconds // 2), self.window_seconds, self.capacity, KEPT]
+        args: list[Any] = [
+            int(time.time()),
+            max(1, self.window_seconds // 2),
+            self.window_seconds,
+            self.capacity,
+            KEPT,
+            DIGEST_WIDTH,
+        ]
         for article in articles:
             if not article.source or not article.text:
                 continue
@@ -62,15 +70,15 @@ class LearnedBoilerplate:
             learning = self.learn and article.duplicate_of is None
             fingerprint = bytes.fromhex(digest(article.id)[:8]) if learning else b""
             source = redis_keys.source_paragraphs(digest(article.source)[:16])
-            args += [source, fingerprint, len(candidates), *(field for _, field in candidates)]
+            args += [source, fingerprint, len(candidates), "".join(field for _, field in candidates)]
             plans.append((article, paragraphs, candidates))
         if not plans:
             return
         replies: Any = self._count(keys=[], args=args)
         for (article, paragraphs, candidates), counts in zip(plans, replies, strict=True):
             removed = set()
-            for (number, _), count in zip(candidates, counts, strict=True):
-                if int(count) >= self.min_articles:
+            for (number, _), count in zip(candidates, map(int, counts.split(b",")), strict=True):
+                if count >= self.min_articles:
                     removed.add(number)
                     article.notes.append(
                         f"clean: removed a paragraph {article.source} printed in {count} articles: {paragraphs[number][:80]!r}"
@@ -82,4 +90,4 @@ class LearnedBoilerplate:
 def _paragraph_digest(paragraph: str) -> str:
     """12 hex digits naming a paragraph, whatever its spacing or case: `normalized_content`,
     without a regular expression, as it runs for every paragraph of every article."""
-    return digest(" ".join(unicodedata.normalize("NFKC", paragraph).casefold().split()))[:12]
+    return digest(" ".join(unicodedata.normalize("NFKC", paragraph).casefold().split()))[:DIGEST_WIDTH]

@@ -8,6 +8,7 @@ detected. A failed optional step is noted on the article and cleaning goes on.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -26,9 +27,14 @@ from shared.pipeline.boilerplate import LearnedBoilerplate
 from shared.pipeline.extract import extract_main_text
 
 TITLE_MAX_CHARS = 160
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)  # and soft hyphen
+_ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"  # and soft hyphen
+_ZERO_WIDTH = dict.fromkeys(map(ord, _ZERO_WIDTH_CHARS), None)
+_ZERO_WIDTH_FOUND = re.compile(f"[{_ZERO_WIDTH_CHARS}]")
 _MOJIBAKE = re.compile("[ÂÃâ][\u0080-\u00bf\u2018-\u203a€™]")
-_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+# Runs of spaces that are not already one plain space: what collapsing them to one changes.
+_SPACES_TO_COLLAPSE = re.compile(
+    r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\t\u00a0\u2000-\u200a\u202f\u205f\u3000]"
+)
 # `date 2022-02-26` needs no separator (its value must be a date, and text may follow on the
 # same line). The other keys fill their line: `source: Example Wire`, or a lone `lang fr`;
 # so a headline such as "Source code of voting machines…" is never taken for metadata.
@@ -40,6 +46,9 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[a-z]{2})?$", re.IGNORECASE)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
 _DOUBLED_QUOTE = re.compile(r"''|,,(?=\w)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’]?\s+(?=[A-Z\"“‘])")
+
+
+_BACK_REFERENCE = re.compile(r"\\[1-9]|\(\?P=")
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,29 @@ class BoilerplateRules:
         raw = yaml.safe_load(text)["patterns"]
         return cls({name: re.compile(pattern, re.IGNORECASE) for name, pattern in raw.items()})
 
+    @functools.cached_property
+    def _screens(self) -> list[re.Pattern[str]]:
+        """Fewer patterns that match where one of them does: most paragraphs match none, and
+        the patterns anchored at a paragraph's start are ruled out together, in one search that
+        looks at the start only. Those that cannot be joined (a back-reference would change its
+        meaning, a flag is set inside one) stay as they are."""
+        anchored = [p.pattern[1:] for p in self.patterns.values() if p.pattern.startswith("^")]
+        joined: list[re.Pattern[str]] = []
+        if len(anchored) > 1 and not any(_BACK_REFERENCE.search(pattern) for pattern in anchored):
+            try:
+                joined = [re.compile("^(?:" + "|".join(f"(?:{pattern})" for pattern in anchored) + ")", re.IGNORECASE)]
+            except re.error:
+                joined = []
+        if not joined:
+            return list(self.patterns.values())
+        return joined + [p for p in self.patterns.values() if not p.pattern.startswith("^")]
+
     def reason(self, paragraph: str) -> str | None:
+        for screen in self._screens:
+            if screen.search(paragraph):
+                break
+        else:
+            return None
         for name, pattern in self.patterns.items():
             if pattern.search(paragraph):
                 return name
@@ -127,13 +158,22 @@ def extract_text(article: Article) -> None:
 def normalize_text(text: str) -> str:
     """Repair mojibake, NFC-normalise, drop zero-width characters and soft hyphens, and keep
     one space between words and one blank line between paragraphs."""
-    if _MOJIBAKE.search(text):
-        text = ftfy.fix_text(text, uncurl_quotes=False)  # repair, but keep the writer's quotes
-    text = unicodedata.normalize("NFC", text).translate(_ZERO_WIDTH)
+    if not text.isascii():  # plain ASCII has nothing to repair, compose or drop
+        if _MOJIBAKE.search(text):
+            text = ftfy.fix_text(text, uncurl_quotes=False)  # repair, but keep the writer's quotes
+        text = unicodedata.normalize("NFC", text)
+        if _ZERO_WIDTH_FOUND.search(text):
+            text = text.translate(_ZERO_WIDTH)
     # Typewriter stand-ins: two apostrophes or commas for a double quote, two hyphens for a dash.
-    text = _DOUBLED_QUOTE.sub('"', text).replace(" -- ", " – ")
-    paragraphs = (_SPACES.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n"))
-    return "\n\n".join(paragraph for paragraph in paragraphs if paragraph)
+    if "''" in text or ",," in text:
+        text = _DOUBLED_QUOTE.sub('"', text)
+    text = text.replace(" -- ", " – ")
+    text = text.replace("\r\n", "\n")
+    # In ASCII only a tab or two spaces make a run to collapse: the search is skipped when neither
+    # is there. A run never includes a line break, so one pass does the whole text.
+    if not text.isascii() or "  " in text or "\t" in text:
+        text = _SPACES_TO_COLLAPSE.sub(" ", text)
+    return "\n\n".join(paragraph for paragraph in (line.strip() for line in text.split("\n")) if paragraph)
 
 
 def _read_metadata_lines(article: Article) -> None:

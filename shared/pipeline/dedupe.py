@@ -8,7 +8,9 @@ banded LSH buckets in Redis that every worker shares; they continue with `duplic
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import redis
 
 from shared import redis_keys
 from shared.article import Article, digest, normalized_content
-from shared.redis_scripts import NEAREST_IN_BUCKETS
+from shared.redis_scripts import CLAIM_IDENTITIES, NEAREST_IN_BUCKETS, SET_EACH_FOR
 
 NUM_PERM = 128
 BANDS, ROWS = 16, 3  # pairs at Jaccard 0.5 share a bucket with probability 0.88, at 0.7 with 0.999
@@ -29,6 +31,7 @@ SHINGLE_WORDS = 3
 MIN_WORDS_FOR_NEAR = 12  # shorter texts have too few shingles to compare meaningfully
 MIN_WORDS_FOR_CONTENT_HASH = 8
 REF_BYTES = 6  # 48 bits of an article id: collisions stay unlikely at millions of articles
+_EACH_REF = re.compile(b".{%d}" % REF_BYTES, re.DOTALL)  # a bucket's references, cut apart in one call
 BUCKET_LOAD = 48  # entries a bucket hash holds on average at most: well within a compact encoding
 
 # Move identity keys to a new owner only if none changed since they were read.
@@ -61,6 +64,8 @@ class Deduper:
     def __post_init__(self) -> None:
         self._file_in_buckets = self.client.register_script(NEAREST_IN_BUCKETS)
         self._swap = self.client.register_script(_SWAP_IF_UNCHANGED)
+        self._claim = self.client.register_script(CLAIM_IDENTITIES)
+        self._set_each = self.client.register_script(SET_EACH_FOR)
 
     def check(self, article: Article) -> Verdict:
         """Claim the article's identities; mark a near-duplicate with `duplicate_of`/`cluster_id`,
@@ -88,9 +93,11 @@ class Deduper:
             else:
                 verdicts.append(Verdict.NEW)  # NEAR_DUPLICATE once an original is found
             if len(reading.words) >= MIN_WORDS_FOR_NEAR:
-                reading.signature = minhash(reading.words)
                 near.append((len(verdicts) - 1, reading))
         if near:
+            signatures = minhash_batch([reading.words for _, reading in near])
+            for (_, reading), signature in zip(near, signatures, strict=True):
+                reading.signature = signature
             originals = self._nearest([reading for _, reading in near])
             for (number, reading), original in zip(near, originals, strict=True):
                 if verdicts[number] is Verdict.UPDATE:
@@ -111,26 +118,25 @@ class Deduper:
         never taken for a duplicate. The same URL or GUID read again with other text is an
         update: the identities move to it, atomically, with the version one higher.
         """
-        pipe = self.client.pipeline(transaction=True)  # SET NX then GET, atomically per key
+        args: list[str | int] = [self.window_seconds]
         for reading in readings:
             article = reading.article
             if not reading.identities:
                 continue
-            mine = f"{article.id}|{article.delivery}|{reading.content_hash}|1"
-            for _, key in reading.identities:
-                pipe.set(key, mine, nx=True, ex=self.window_seconds)
-                pipe.get(key)
             # What this reading may own, so that a later quarantine can let the article in again.
-            claimed = " ".join(key for _, key in reading.identities)
-            pipe.set(redis_keys.claims(article.id, article.delivery), claimed, ex=self.window_seconds)
-        replies = iter(pipe.execute() if len(pipe) else [])
+            args += [
+                f"{article.id}|{article.delivery}|{reading.content_hash}|1",
+                redis_keys.claims(article.id, article.delivery),
+                len(reading.identities),
+                *(key for _, key in reading.identities),
+            ]
+        replies = iter(self._claim(keys=[], args=args) if len(args) > 1 else [])
         results = []
         for reading in readings:
             if not reading.identities:
                 results.append(("new", 1))
                 continue
-            values = [next(replies) for _ in range(2 * len(reading.identities) + 1)][:-1]
-            results.append(self._judge(reading, values[1::2]))
+            results.append(self._judge(reading, [next(replies) for _ in reading.identities]))
         return results
 
     def _judge(self, reading: _Reading, raws: list[bytes | None]) -> tuple[str, int]:
@@ -175,13 +181,13 @@ class Deduper:
         args += [current, current - 1, current - 2]
         for reading in readings:
             assert reading.signature is not None
-            args += [_ref(reading.article.id), BANDS, *_buckets(reading.signature)]
+            args += [reading.ref, BANDS, b"".join(_buckets(reading.signature))]
         replies: Any = self._file_in_buckets(keys=[], args=args)
-        in_batch = {_ref(reading.article.id) for reading in readings}
+        in_batch = {reading.ref for reading in readings}
         candidates = []
         for reading, held in zip(readings, replies, strict=True):
-            refs = {held[at : at + REF_BYTES] for at in range(0, len(held), REF_BYTES)}
-            candidates.append(refs - {_ref(reading.article.id)})
+            refs = set(_EACH_REF.findall(held))
+            candidates.append(refs - {reading.ref})
         stored = sorted({c for found in candidates for c in found if c not in in_batch})
         known: dict[bytes, tuple[str | None, str | None, np.ndarray | None]] = {}
         if stored:
@@ -213,19 +219,17 @@ class Deduper:
                 root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
             else:
                 root, cluster = result or (article.id, article.id)
-            decided[_ref(article.id)] = (compact, root, cluster)
+            decided[reading.ref] = (compact, root, cluster)
         return results
 
     def _remember_signatures(self, readings: list[_Reading]) -> None:
-        pipe = self.client.pipeline(transaction=False)
+        args: list[bytes | str | int] = [self.window_seconds]
         for reading in readings:
             article, signature = reading.article, reading.signature
             assert signature is not None
             root, cluster = article.duplicate_of or article.id, article.cluster_id or article.id
-            pipe.set(
-                redis_keys.signature(article.id), _signature_value(root, cluster, signature), ex=self.window_seconds
-            )
-        pipe.execute()
+            args += [redis_keys.signature(reading.ref.hex()), _signature_value(root, cluster, signature)]
+        self._set_each(keys=[], args=args)
 
 
 @dataclass
@@ -237,6 +241,10 @@ class _Reading:
     identities: list[tuple[str, str]]
     words: list[str]
     signature: np.ndarray | None = None
+
+    @functools.cached_property
+    def ref(self) -> bytes:
+        return _ref(self.article.id)
 
     @classmethod
     def of(cls, article: Article) -> _Reading:
@@ -279,19 +287,48 @@ def release_claims(client: redis.Redis, article_id: str, delivery: str) -> int:
 def minhash(words: list[str]) -> np.ndarray:
     """MinHash signature (uint32) of the word 3-shingles of normalised text: each shingle is
     hashed once, then every permutation is one multiply-add over all the hashes at once."""
-    hashes = _shingle_hashes(words)
-    if not len(hashes):
-        return np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
-    permuted = _MULTIPLIERS * hashes  # wraps modulo 2**64: multiply-shift hashing
-    permuted += _OFFSETS
-    return (permuted.min(axis=1) >> np.uint64(32)).astype(np.uint32)  # the high bits are the well-mixed ones
+    return minhash_batch([words])[0]
 
 
-def _shingle_hashes(words: list[str]) -> np.ndarray:
-    """A 64-bit hash of each shingle's text: a polynomial hash modulo 2**64, read off the
-    prefix sums of the whole text, so no shingle is ever built as a string; stable across
-    processes and versions, unlike `hash()`."""
-    text = " ".join(words).encode()
+def minhash_batch(texts: Sequence[list[str]]) -> list[np.ndarray]:
+    """`minhash` of each text (its words), the numpy work done over the whole batch at once:
+    one pass hashes every shingle, and the permutations run over a few hundred texts' shingles
+    together instead of one text at a time."""
+    empty = np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
+    worded = [number for number, words in enumerate(texts) if words]
+    signatures = [empty] * len(texts)
+    if not worded:
+        return signatures
+    hashes, counts = _shingle_hashes([texts[number] for number in worded])
+    ends = np.cumsum(counts)
+    first = 0
+    while first < len(worded):
+        # A chunk of whole texts, about _CHUNK_SHINGLES shingles: the permuted values stay in cache.
+        last = max(first + 1, int(np.searchsorted(ends, ends[first] - counts[first] + _CHUNK_SHINGLES, "right")))
+        start = int(ends[first] - counts[first])
+        chunk = hashes[start : ends[last - 1]]
+        permuted = _MULTIPLIERS * chunk  # wraps modulo 2**64: multiply-shift hashing
+        permuted += _OFFSETS
+        offsets = ends[first : last - 1] - start
+        lowest = np.minimum.reduceat(permuted, np.concatenate(([0], offsets)), axis=1)
+        # the high bits are the well-mixed ones
+        kept = (lowest >> np.uint64(32)).astype(np.uint32).T
+        for number, signature in zip(worded[first:last], kept, strict=True):
+            signatures[number] = np.ascontiguousarray(signature)
+        first = last
+    return signatures
+
+
+_CHUNK_SHINGLES = 1024
+
+
+def _shingle_hashes(texts: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """A 64-bit hash of each shingle's text, for every text (each with at least one word) in
+    turn, and how many shingles each text has. The hash is polynomial modulo 2**64, read off
+    the prefix sums of all the texts joined, so no shingle is ever built as a string and a
+    shingle hashes alike wherever it stands; stable across processes and versions, unlike
+    `hash()`."""
+    text = " ".join(" ".join(words) for words in texts).encode()
     size = len(text)
     codes = np.frombuffer(text, dtype=np.uint8).astype(np.uint64)
     powers, inverses = _powers(size)
@@ -300,10 +337,14 @@ def _shingle_hashes(words: list[str]) -> np.ndarray:
     spaces = np.flatnonzero(codes == ord(" "))
     starts = np.concatenate(([0], spaces + 1))
     ends = np.concatenate((spaces, [size]))
-    count = max(1, len(starts) - SHINGLE_WORDS + 1) if size else 0  # fewer words: the text is one shingle
-    first, last = starts[:count], ends[min(len(ends), SHINGLE_WORDS) - 1 :][:count]
+    lengths = np.fromiter((len(words) for words in texts), dtype=np.int64, count=len(texts))
+    counts = np.maximum(1, lengths - SHINGLE_WORDS + 1)  # fewer words: the text is one shingle
+    # each shingle's first word, counted over all the texts: its text's first word plus its place
+    first_word = np.repeat(np.cumsum(lengths) - lengths - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    last_word = first_word + np.repeat(np.minimum(lengths, SHINGLE_WORDS) - 1, counts)
+    first, last = starts[first_word], ends[last_word]
     # sum(c[i] * B**i for i in [first, last)) / B**first: the shingle's hash wherever it stands
-    return _mix((prefix[last] - prefix[first]) * inverses[first])
+    return _mix((prefix[last] - prefix[first]) * inverses[first]), counts
 
 
 def _constants(label: str, count: int) -> np.ndarray:

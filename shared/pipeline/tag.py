@@ -721,7 +721,9 @@ _LIST_ITEM = re.compile(
     r"\b(?:include|includes|included|including|such as)\s+[^.;:,]+,[^.;:,]+,[^.;:]*\b(?:and|or)\s+[^,.;:]*$"
 )
 # A sentence dated decades back: a year or "N years ago", and nothing recent beside it.
-_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b(?!s)")  # a year, not a decade ("the 1970s") that names an era
+# A year, not a decade ("the 1970s") that names an era. The word boundary before it is checked
+# behind the digits: a pattern that begins with its digits is searched for them alone.
+_YEAR = re.compile(r"((?:1[89]|20)\d\d)(?<!\w\d\d\d\d)\b(?!s)")
 _YEARS_AGO = re.compile(r"\b(\d{2,3}) years ago(?: this year)?\b")
 _RECENT = re.compile(
     r"\b(?:today|tonight|yesterday|tomorrow|now|currently|still|continued|continuing|ongoing|recent|recently|"
@@ -865,7 +867,18 @@ def _longest(hits: list[Hit]) -> list[Hit]:
 
 
 def _sentence_starts(text: str) -> list[int]:
-    return [0] + [match.end() for match in _SENTENCE_BREAK.finditer(text)]
+    """Where each sentence starts: `_SENTENCE_BREAK`'s matches, tried only at the characters
+    one begins with (a scan for them is quicker than the pattern's own search)."""
+    starts, reach = [0], 0
+    for candidate in _BREAK_CHARACTER.finditer(text):
+        at = candidate.start()
+        if at >= reach and (found := _SENTENCE_BREAK.match(text, at)):
+            reach = found.end()
+            starts.append(reach)
+    return starts
+
+
+_BREAK_CHARACTER = re.compile(r"[.!?\n]")
 
 
 def _sentence_of(starts: list[int], position: int) -> int:
