@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from urllib.parse import quote
 
 PREFIX = "ww"
@@ -94,11 +95,14 @@ def signature(article_id: str) -> str:
     return f"{PREFIX}:sigs:{short_ref(article_id)}"
 
 
+_HEX12 = re.compile(r"[0-9a-f]{12}")
+
+
 def short_ref(article_id: str) -> str:
     """12 hex digits that stand for an article: its id's first (ids are hex digests), or a
     digest's for an id of another form."""
     head = article_id[:12]
-    if len(head) == 12 and all(char in "0123456789abcdef" for char in head):
+    if _HEX12.fullmatch(head):
         return head
     return hashlib.sha256(article_id.encode()).hexdigest()[:12]
 
