@@ -91,8 +91,9 @@ def read_file_report(
         )
     clock = ReadClock(limits.max_read_seconds)
     origin = shown(path)
-    with os.fdopen(open_regular(path, inside), "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
+    descriptor = open_regular(path, inside)
+    try:
+        size = os.fstat(descriptor).st_size
         limits.check_file_size(size)
         if suffix in WHOLE_ARTICLE_SUFFIXES and size > 4 * limits.max_article_chars:
             # the whole file is one article, and no encoding packs more than 4 bytes in a character
@@ -102,9 +103,10 @@ def read_file_report(
             )
         try:
             if suffix in JSON_LINES_SUFFIXES:
-                reading = read_json_lines_stream(handle, origin, source, limits, clock)
+                with os.fdopen(descriptor, "rb", closefd=False) as handle:
+                    reading = read_json_lines_stream(handle, origin, source, limits, clock)
             else:
-                data = handle.read(limits.max_file_bytes + 1)
+                data = _read_all(descriptor, size, limits.max_file_bytes)
                 limits.check_file_size(len(data))  # it grew since it was looked at
                 clock.check()
                 if partial_reader is not None:
@@ -121,6 +123,8 @@ def read_file_report(
             ) from None
         except Exception as error:  # a reader's bug or a parser's surprise: the file is kept, with why
             raise UnreadableFile(f"could not be read ({type(error).__name__}: {error})") from None
+    finally:
+        os.close(descriptor)
     if not reading.articles:
         if reading.problems:
             shown_problems = "; ".join(f"{reading.unit} {n}: {reason}" for n, reason in reading.problems[:3])
@@ -130,6 +134,18 @@ def read_file_report(
             )
         raise UnreadableFile("no article found in the file")
     return reading
+
+
+def _read_all(descriptor: int, size: int, limit: int) -> bytes:
+    """The file's bytes to its end, but no more than `limit` + 1 of them. Asks for the size
+    `fstat` gave first: asking for the whole limit would allocate that much for every file."""
+    data = os.read(descriptor, size + 1)
+    while len(data) <= limit:  # to the end of the file (it may have grown), or past the limit
+        more = os.read(descriptor, min(limit + 1 - len(data), 1 << 20))
+        if not more:
+            break
+        data += more
+    return data
 
 
 def _within_limit(article: Article, limits: Limits) -> Article:
