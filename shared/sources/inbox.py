@@ -83,7 +83,7 @@ class InboxSource:
         self.limits = limits or Limits.from_settings()
         self.settle_seconds = settle_seconds
         self.dead_letters = dead_letters
-        self._last_scan: dict[Path, tuple[int, int]] = {}  # (size, mtime in ns) by file, at the previous scan
+        self._last_scan: dict[str, tuple[int, int]] = {}  # (size, mtime in ns) by file path, at the previous scan
         self.waiting = 0  # files seen at the last scan but not settled yet
         inbox.mkdir(parents=True, exist_ok=True)
 
@@ -210,7 +210,7 @@ class InboxSource:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")  # the same name dropped again: keep both
             target = target.with_name(f"{target.stem}.{stamp}{target.suffix}")
         try:
-            _replace_into(path, target)
+            _replace_into(path, target)  # one filesystem: atomic
         except OSError as error:
             if error.errno != errno.EXDEV:
                 raise
@@ -226,30 +226,15 @@ class InboxSource:
 
 
 def _replace_into(path: Path, target: Path) -> None:
-    """Move `path` to `target` on one filesystem, making the target's folder only when it is
-    missing (a mkdir before every move would cost more than the move)."""
+    """`os.replace`, making the target's folder only when it is missing (a mkdir before every
+    move would cost more than the move)."""
     try:
-        _link_then_unlink(path, target)
+        os.replace(path, target)
     except FileNotFoundError:
         if not os.path.lexists(path):
             raise
         target.parent.mkdir(parents=True, exist_ok=True)
-        _link_then_unlink(path, target)
-
-
-def _link_then_unlink(path: Path, target: Path) -> None:
-    """A hard link, then the inbox's name removed: the file is always in one place or both,
-    never in none. A rename would do it in one step, but every rename out of the inbox is a
-    file event that the inbox watch takes in and holds to pair with a rename in, while a
-    removal is an event it never asks for. Where no hard link can be made, a rename."""
-    try:
-        os.link(path, target, follow_symlinks=False)
-    except OSError as error:
-        if error.errno in (errno.EXDEV, errno.ENOENT):
-            raise
-        os.replace(path, target)  # no hard links on this filesystem, or the name taken just now
-        return
-    os.unlink(path)
+        os.replace(path, target)
 
 
 def _copy_entry(path: Path, copy: Path) -> None:
