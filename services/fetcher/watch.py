@@ -78,10 +78,11 @@ class InotifyWatch:
             # A folder gone or replaced since the walk listed it: nothing in it to watch.
 
     def _run(self) -> None:
+        waiting = select.poll()
+        waiting.register(self._fd, select.POLLIN)
         try:
             while not self._stopping.is_set():
-                ready, _, _ = select.select([self._fd], [], [], _STOP_CHECK_SECONDS)
-                if ready:
+                if waiting.poll(_STOP_CHECK_SECONDS * 1000):
                     self._take(os.read(self._fd, _BUFFER_BYTES))
         except Exception:  # the timer scans still find every file
             log.exception("inbox watch stopped; scanning on the timer alone")
