@@ -72,6 +72,10 @@ app.conf.update(
         # its chain before the next batch starts it (see `enqueue_batch`).
         "priority_steps": list(range(10)),
         "queue_order_strategy": "priority",
+        # The JSON body as it is, not base64 within the message's JSON: a third fewer bytes,
+        # and no encoding pass on either side. Each message names its own encoding, so
+        # messages queued before this setting are still read.
+        "body_encoding": "utf-8",
     },
     worker_hijack_root_logger=False,
     task_time_limit=TASK_TIME_LIMIT_SECONDS,

@@ -143,3 +143,18 @@ def test_a_few_tabs_and_form_feeds_are_still_text() -> None:
 )
 def test_legacy_non_latin_code_pages_are_detected(text: str, encoding: str) -> None:
     assert decode_text(text.encode(encoding)) == text
+
+
+def test_control_characters_crowding_the_start_of_a_long_text_are_still_binary() -> None:
+    # Under 1 % of the 64 KB sample, but well over 1 % of the first 4,096 characters.
+    data = b"\x01\x02" * 30 + b"The council meets on Tuesday. " * 3000
+
+    with pytest.raises(UnreadableFile, match="binary"):
+        decode_text(data)
+
+
+def test_text_without_control_bytes_decodes_as_before() -> None:
+    text = "Caf\u00e9 owners on the quay\r\nwelcome the new market.\rStalls open at eight."
+
+    assert decode_text(text.encode("utf-8")) == text.replace("\r\n", "\n").replace("\r", "\n")
+    assert decode_text(text.encode("cp1252")) == text.replace("\r\n", "\n").replace("\r", "\n")

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from services.fetcher.service import Fetcher
+from services.fetcher.watch import watch_folder
 from shared import runs
 from shared.article import Article
 from shared.deadletters import read_dead_letters
@@ -577,3 +578,48 @@ def test_a_move_to_another_filesystem_cut_short_is_finished_not_doubled(settings
         delivery.on_enqueued()
     assert sorted(path.name for path in other_filesystem.iterdir()) == ["first.txt", "second.txt"]
     assert list(settings.inbox_dir.iterdir()) == []
+
+
+def test_a_file_read_moves_out_whole_and_the_watch_still_wakes_for_the_next(
+    source: InboxSource, settings: Settings
+) -> None:
+    dropped = drop(settings.inbox_dir / "quay.txt", STORY)
+    inode = dropped.stat().st_ino
+    wake = threading.Event()
+    observer = watch_folder(settings.inbox_dir, wake)
+    assert observer is not None, "file events are available on this machine"
+    try:
+        [delivery] = source.poll(settle=False)
+        delivery.on_enqueued()
+        moved = settings.processed_dir / "quay.txt"
+        assert moved.read_text("utf-8") == STORY
+        assert moved.stat().st_ino == inode and moved.stat().st_nlink == 1, "the same file, not a copy"
+        assert not dropped.exists()
+        assert not wake.wait(1.0), "the fetcher's own move out must not wake it"
+
+        incoming = drop(settings.data_dir / "staging" / "ferry.txt", STORY)
+        os.rename(incoming, settings.inbox_dir / "ferry.txt")
+        assert wake.wait(5.0), "a file moved in wakes the fetcher"
+    finally:
+        observer.stop()
+        observer.join(5)
+
+
+def test_the_inbox_watch_follows_folders_made_after_it_started(settings: Settings) -> None:
+    settings.inbox_dir.mkdir(parents=True)
+    wake = threading.Event()
+    observer = watch_folder(settings.inbox_dir, wake)
+    assert observer is not None
+    try:
+        (settings.inbox_dir / "agency").mkdir()
+        assert wake.wait(5.0), "a new folder wakes the fetcher"
+        time.sleep(0.2)  # the watch takes the folder in
+        wake.clear()
+        incoming = drop(settings.data_dir / "staging" / "late.txt", STORY)
+        os.rename(incoming, settings.inbox_dir / "agency" / "late.txt")
+        assert wake.wait(5.0), "a file moved into the new folder wakes the fetcher"
+        wake.clear()
+        drop(settings.inbox_dir / "agency" / "written.txt", STORY, age=0)
+        assert wake.wait(5.0), "a file written in place wakes the fetcher"
+    finally:
+        observer.stop()

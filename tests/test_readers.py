@@ -137,6 +137,37 @@ def test_an_html_file_without_markup_is_unreadable(tmp_path: Path) -> None:
         read_file(drop(tmp_path, "plain.html", "Just a sentence about the harbour."))
 
 
+def test_meta_and_link_tags_in_the_body_are_still_read(tmp_path: Path) -> None:
+    page = """<html><head><title>Harbour news | Coast Times</title></head><body>
+    <link rel="canonical" href="https://coast.example.net/news/dredging">
+    <meta property="og:title" content="Dredging starts in the outer harbour">
+    <meta name="date" content="2026-02-03T08:00:00Z">
+    <p>The work takes six weeks.</p></body></html>"""
+
+    [article] = read_file(drop(tmp_path, "body-meta.html", page))
+
+    assert article.url == "https://coast.example.net/news/dredging"
+    assert article.title == "Dredging starts in the outer harbour"
+    assert article.published_at == datetime(2026, 2, 3, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        ('<meta property="og:title" content="Why a <body> scan matters">', "Why a <body> scan matters"),
+        ("<meta property='og:title' content='Tides > records <body of water'>", "Tides > records <body of water"),
+        ("<title>The <body> count rises | Coast Times</title>", "The <body> count rises"),
+        ("<!-- <body> --><title>Quay reopens | Coast Times</title>", "Quay reopens"),
+    ],
+)
+def test_a_body_tag_written_inside_the_head_does_not_cut_it_short(tmp_path: Path, head: str, expected: str) -> None:
+    page = f"<html><head>{head}</head><body><p>The quay reopens on Monday.</p></body></html>"
+
+    [article] = read_file(drop(tmp_path, "page.html", page))
+
+    assert article.title == expected
+
+
 # --- JSON -------------------------------------------------------------------------------------
 
 ORCHARD = {

@@ -7,12 +7,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import kombu.exceptions
 import redis
 
+from services.fetcher.watch import watch_folder
 from shared.article import Article
 from shared.backoff import compute_backoff
 from shared.feeds.registry import FeedRegistry
@@ -162,38 +161,3 @@ class Fetcher:
                 wake.wait(min(0.5, max(0.0, deadline - time.monotonic())))  # and notice `stop` soon
             if wake.is_set():
                 stop.wait(0.2)  # let a burst of file events finish
-
-
-def watch_folder(folder: Path, wake: threading.Event) -> Any:
-    """Set `wake` whenever something changes under `folder`; None when file events are not
-    available here (the fetcher then scans on its timer alone)."""
-    try:
-        from watchdog.events import (
-            DirCreatedEvent,
-            DirMovedEvent,
-            FileClosedEvent,
-            FileCreatedEvent,
-            FileMovedEvent,
-            FileSystemEvent,
-            FileSystemEventHandler,
-        )
-        from watchdog.observers import Observer
-    except ImportError:
-        return None
-
-    class Waker(FileSystemEventHandler):
-        def on_any_event(self, event: FileSystemEvent) -> None:
-            wake.set()
-
-    # Only what can bring a file in: a file landing, moved in, or finished being written. The
-    # fetcher's own opening, reading and moving out of every file would otherwise cost an event
-    # each, all of them handled in Python.
-    landing = [FileCreatedEvent, FileMovedEvent, FileClosedEvent, DirCreatedEvent, DirMovedEvent]
-    observer = Observer()
-    try:
-        observer.schedule(Waker(), str(folder), recursive=True, event_filter=landing)
-        observer.start()
-    except OSError as error:  # e.g. the inotify watch limit: polling still works
-        log.warning("no file events for %s (%s); scanning every few seconds", folder, error)
-        return None
-    return observer

@@ -44,13 +44,29 @@ def kind_of(mode: int) -> str | None:
     return "not a regular file"
 
 
+def relative_parts(path: Path, folder: Path) -> tuple[str, ...]:
+    """`path.relative_to(folder).parts`, by string for the usual case of a path made under
+    `folder` (the pathlib way parses both paths again, on every file)."""
+    start = os.path.join(os.fspath(folder), "")
+    text = os.fspath(path)
+    if text.startswith(start) and len(text) > len(start):
+        parts = tuple(text[len(start) :].split(os.sep))
+        if "" not in parts and "." not in parts:
+            return parts
+    return path.relative_to(folder).parts
+
+
 def open_regular(path: Path, inside: Path | None = None) -> int:
     """A read-only descriptor of `path`, which must be a regular file; raises `NotRegularFile`
     otherwise. With `inside`, every folder between it and the file is opened without following
     links, so a linked folder cannot lead out of it."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
     folder_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    parts = path.relative_to(inside).parts if inside is not None else (os.fspath(path),)
+    parts = relative_parts(path, inside) if inside is not None else (os.fspath(path),)
+    if len(parts) == 1 and inside is not None:
+        # Straight inside: the folder's own path is followed either way, so open by the whole name.
+        parts = (os.path.join(inside, parts[0]),)
+        inside = None
     folder = os.open(inside, os.O_RDONLY | os.O_DIRECTORY) if inside is not None else None
     try:
         for part in parts[:-1]:

@@ -23,7 +23,6 @@ from typing import IO, Any
 
 import feedparser
 import lxml.etree
-import lxml.html
 
 from shared.article import Article
 from shared.dates import parse_date
@@ -91,8 +90,9 @@ def read_file_report(
         )
     clock = ReadClock(limits.max_read_seconds)
     origin = shown(path)
-    with os.fdopen(open_regular(path, inside), "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
+    descriptor = open_regular(path, inside)
+    try:
+        size = os.fstat(descriptor).st_size
         limits.check_file_size(size)
         if suffix in WHOLE_ARTICLE_SUFFIXES and size > 4 * limits.max_article_chars:
             # the whole file is one article, and no encoding packs more than 4 bytes in a character
@@ -102,9 +102,10 @@ def read_file_report(
             )
         try:
             if suffix in JSON_LINES_SUFFIXES:
-                reading = read_json_lines_stream(handle, origin, source, limits, clock)
+                with os.fdopen(descriptor, "rb", closefd=False) as handle:
+                    reading = read_json_lines_stream(handle, origin, source, limits, clock)
             else:
-                data = handle.read(limits.max_file_bytes + 1)
+                data = _read_all(descriptor, size, limits.max_file_bytes)
                 limits.check_file_size(len(data))  # it grew since it was looked at
                 clock.check()
                 if partial_reader is not None:
@@ -121,6 +122,8 @@ def read_file_report(
             ) from None
         except Exception as error:  # a reader's bug or a parser's surprise: the file is kept, with why
             raise UnreadableFile(f"could not be read ({type(error).__name__}: {error})") from None
+    finally:
+        os.close(descriptor)
     if not reading.articles:
         if reading.problems:
             shown_problems = "; ".join(f"{reading.unit} {n}: {reason}" for n, reason in reading.problems[:3])
@@ -130,6 +133,18 @@ def read_file_report(
             )
         raise UnreadableFile("no article found in the file")
     return reading
+
+
+def _read_all(descriptor: int, size: int, limit: int) -> bytes:
+    """The file's bytes to its end, but no more than `limit` + 1 of them. Asks for the size
+    `fstat` gave first: asking for the whole limit would allocate that much for every file."""
+    data = os.read(descriptor, size + 1)
+    while len(data) <= limit:  # to the end of the file (it may have grown), or past the limit
+        more = os.read(descriptor, min(limit + 1 - len(data), 1 << 20))
+        if not more:
+            break
+        data += more
+    return data
 
 
 def _within_limit(article: Article, limits: Limits) -> Article:
@@ -200,7 +215,7 @@ def read_html(data: bytes, origin: str, source: str) -> list[Article]:
         tag = element.tag
         if tag == "title":
             if page_title is None:
-                page_title = element.text_content()[:TITLE_CHARS]
+                page_title = "".join(element.itertext())[:TITLE_CHARS]
             continue
         attributes = {name.lower(): value for name, value in element.attrib.items()}
         if tag == "link":
@@ -236,11 +251,32 @@ def read_html(data: bytes, origin: str, source: str) -> list[Article]:
     ]
 
 
+# Letter classes, not IGNORECASE: the search then skips ahead to each "<" (several times faster).
+_BODY_TAG = re.compile(r"<[bB][oO][dD][yY]")
+_METADATA_TAG = re.compile(r"<(?:/?[tT][iI][tT][lL][eE]|[lL][iI][nN][kK]|[mM][eE][tT][aA])")
+
+
+def _metadata_part(page: str) -> str:
+    """The part of a page that holds all of its `<title>`, `<link>` and `<meta>` tags: what
+    comes before `<body>`, when the rest holds none of them and the cut falls between tags (not
+    inside a tag, a quoted value or a title); else the whole page. The head is a sliver of a
+    news page's markup, and the parser's time goes with the markup it reads."""
+    body = _BODY_TAG.search(page)
+    if body is None or _METADATA_TAG.search(page, body.start()) is not None:
+        return page
+    head = page[: body.start()]
+    last_tag = head.rfind("<")
+    tail = head[last_tag:]
+    if head.rfind(">") < last_tag or tail.count('"') % 2 or tail.count("'") % 2:
+        return page
+    return head
+
+
 def _html_elements(page: str) -> Iterator[Any]:
     """The `<title>`, `<link>` and `<meta>` elements of a page, in document order."""
-    parser = lxml.html.HTMLParser(encoding="utf-8", recover=True, no_network=True, huge_tree=False)
+    parser = lxml.etree.HTMLParser(encoding="utf-8", recover=True, no_network=True, huge_tree=False)
     try:
-        root = lxml.etree.fromstring(page.encode("utf-8", "replace"), parser=parser)
+        root = lxml.etree.fromstring(_metadata_part(page).encode("utf-8", "replace"), parser=parser)
     except (lxml.etree.ParserError, lxml.etree.XMLSyntaxError, ValueError):
         return  # markup lxml cannot make a tree of: the page goes on without metadata
     if root is None:

@@ -309,7 +309,6 @@ _DATE_NAMES = (
 )  # fmt: skip
 _AUTHOR_NAMES = ("author", "article:author", "dc.creator", "dcterms.creator", "parsely-author", "sailthru.author")
 _SITE_SUFFIX = re.compile(r"\s+[|–—·-]\s+[^|–—·-]{1,40}$")
-_BYLINE = lxml.etree.XPath("descendant::*[@class][contains(@class, 'byline')][1]")
 _BY = re.compile(r"^\s*by\s+", re.IGNORECASE)
 FIELD_MAX_CHARS = 300  # longer is not a headline or a name
 
@@ -392,8 +391,12 @@ def _time_element(root: Any) -> str | None:
 
 
 def _byline(root: Any) -> str | None:
-    found = _BYLINE(root)
-    return _BY.sub("", _text_of(found[0]).split(",")[0]) if found else None
+    # The first element in document order whose class names a byline; a walk that stops there
+    # (an XPath with [1] selects every such element first).
+    for element in root.iterfind(".//*[@class]"):
+        if "byline" in element.get("class"):
+            return _BY.sub("", _text_of(element).split(",")[0])
+    return None
 
 
 def _str(value: Any) -> str | None:

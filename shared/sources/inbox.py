@@ -23,7 +23,7 @@ from pathlib import Path
 import redis
 
 from shared.deadletters import quarantine
-from shared.formats.files import kind_of, shown
+from shared.formats.files import kind_of, relative_parts, shown
 from shared.formats.limits import Limits
 from shared.formats.mapping import UnreadableFile
 from shared.formats.readers import FileReading, read_file_report
@@ -49,6 +49,10 @@ def _digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             hasher.update(block)
     return hasher.hexdigest()
+
+
+def _by_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 class InboxSource:
@@ -79,7 +83,7 @@ class InboxSource:
         self.limits = limits or Limits.from_settings()
         self.settle_seconds = settle_seconds
         self.dead_letters = dead_letters
-        self._last_scan: dict[Path, tuple[int, int]] = {}  # (size, mtime in ns) by file, at the previous scan
+        self._last_scan: dict[str, tuple[int, int]] = {}  # (size, mtime in ns) by file path, at the previous scan
         self.waiting = 0  # files seen at the last scan but not settled yet
         inbox.mkdir(parents=True, exist_ok=True)
 
@@ -117,35 +121,38 @@ class InboxSource:
         """The regular files ready to read, oldest first, and the entries refused with why."""
         now = time.time()
         settle_seconds = self.settle_seconds if settle else 0.0
-        scan: dict[Path, tuple[int, int]] = {}
+        # Keyed by the name as text: a Path made for every entry of every scan would cost more
+        # than the scan's system calls; only the files taken become Paths.
+        scan: dict[str, tuple[int, int]] = {}
         ready = []
         refused = []
-        for path, info in self._entries():
+        for name, info in self._entries():
             kind = kind_of(info.st_mode)
             if kind is not None:
+                path = Path(name)
                 target = " (dangling)" if stat.S_ISLNK(info.st_mode) and not path.exists() else ""
                 refused.append((path, f"{kind}{target}, not a regular file: only regular files are read"))
                 continue
-            if path.suffix.lower() in PARTIAL_SUFFIXES:
+            if name.lower().endswith(PARTIAL_SUFFIXES):
                 continue
-            scan[path] = (info.st_size, info.st_mtime_ns)
-            if settle and self._last_scan.get(path) != scan[path]:
+            scan[name] = seen = (info.st_size, info.st_mtime_ns)
+            if settle and self._last_scan.get(name) != seen:
                 continue  # new, or still growing since the previous scan
             if now - info.st_mtime >= settle_seconds:
-                ready.append((info.st_mtime, path))
+                ready.append((info.st_mtime, name))
         self._last_scan = scan
         self.waiting = len(scan) - len(ready)
-        return [path for _, path in sorted(ready)], refused
+        return [Path(name) for _, name in sorted(ready)], refused
 
-    def _entries(self) -> Iterator[tuple[Path, os.stat_result]]:
-        """Every visible entry under the inbox with its own status (links not followed);
-        real folders are descended into, linked ones are entries like any other."""
-        folders = [self.inbox]
+    def _entries(self) -> Iterator[tuple[str, os.stat_result]]:
+        """Every visible entry under the inbox, by its path, with its own status (links not
+        followed); real folders are descended into, linked ones are entries like any other."""
+        folders = [os.fspath(self.inbox)]
         while folders:
             folder = folders.pop()
             try:
                 with os.scandir(folder) as found:
-                    entries = sorted(found, key=lambda entry: entry.name)
+                    entries = sorted(found, key=_by_name)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for entry in entries:
@@ -156,9 +163,9 @@ class InboxSource:
                 except FileNotFoundError:
                     continue
                 if stat.S_ISDIR(info.st_mode):
-                    folders.append(Path(entry.path))
+                    folders.append(entry.path)
                 else:
-                    yield Path(entry.path), info
+                    yield entry.path, info
 
     def _processed(self, path: Path, reading: FileReading) -> None:
         target = self._move(path, self.processed)
@@ -195,8 +202,7 @@ class InboxSource:
         log.warning("rejected %s: %s", shown(path), reason)
 
     def _move(self, path: Path, folder: Path) -> Path:
-        target = folder / path.relative_to(self.inbox)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = folder.joinpath(*relative_parts(path, self.inbox))
         if os.path.lexists(target):
             if _same_content(path, target):  # a move cut short after its copy: finish it
                 path.unlink()
@@ -204,10 +210,11 @@ class InboxSource:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")  # the same name dropped again: keep both
             target = target.with_name(f"{target.stem}.{stamp}{target.suffix}")
         try:
-            os.replace(path, target)  # one filesystem: atomic
+            _replace_into(path, target)  # one filesystem: atomic
         except OSError as error:
             if error.errno != errno.EXDEV:
                 raise
+            target.parent.mkdir(parents=True, exist_ok=True)
             # Another filesystem (a bind-mounted inbox): copy under a temporary name, put it in
             # place in one rename, then remove the original. A crash in between leaves the file
             # in both places, and the next move finds the copy and finishes.
@@ -216,6 +223,18 @@ class InboxSource:
             os.replace(partial, target)
             path.unlink()
         return target
+
+
+def _replace_into(path: Path, target: Path) -> None:
+    """`os.replace`, making the target's folder only when it is missing (a mkdir before every
+    move would cost more than the move)."""
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        if not os.path.lexists(path):
+            raise
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
 
 
 def _copy_entry(path: Path, copy: Path) -> None:
