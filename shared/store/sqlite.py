@@ -20,7 +20,7 @@ from typing import Any
 import regex
 
 from shared.alerting.matcher import phrase_in, term_matches
-from shared.analysis import analyze
+from shared.analysis import term, tokenize
 from shared.article import Article
 from shared.query import (
     LIST_FIELDS,
@@ -314,15 +314,17 @@ def _fts_decode(token: str) -> str:
     return _FTS_ENCODED.sub(lambda match: chr(int(match.group(1), 16)), token) if _FTS_MARK in token else token
 
 
-class _FtsTokens(dict[str | None, str]):
-    """Term -> its FTS5 form (a stop word's gap -> GAP), filled as terms are met."""
+class _FtsTokens(dict[str, str]):
+    """Token as written -> the FTS5 form of its term (a stop word's gap -> GAP), filled as
+    tokens are met: `analyze`, with one dictionary lookup per token for both steps."""
 
     LIMIT = 500_000
 
-    def __missing__(self, term: str | None) -> str:
-        value = _fts_token(term) if term else GAP
+    def __missing__(self, token: str) -> str:
+        found = term(token)
+        value = _fts_token(found) if found else GAP
         if len(self) < self.LIMIT:
-            self[term] = value
+            self[token] = value
         return value
 
 
@@ -330,7 +332,7 @@ _fts_tokens = _FtsTokens()
 
 
 def _fts_text(text: str) -> str:
-    return " ".join(map(_fts_tokens.__getitem__, analyze(text)))
+    return " ".join(map(_fts_tokens.__getitem__, tokenize(text)))
 
 
 def _positions(fts_text: str | None) -> dict[str, list[int]]:
