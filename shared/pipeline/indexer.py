@@ -1,6 +1,8 @@
 """The bulk indexer: articles from many chain tasks are written to the store together.
 
-The chain's index step adds its batch to a Redis stream and returns at once. Indexer
+The chain's index step adds its batch to a Redis stream and returns at once; for a store
+that takes rows made ahead (SQLite), the entry carries them, so the indexer writes without
+reading an article or analyzing text (Elasticsearch's requests are built here). Indexer
 threads (one in every worker service, in a consumer group) read the stream, gather up to
 `bulk_max_docs` articles or `bulk_max_wait_seconds` — whichever comes first, and no wait at
 all when nothing else is queued — write them in one bulk request, then send each batch on to
