@@ -92,7 +92,12 @@ def source_label(source: str) -> str:
 
 def count_articles(metric: Counter, step: str, articles: Iterable[Article]) -> None:
     """Add articles to a per-step, per-source counter: one increment per source, not per article."""
-    for source, number in Tally(article.source for article in articles).items():
+    count_sources(metric, step, (article.source for article in articles))
+
+
+def count_sources(metric: Counter, step: str, sources: Iterable[str]) -> None:
+    """`count_articles` over the articles' sources alone."""
+    for source, number in Tally(sources).items():
         metric.labels(step, source_label(source)).inc(number)
 
 

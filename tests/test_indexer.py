@@ -11,7 +11,7 @@ from shared import runs
 from shared.deadletters import read_dead_letters
 from shared.pipeline.indexer import BulkIndexer, submit
 from shared.store import IndexFailure, TransientStoreError
-from shared.store.sqlite import SqliteStore
+from shared.store.sqlite import SqliteStore, stored_row
 from tests.factories import make_article
 
 
@@ -154,6 +154,7 @@ def test_the_indexer_thread_survives_whatever_its_clients_raise_and_an_unreadabl
         {"batch": '{"articles": "not a list"}'},
         {"batch": '{"articles": [], "run": {"not": "a run id"}}'},
         {"batch": '{"articles": [], "id": ["not", "an id"]}'},
+        {"batch": '{"articles": [], "rows": [["one row", "for no article"]]}'},
     ],
 )
 def test_an_entry_the_indexer_cannot_read_is_dead_lettered_and_the_next_is_indexed(
@@ -170,3 +171,47 @@ def test_an_entry_the_indexer_cannot_read_is_dead_lettered_and_the_next_is_index
     assert redis_client.xlen(redis_keys.INDEX_STREAM) == 0
     # A restarted indexer finds nothing left over to choke on.
     assert indexer(redis_client, store, matched, claim_idle_ms=0).flush_once(block_ms=10) == 0
+
+
+def test_rows_made_by_the_index_step_are_written_as_they_are(redis_client, store, matched):
+    articles = batch(0, 3)
+    articles[0].evidence = [{"kind": "tag", "value": "story", "phrase": "Story", "sentence": "Text of story number 0."}]
+    submit(redis_client, articles, "run-3", [stored_row(article) for article in articles])
+    assert indexer(redis_client, store, matched).flush_once(block_ms=10) == 3
+    assert store.writes == []  # no article was read back: the rows went in as they came
+    for article in articles:
+        stored = store.get(article.id)
+        assert stored is not None
+        assert stored.model_dump(exclude={"delivery"}) == article.model_dump(exclude={"delivery"})
+    assert [a.id for a in store.search("number", limit=10)] == [a.id for a in store.search("story", limit=10)]
+    assert store.count("number") == 3
+    (sent,) = matched
+    assert [raw["id"] for raw in sent["articles"]] == [a.id for a in articles]
+    assert "evidence" not in sent["articles"][0]  # matching gets what it reads, as before
+    assert runs.read(redis_client, "run-3")["indexed"] == 3
+
+
+def test_an_article_written_again_keeps_only_its_latest_text_searchable(redis_client, store, matched):
+    first = make_article("Harbour closed", "The harbour closed after the storm.", url="https://example.org/h")
+    store.index_rows([stored_row(first)])
+    update = make_article("Harbour reopened", "The harbour reopened on Monday.", url="https://example.org/h")
+    again = make_article("Harbour reopened again", "Ferries sail from the harbour.", url="https://example.org/h")
+    other = make_article("Bridge repaired", "The bridge was repaired.", url="https://example.org/b")
+    assert store.index_rows([stored_row(update), stored_row(other), stored_row(again)]) == []
+    assert store.count("*") == 2
+    assert store.count("storm") == 0 and store.count("monday") == 0
+    assert [a.title for a in store.search("ferries")] == ["Harbour reopened again"]
+    assert [a.title for a in store.search('"harbour reopened"')] == ["Harbour reopened again"]
+
+
+def test_a_malformed_row_is_dead_lettered_and_the_rest_are_written(redis_client, store, matched):
+    articles = batch(0, 3)
+    rows = [stored_row(article) for article in articles]
+    rows[1] = [articles[1].id, {"not": "a document"}]
+    submit(redis_client, articles, "run-4", rows)
+    assert indexer(redis_client, store, matched).flush_once(block_ms=10) == 2
+    assert store.count("*") == 2 and store.get(articles[1].id) is None
+    (letter,) = read_dead_letters(redis_client)
+    assert letter["stage"] == "index" and letter["item"]["id"] == articles[1].id
+    counts = runs.read(redis_client, "run-4")
+    assert (counts["indexed"], counts["rejected"]) == (2, 1)

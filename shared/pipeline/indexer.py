@@ -1,6 +1,8 @@
 """The bulk indexer: articles from many chain tasks are written to the store together.
 
-The chain's index step adds its batch to a Redis stream and returns at once. Indexer
+The chain's index step adds its batch to a Redis stream and returns at once; for a store
+that takes rows made ahead (SQLite), the entry carries them, so the indexer writes without
+reading an article or analyzing text (Elasticsearch's requests are built here). Indexer
 threads (one in every worker service, in a consumer group) read the stream, gather up to
 `bulk_max_docs` articles or `bulk_max_wait_seconds` — whichever comes first, and no wait at
 all when nothing else is queued — write them in one bulk request, then send each batch on to
@@ -29,7 +31,7 @@ from shared.deadletters import quarantine
 from shared.heartbeat import Heartbeat
 from shared.pipeline.dedupe import release_claims
 from shared.redis_client import as_text
-from shared.store import Store, TransientStoreError
+from shared.store import IndexFailure, Store, TransientStoreError
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +40,14 @@ CLAIM_IDLE_MS = 60_000  # an entry unacknowledged this long belongs to a consume
 READ_BLOCK_MS = 500
 
 
-def submit(client: redis.Redis, articles: Sequence[Article], run_id: str | None) -> None:
-    """Queue a batch for the bulk indexer."""
-    batch = {"run": run_id, "articles": [article.to_message() for article in articles]}
+def submit(
+    client: redis.Redis, articles: Sequence[Article], run_id: str | None, rows: Sequence[Any] | None = None
+) -> None:
+    """Queue a batch for the bulk indexer, with the store's rows of its articles when the
+    store takes rows made ahead (`shared.store.prepare_rows`)."""
+    batch: dict[str, Any] = {"run": run_id, "articles": [article.to_message() for article in articles]}
+    if rows is not None:
+        batch["rows"] = list(rows)
     client.xadd(redis_keys.INDEX_STREAM, {"batch": json.dumps(batch, ensure_ascii=False)})
 
 
@@ -127,6 +134,9 @@ class BulkIndexer:
                     raise ValueError("no list of articles")
                 if not all(isinstance(batch.get(name), str | None) for name in ("run", "id")):
                     raise ValueError("run and id must be text")
+                rows = batch.get("rows", [None] * len(batch["articles"]))
+                if not isinstance(rows, list) or len(rows) != len(batch["articles"]):
+                    raise ValueError("not one row per article")
             except (KeyError, ValueError) as error:
                 # Not only the index step can write here by mistake: keep whatever it holds.
                 kept = {_text(name): _text(value) for name, value in fields.items()}
@@ -143,26 +153,34 @@ class BulkIndexer:
         pipe.execute()
 
     def _write(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
-        groups = [self._articles(batch) for _, batch in entries]
-        articles = [article for group, _ in groups for article in group]
+        # Rows the index step made are written as they are: no article is read or analyzed here.
+        index_rows: Callable[[list[Any]], list[IndexFailure]] | None = getattr(self.store, "index_rows", None)
+        by_rows = index_rows is not None and all("rows" in batch for _, batch in entries)
+        groups = [self._rows(batch) if by_rows else self._articles(batch) for _, batch in entries]
+        items = [item for group, _ in groups for item in group]
+        messages = [message for _, group in groups for message in group]
         started = time.perf_counter()
-        failures = self.store.index(articles) if articles else []
+        failures = []
+        if items:
+            failures = index_rows(items) if index_rows is not None and by_rows else self.store.index(items)
         if any(failure.transient for failure in failures):
             metrics.BULK_ERRORS.labels("transient").inc()
             raise TransientStoreError(f"store refused {len(failures)} articles for now: {failures[0].reason}")
         refused = {failure.article_id: failure.reason for failure in failures}
-        metrics.record_bulk(len(articles), time.perf_counter() - started, len(refused))
-        metrics.count_articles(
-            metrics.STEP_ARTICLES_OUT, "index", (article for article in articles if article.id not in refused)
+        metrics.record_bulk(len(items), time.perf_counter() - started, len(refused))
+        metrics.count_sources(
+            metrics.STEP_ARTICLES_OUT,
+            "index",
+            (message.get("source", "") for message in messages if message["id"] not in refused),
         )
         written = 0
-        for (entry_id, batch), (group, messages) in zip(entries, groups, strict=True):
+        for (entry_id, batch), (_, group_messages) in zip(entries, groups, strict=True):
             counts: Counter[str] = Counter()
             kept = []
-            for article, message in zip(group, messages, strict=True):
-                if article.id in refused:
-                    quarantine(self.client, stage="index", reason=refused[article.id], item=message)
-                    release_claims(self.client, article.id, article.delivery)
+            for message in group_messages:
+                if message["id"] in refused:
+                    quarantine(self.client, stage="index", reason=refused[message["id"]], item=message)
+                    release_claims(self.client, message["id"], message.get("delivery", ""))
                     counts.update(rejected=1, done=1)
                 else:
                     kept.append(_after_index(message))
@@ -189,6 +207,19 @@ class BulkIndexer:
                 continue
             messages.append(raw)
         return articles, messages
+
+    def _rows(self, batch: dict[str, Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+        """The batch's rows, each beside its article's message; a message without an id is kept
+        as a dead letter, as `_articles` keeps what it cannot read."""
+        rows, messages = [], []
+        for row, raw in zip(batch["rows"], batch["articles"], strict=True):
+            if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+                quarantine(self.client, stage="index", reason="not an article: no id", item={"raw": raw})
+                runs.record(self.client, batch.get("run"), Counter(rejected=1, done=1))
+                continue
+            rows.append(row)
+            messages.append(raw)
+        return rows, messages
 
 
 def start_indexer_thread(indexer: BulkIndexer) -> tuple[threading.Thread, threading.Event]:

@@ -27,6 +27,7 @@ from shared.pipeline.dedupe import Verdict, release_claims
 from shared.pipeline.indexer import submit
 from shared.pipeline.tag import tag
 from shared.queue import TRANSIENT_ERRORS
+from shared.store import prepare_rows
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def story_step(article: Article, ctx: PipelineContext, state: BatchState) -> Art
 def index_step(articles: list[Article], ctx: PipelineContext, state: BatchState) -> list[Article]:
     # The bulk indexer writes this batch together with others and then sends it on to the
     # steps after indexing; the queued chain itself ends here.
-    submit(ctx.redis, articles, state.run_id)
+    submit(ctx.redis, articles, state.run_id, prepare_rows(ctx.settings, articles))
     return []
 
 

@@ -78,3 +78,14 @@ def open_store(settings: Settings) -> Store:
     from shared.store.sqlite import SqliteStore
 
     return SqliteStore(settings.data_dir / "articles.sqlite3")
+
+
+def prepare_rows(settings: Settings, articles: Sequence[Article]) -> list[Any] | None:
+    """The rows the configured store writes of these articles, made by the process that ran
+    their batch so that the bulk indexer only writes them; None when the store makes its own
+    (Elasticsearch's bulk requests are built as they are sent)."""
+    if settings.elasticsearch_url:
+        return None
+    from shared.store.sqlite import stored_row
+
+    return [stored_row(article) for article in articles]
