@@ -94,7 +94,7 @@ class Fetcher:
             "fetcher", self.settings, self.client, lambda: health_counts(self.client, FeedRegistry(self.client).all())
         )
         wake = threading.Event()
-        observer = watch_folder(self.settings.inbox_dir, wake)
+        observer = watch_folder(self.settings.inbox_dir, wake, self.inbox.landed)
         pushes = threading.Thread(target=self._take_pushes, args=(stop,), name="push", daemon=True)
         pushes.start()
         try:

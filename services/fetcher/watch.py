@@ -17,6 +17,7 @@ import select
 import struct
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ IN_DONT_FOLLOW = 0x02000000
 IN_ISDIR = 0x40000000
 IN_CLOEXEC = 0o2000000
 LANDING = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE
+WHOLE = IN_MOVED_TO | IN_CLOSE_WRITE  # a file renamed in, or closed by its writer: complete
 _EVENT = struct.Struct("iIII")  # watch, mask, cookie, name length; the name follows
 _BUFFER_BYTES = 1 << 16
 _STOP_CHECK_SECONDS = 0.5
@@ -41,7 +43,7 @@ class InotifyWatch:
     """Sets `wake` whenever a file lands anywhere under `folder` (folders made or moved in later
     included; linked folders are not followed). Raises OSError when inotify cannot watch it."""
 
-    def __init__(self, folder: Path, wake: threading.Event) -> None:
+    def __init__(self, folder: Path, wake: threading.Event, landed: Callable[[str], None] | None = None) -> None:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         self._add_watch = libc.inotify_add_watch
         self._add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
@@ -49,7 +51,7 @@ class InotifyWatch:
         if self._fd < 0:
             error = ctypes.get_errno()
             raise OSError(error, os.strerror(error))
-        self.folder, self.wake = folder, wake
+        self.folder, self.wake, self.landed = folder, wake, landed
         self._folders: dict[int, bytes] = {}  # watch descriptor -> folder
         self._stopping = threading.Event()
         try:
@@ -102,14 +104,17 @@ class InotifyWatch:
                 self._folders.pop(watch, None)
             elif mask & IN_ISDIR and watch in self._folders:
                 self._watch_tree(os.path.join(self._folders[watch], name))
+            elif mask & WHOLE and self.landed is not None and watch in self._folders:
+                self.landed(os.fsdecode(os.path.join(self._folders[watch], name)))
 
 
-def watch_folder(folder: Path, wake: threading.Event) -> Any:
-    """Set `wake` whenever something lands under `folder`: an object with `stop()`, or None
-    when file events are not available here (the fetcher then scans on its timer alone)."""
+def watch_folder(folder: Path, wake: threading.Event, landed: Callable[[str], None] | None = None) -> Any:
+    """Set `wake` whenever something lands under `folder`, and pass `landed` the path of each
+    file seen renamed in or closed after writing (with inotify only): an object with `stop()`,
+    or None when file events are not available here (the fetcher then scans on its timer alone)."""
     if sys.platform.startswith("linux"):
         try:
-            return InotifyWatch(folder, wake)
+            return InotifyWatch(folder, wake, landed)
         except (OSError, AttributeError) as error:  # AttributeError: a C library without inotify
             log.warning("no inotify for %s (%s); trying watchdog", folder, error)
     return _watchdog(folder, wake)

@@ -60,7 +60,8 @@ class InboxSource:
 
     While watching, a file is read once it is older than `settle_seconds` and its size and
     modification time have not changed since the previous scan: a slow copy that stalls for
-    longer than the settle time is still not read half-written. Bad lines of a file go to the
+    longer than the settle time is still not read half-written. A file the folder watch saw
+    renamed in or closed by its writer (`landed`) is whole and read at the next scan. Bad lines of a file go to the
     dead-letter list when `dead_letters` is given.
 
     Only regular files inside the inbox are read. Symbolic links (to files or folders, dangling
@@ -85,7 +86,14 @@ class InboxSource:
         self.dead_letters = dead_letters
         self._last_scan: dict[str, tuple[int, int]] = {}  # (size, mtime in ns) by file path, at the previous scan
         self.waiting = 0  # files seen at the last scan but not settled yet
+        self._whole: set[str] = set()  # files the folder watch saw renamed in or closed after writing
         inbox.mkdir(parents=True, exist_ok=True)
+
+    def landed(self, path: str) -> None:
+        """Note a file the folder watch saw renamed in or closed by its writer: it is whole, so
+        the next scan reads it without waiting to see it unchanged twice. Called from the
+        watch's thread; a mark lost to a race costs one scan, never a file."""
+        self._whole.add(path)
 
     def poll(self, *, settle: bool = True) -> Iterator[Delivery]:
         """Read the files that are ready; `settle=False` takes every file at once (a one-off pass
@@ -124,6 +132,7 @@ class InboxSource:
         # Keyed by the name as text: a Path made for every entry of every scan would cost more
         # than the scan's system calls; only the files taken become Paths.
         scan: dict[str, tuple[int, int]] = {}
+        whole = self._whole
         ready = []
         refused = []
         for name, info in self._entries():
@@ -136,10 +145,14 @@ class InboxSource:
             if name.lower().endswith(PARTIAL_SUFFIXES):
                 continue
             scan[name] = seen = (info.st_size, info.st_mtime_ns)
+            if name in whole:
+                ready.append((info.st_mtime, name))
+                continue
             if settle and self._last_scan.get(name) != seen:
                 continue  # new, or still growing since the previous scan
             if now - info.st_mtime >= settle_seconds:
                 ready.append((info.st_mtime, name))
+        whole.difference_update([name for name in list(whole) if name not in scan])
         self._last_scan = scan
         self.waiting = len(scan) - len(ready)
         return [Path(name) for _, name in sorted(ready)], refused
