@@ -28,10 +28,10 @@ def test_a_batch_that_keeps_failing_is_split_until_the_article_at_fault_is_quara
 ):
     real_run_step = tasks.run_step
 
-    def run_step_failing_on_poison(step, batch, context, *, last):
-        if step.name == "clean" and any("poison" in raw.get("text", "") for raw in batch["articles"]):
+    def run_step_failing_on_poison(step, articles, context, **batch):
+        if step.name == "clean" and any("poison" in article.text for article in articles):
             raise RuntimeError("the step brought its worker down")
-        return real_run_step(step, batch, context, last=last)
+        return real_run_step(step, articles, context, **batch)
 
     monkeypatch.setattr(tasks, "run_step", run_step_failing_on_poison)
     drop(settings, 6, poisoned=4)
@@ -85,3 +85,6 @@ def test_a_batch_whose_retries_run_out_is_quarantined_with_the_reason(settings, 
     assert (counts["indexed"], counts["rejected"], counts["done"]) == (0, 3, 3)
     letters = read_dead_letters(get_redis(settings))
     assert len(letters) == 3 and all("story failed 6 times" in letter["reason"] for letter in letters)
+    # Each kept as its batch came to the worker, whole, to be sent again once the store is back.
+    assert sorted(letter["item"]["title"] for letter in letters) == ["Report 0", "Report 1", "Report 2"]
+    assert all("harbour traffic" in letter["item"]["text"] for letter in letters)

@@ -27,7 +27,7 @@ from shared import redis_keys
 from shared.backoff import compute_backoff
 from shared.pipeline.context import PipelineContext
 from shared.pipeline.pipelines import AFTER_INDEX, INGEST, QUEUED
-from shared.pipeline.steps import STEPS, StepFailed, quarantine_batch, run_step
+from shared.pipeline.steps import STEPS, StepFailed, quarantine_batch, read_batch, run_step
 from shared.queue import (
     MAX_TASK_RETRIES,
     RETRY_BACKOFF_MAX_SECONDS,
@@ -62,39 +62,46 @@ def _context() -> PipelineContext:
     return PipelineTask.context
 
 
-def _nothing_left(task: PipelineTask, batch: dict[str, Any]) -> dict[str, Any]:
+def _nothing_left(task: PipelineTask) -> None:
     task.request.chain = None  # the rest of the chain has no work
-    return {"id": batch.get("id"), "run": batch.get("run"), "articles": []}
 
 
-def run_task(task: PipelineTask, batch: dict[str, Any]) -> dict[str, Any]:
+def run_task(task: PipelineTask, batch: dict[str, Any]) -> None:
     """Run the task's step and the steps after it in the same part of the chain (up to
-    indexing, or after it) over the batch, in this process, with the failure handling above."""
-    steps = segment(task.step)
-    current, name = batch, task.step
+    indexing, or after it) over the batch, in this process, with the failure handling above.
+    The articles are read from the message once and go from step to step as they are; a
+    batch that must be tried again goes again from this task's step, as it came (every step
+    is idempotent, as a redelivery after a crash already needs)."""
+    name = task.step
     try:
         context = _context()
         deliveries, failed_at = _count_delivery(context, task.request.id)
         if deliveries > MAX_DELIVERIES:
             _split(context, task.step, failed_at or task.step, batch, deliveries)
-            return _nothing_left(task, batch)
-        for name in steps:
-            result = run_step(STEPS[name], current, context, last=name == INGEST[-1])
-            if not result["articles"]:
-                return _nothing_left(task, batch)
-            current = {"id": batch.get("id"), **result}
+            return _nothing_left(task)
+        articles = read_batch(batch, context, task.step)
+        for name in segment(task.step):
+            articles = run_step(
+                STEPS[name],
+                articles,
+                context,
+                run_id=batch.get("run"),
+                batch_id=batch.get("id"),
+                last=name == INGEST[-1],
+            )
+            if not articles:
+                return _nothing_left(task)
     except RETRIED as error:
         try:
-            _retry_later(_context(), name, current, error)
+            _retry_later(_context(), task.step, name, batch, error)
         except Exception as failed:  # Redis itself is away: the message is kept, not lost
             log.warning("step=%s batch %s put back: %r", name, batch.get("id"), failed)
             raise Reject(error, requeue=True) from error
-        return _nothing_left(task, batch)
+        return _nothing_left(task)
     except Exception as error:  # unforeseen: keep the message; deliveries are counted above
         log.exception("step=%s batch %s put back after an unexpected error", name, batch.get("id"))
         _note_failed_step(task.request.id, name)
         raise Reject(error, requeue=True) from error
-    return current
 
 
 def segment(step: str) -> tuple[str, ...]:
@@ -121,14 +128,17 @@ def _note_failed_step(task_id: str, step: str) -> None:
         _context().redis.hset(redis_keys.deliveries(task_id), "step", step)
 
 
-def _retry_later(context: PipelineContext, step: str, batch: dict[str, Any], error: BaseException) -> None:
+def _retry_later(
+    context: PipelineContext, start: str, failed_at: str, batch: dict[str, Any], error: BaseException
+) -> None:
     retries = int(batch.get("retries", 0))
     if retries >= MAX_TASK_RETRIES:
-        quarantine_batch(batch, context, step, f"{step} failed {retries + 1} times: {type(error).__name__}: {error}")
+        reason = f"{failed_at} failed {retries + 1} times: {type(error).__name__}: {error}"
+        quarantine_batch(batch, context, failed_at, reason)
         return
     delay = compute_backoff(retries, first=RETRY_FIRST_SECONDS, maximum=RETRY_BACKOFF_MAX_SECONDS)
-    log.warning("step=%s batch %s again in %.1f s: %r", step, batch.get("id"), delay, error)
-    defer(context.redis, step, {**batch, "retries": retries + 1}, delay)
+    log.warning("step=%s batch %s again from %s in %.1f s: %r", failed_at, batch.get("id"), start, delay, error)
+    defer(context.redis, start, {**batch, "retries": retries + 1}, delay)
 
 
 def _split(context: PipelineContext, step: str, failed_at: str, batch: dict[str, Any], deliveries: int) -> None:
@@ -144,8 +154,8 @@ def _split(context: PipelineContext, step: str, failed_at: str, batch: dict[str,
 
 
 def _register(step: str) -> Task:
-    def chain_task(self: PipelineTask, batch: dict[str, Any]) -> dict[str, Any]:
-        return run_task(self, batch)
+    def chain_task(self: PipelineTask, batch: dict[str, Any]) -> None:
+        run_task(self, batch)
 
     chain_task.__name__ = step
     registered = task(base=PipelineTask)(chain_task)

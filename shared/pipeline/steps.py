@@ -225,30 +225,50 @@ class StepFailed(Exception):
     """A step that retries its batch failed on an article (the message says which and why)."""
 
 
-def run_step(step: Step, batch: dict[str, Any], ctx: PipelineContext, *, last: bool) -> dict[str, Any]:
-    """Apply one step to a batch message and return the message for the next step."""
-    started = time.perf_counter()
+def read_batch(batch: dict[str, Any], ctx: PipelineContext, step: str) -> list[Article]:
+    """The articles of a batch message; an entry that is not one is quarantined at `step`
+    with the reason (counted once per batch)."""
     state = BatchState(batch.get("run"))
-    logs.bind(step=step.name, run=state.run_id)
     articles = []
     for raw in batch["articles"]:
         try:
             articles.append(Article.from_message(raw))
         except ValueError as error:
-            _quarantine(ctx, state, step.name, f"invalid article: {error}", raw)
+            _quarantine(ctx, state, step, f"invalid article: {error}", raw)
+    if state.counts:
+        runs.record(
+            ctx.redis, state.run_id, state.counts, once=f"{batch['id']}:{step}:read" if batch.get("id") else None
+        )
+    return articles
+
+
+def run_step(
+    step: Step,
+    articles: list[Article],
+    ctx: PipelineContext,
+    *,
+    run_id: str | None,
+    batch_id: str | None,
+    last: bool,
+) -> list[Article]:
+    """Apply one step to a batch's articles and return those that go on; the step's counts
+    are recorded once per batch, however often the batch is tried."""
+    started = time.perf_counter()
+    state = BatchState(run_id)
+    logs.bind(step=step.name, run=run_id)
     survivors = _apply(step, articles, ctx, state)
     metrics.record_step(step.name, articles, survivors, time.perf_counter() - started)
     if last:
         state.counts["done"] += len(survivors)
-    runs.record(ctx.redis, state.run_id, state.counts, once=f"{batch['id']}:{step.name}" if batch.get("id") else None)
+    runs.record(ctx.redis, run_id, state.counts, once=f"{batch_id}:{step.name}" if batch_id else None)
     log.info(
         "step=%s articles=%d out=%d seconds=%.4f",
         step.name,
-        len(batch["articles"]),
+        len(articles),
         len(survivors),
         time.perf_counter() - started,
     )
-    return {"run": state.run_id, "articles": [article.to_message() for article in survivors]}
+    return survivors
 
 
 def run_pipeline(steps: Iterable[str], articles: list[Article], ctx: PipelineContext) -> list[Article]:
