@@ -20,7 +20,7 @@ import redis
 from shared import analysis, redis_keys
 from shared.alerting.compiled import CompiledQueries, CompiledQuery, Decoder, compile_query
 from shared.alerting.matcher import AnalyzedArticle, matches
-from shared.alerting.presearch import Presearcher, article_keys
+from shared.alerting.presearch import Presearcher
 from shared.alerting.subscriptions import CHANGES_KEPT, Subscription, effective_query, stored_subscription
 from shared.article import Article
 from shared.metrics import MATCH_SECONDS
@@ -143,7 +143,7 @@ class SubscriptionMatcher:
             return []
         doc = AnalyzedArticle.of(article)
         hits = []
-        for subscription_id in self.presearcher.candidates(article_keys(doc)):
+        for subscription_id in self.presearcher.article_candidates(doc):
             node = self.compiled[subscription_id]
             if isinstance(node, str):
                 node = self.compiled[subscription_id] = self._decoder.tree(node)
