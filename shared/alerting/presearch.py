@@ -105,18 +105,25 @@ class Presearcher:
 
     def add_keys(self, query_id: str, keys: tuple[str, ...] | None, all_of: tuple[str, ...]) -> None:
         """Index a query under keys worked out before (`required_keys`, `all_required_keys`)."""
-        self.remove(query_id)
-        self._keys_of[query_id] = keys
-        if all_of:
-            self._all_of[query_id] = all_of
-        if keys is None:
-            self._always.add(query_id)
-        else:
-            for key in keys:
-                self._by_key[key].add(query_id)
-        if self._known is not None:
-            _file_known(self._known, keys or ())
-            _file_known(self._known, all_of)
+        self.add_many([(query_id, keys, all_of)])
+
+    def add_many(self, queries: Iterable[tuple[str, tuple[str, ...] | None, tuple[str, ...]]]) -> None:
+        """`add_keys` for many queries: (id, keys, all_of) each."""
+        keys_of, all_of_of, by_key, always = self._keys_of, self._all_of, self._by_key, self._always
+        for query_id, keys, all_of in queries:
+            if query_id in keys_of:
+                self.remove(query_id)
+            keys_of[query_id] = keys
+            if all_of:
+                all_of_of[query_id] = all_of
+            if keys is None:
+                always.add(query_id)
+            else:
+                for key in keys:
+                    by_key[key].add(query_id)
+            if self._known is not None:
+                _file_known(self._known, keys or ())
+                _file_known(self._known, all_of)
 
     def remove(self, query_id: str) -> None:
         keys = self._keys_of.pop(query_id, None)
