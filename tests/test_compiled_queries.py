@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared import redis_keys
 from shared.alerting.compiled import CompiledQueries, Decoder, compile_query, encode
 from shared.alerting.matching import SubscriptionMatcher
 from shared.alerting.subscriptions import Channel, SubscriptionSpec, save_subscription
@@ -84,3 +85,24 @@ def test_compiled_queries_no_subscription_has_are_dropped_once_they_are_many(red
     SubscriptionMatcher(redis_client).refresh(force=True)
     assert redis_client.hkeys(queries.key) == [b"missile"]
     assert 0 < redis_client.ttl(queries.key) <= 30 * 86400
+
+
+def test_entries_read_together_are_read_as_each_alone_and_a_damaged_one_is_left_out():
+    entries = [encode(compile_query(text)) for text in QUERIES]
+    alone = [Decoder().decode(entry) for entry in entries]
+    assert Decoder().decode_many(entries) == alone
+    damaged = [entries[0], "not a compiled query", entries[1][:12], entries[2]]
+    assert Decoder().decode_many(damaged) == [alone[0], None, None, alone[2]]
+
+
+def test_a_subscription_whose_id_holds_a_separator_is_still_loaded(redis_client):
+    article = make_article("A missile", "A missile.")
+    saved = save_subscription(redis_client, "desk", SubscriptionSpec(name="launches", query="missile", channels=[HOOK]))
+    SubscriptionMatcher(redis_client).refresh(force=True)  # compiles the query
+    odd = saved.model_copy(update={"id": "odd\x1fid\x1e", "name": "odd"})
+    redis_client.hset(redis_keys.SUBSCRIPTIONS, odd.id, odd.model_dump_json())
+    batches = list(CompiledQueries(redis_client).scan(1000))
+    assert [subscription for batch, _ in batches for subscription, _ in batch] == [saved.id]
+    assert [subscription for _, others in batches for subscription, _ in others] == [odd.id]
+    matcher = SubscriptionMatcher(redis_client)
+    assert sorted(match.subscription.name for match in matcher.match(article)) == ["launches", "odd"]

@@ -61,3 +61,24 @@ def test_removed_queries_are_no_longer_candidates():
     presearcher.remove("a")
     presearcher.remove("b")
     assert presearcher.candidates(keys) == [] and len(presearcher) == 0
+
+
+def test_article_candidates_are_those_of_every_key_the_article_offers():
+    presearcher = Presearcher()
+    nodes = {query: parse_query(query) for query, _ in QUERIES}
+    queries = list(nodes)
+    for query in queries[: len(queries) // 2]:
+        presearcher.add(query, nodes[query])
+    for article in ARTICLES.values():  # the known terms are made here ...
+        doc = AnalyzedArticle.of(article)
+        assert sorted(presearcher.article_candidates(doc)) == sorted(presearcher.candidates(article_keys(doc)))
+    for query in queries[len(queries) // 2 :]:  # ... and kept current as queries come
+        presearcher.add(query, nodes[query])
+    presearcher.add("prefix", parse_query("ballis*"))
+    for article in ARTICLES.values():
+        doc = AnalyzedArticle.of(article)
+        found = presearcher.article_candidates(doc)
+        assert sorted(found) == sorted(presearcher.candidates(article_keys(doc)))
+        assert {query for query, node in nodes.items() if matches(node, doc)} <= set(found)
+    launch = AnalyzedArticle.of(ARTICLES["launch"])
+    assert "prefix" in presearcher.article_candidates(launch)

@@ -9,10 +9,11 @@ where SQL cannot say it, so a subscription fires exactly on the articles a searc
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol, cast
 
 from shared.analysis import analyze
 from shared.article import Article
@@ -35,33 +36,101 @@ from shared.query import (
 )
 
 
-@dataclass
-class AnalyzedArticle:
-    """An article's fields in the form queries are evaluated against, computed once."""
+class Positions(Protocol):
+    """Where each term stands in a field: `phrase_in` only asks for one term's positions."""
 
-    positions: dict[str, dict[str, list[int]]]
-    keywords: dict[str, set[str]]
-    dates: dict[str, str | None]
-    matched: list[str] = field(default_factory=list)
+    def get(self, term: str, default: list[int], /) -> list[int]: ...
+
+
+class _FieldPositions:
+    """A field's term positions, found when a phrase first asks for a term (in C, by
+    `list.index`): most articles meet few phrase queries, and those ask for few terms."""
+
+    __slots__ = ("_found", "_tokens")
+
+    def __init__(self, tokens: list[str | None]) -> None:
+        self._tokens = tokens
+        self._found: dict[str, list[int]] = {}
+
+    def get(self, term: str, default: list[int], /) -> list[int]:
+        found = self._found.get(term)
+        if found is None:
+            found = self._found[term] = []
+            index, at = self._tokens.index, -1
+            try:
+                while True:
+                    at = index(term, at + 1)
+                    found.append(at)
+            except ValueError:  # no further occurrence
+                pass
+        return found or default
+
+
+class AnalyzedArticle:
+    """An article's fields in the form queries are evaluated against, computed once: each text
+    field's analyzed tokens and set of terms; term positions, sorted terms and formatted dates
+    only when a query asks for them."""
+
+    __slots__ = (
+        "_dates",
+        "_ingested_at",
+        "_positions",
+        "_published_at",
+        "_sorted",
+        "keywords",
+        "matched",
+        "terms",
+        "tokens",
+    )
+
+    def __init__(self, tokens: dict[str, list[str | None]], keywords: dict[str, set[str]], article: Article) -> None:
+        self.tokens = tokens
+        self.terms = {name: _term_set(analyzed) for name, analyzed in tokens.items()}
+        self.keywords = keywords
+        self.matched: list[str] = []
+        self._published_at, self._ingested_at = article.published_at, article.ingested_at
+        self._dates: dict[str, str | None] | None = None
+        self._positions: dict[str, _FieldPositions] = {}
+        self._sorted: dict[str, list[str]] = {}
 
     @classmethod
     def of(cls, article: Article) -> AnalyzedArticle:
-        positions: dict[str, dict[str, list[int]]] = {}
-        for name in ("title", "text"):
-            index: dict[str, list[int]] = defaultdict(list)
-            for position, token in enumerate(analyze(getattr(article, name))):
-                if token is not None:
-                    index[token].append(position)
-            positions[name] = dict(index)
         keywords = {name: set(getattr(article, name)) for name in LIST_FIELDS}
         for name in SCALAR_FIELDS:
             value = getattr(article, name)
             keywords[name] = {value} if value else set()
-        dates = {
-            "published_at": format_datetime(article.published_at) if article.published_at else None,
-            "ingested_at": format_datetime(article.ingested_at),
-        }
-        return cls(positions, keywords, dates)
+        return cls({"title": analyze(article.title), "text": analyze(article.text)}, keywords, article)
+
+    @property
+    def dates(self) -> dict[str, str | None]:
+        if self._dates is None:
+            published = self._published_at
+            self._dates = {
+                "published_at": format_datetime(published) if published else None,
+                "ingested_at": format_datetime(self._ingested_at),
+            }
+        return self._dates
+
+    def positions(self, name: str) -> Positions:
+        """Where each term stands in a text field (stop words keep their places)."""
+        found = self._positions.get(name)
+        if found is None:
+            found = self._positions[name] = _FieldPositions(self.tokens[name])
+        return found
+
+    def has_prefix(self, name: str, prefix: str) -> bool:
+        """Whether a term of a text field starts with `prefix` (by bisection of its sorted terms)."""
+        ordered = self._sorted.get(name)
+        if ordered is None:
+            ordered = self._sorted[name] = sorted(self.terms[name])
+        at = bisect_left(ordered, prefix)
+        return at < len(ordered) and ordered[at].startswith(prefix)
+
+
+def _term_set(tokens: list[str | None]) -> set[str]:
+    terms = set(tokens)  # in C, then the stop words' gaps out
+    terms.discard(None)
+    return cast(set[str], terms)
 
 
 def matches(node: Node, doc: AnalyzedArticle) -> bool:
@@ -82,7 +151,7 @@ def matches(node: Node, doc: AnalyzedArticle) -> bool:
     if isinstance(node, Term):
         where = _term(node, doc)
     elif isinstance(node, Phrase):
-        where = next((name for name in _text_fields(node.field) if phrase_in(node, doc.positions[name])), None)
+        where = next((name for name in _text_fields(node.field) if phrase_in(node, doc.positions(name))), None)
     elif isinstance(node, (Wildcard, Fuzzy)):
         where = _expanded(node, doc)
     elif isinstance(node, Exists):
@@ -125,16 +194,12 @@ def _term(node: Term, doc: AnalyzedArticle) -> str | None:
             return node.field if any(value.startswith(node.value) for value in values) else None
         return node.field if node.value in values else None
     for name in _text_fields(node.field):
-        tokens = doc.positions[name]
-        if node.prefix:
-            if any(token.startswith(node.value) for token in tokens):
-                return name
-        elif node.value in tokens:
+        if doc.has_prefix(name, node.value) if node.prefix else node.value in doc.terms[name]:
             return name
     return None
 
 
-def phrase_in(node: Phrase, tokens: dict[str, list[int]]) -> bool:
+def phrase_in(node: Phrase, tokens: Positions) -> bool:
     """Lucene's phrase match: every word at its offset in the phrase (stop words keep their
     place); with slop, the positions may stray from those offsets by at most `slop` moves in
     all (the largest minus the smallest of position - offset)."""
@@ -193,7 +258,7 @@ def _expanded(node: Wildcard | Fuzzy, doc: AnalyzedArticle) -> str | None:
     if node.field in doc.keywords:
         return node.field if expand(node, doc.keywords[node.field]) else None
     for name in _text_fields(node.field):
-        if expand(node, doc.positions[name]):
+        if expand(node, doc.terms[name]):
             return name
     return None
 

@@ -18,9 +18,9 @@ from typing import Any
 import redis
 
 from shared import analysis, redis_keys
-from shared.alerting.compiled import CompiledQueries, CompiledQuery, Decoder, compile_query
+from shared.alerting.compiled import CompiledQueries, CompiledQuery, Decoder, compile_query, decoded
 from shared.alerting.matcher import AnalyzedArticle, matches
-from shared.alerting.presearch import Presearcher, article_keys
+from shared.alerting.presearch import Presearcher
 from shared.alerting.subscriptions import CHANGES_KEPT, Subscription, effective_query, stored_subscription
 from shared.article import Article
 from shared.metrics import MATCH_SECONDS
@@ -82,12 +82,15 @@ class SubscriptionMatcher:
         gc.disable()  # everything made here lives on: collections would only walk it over and over
         try:
             for compiled, others in self.queries.scan(LOAD_BATCH):
-                for subscription_id, raw_entry in compiled:
-                    entry = _decoded(self._decoder, raw_entry)
+                entries = self._decoder.decode_many([raw_entry for _, raw_entry in compiled])
+                indexed = []
+                for (subscription_id, _), entry in zip(compiled, entries, strict=True):
                     if entry is None:
                         others.append((subscription_id, self.client.hget(redis_keys.SUBSCRIPTIONS, subscription_id)))
                     else:
-                        self._index(subscription_id, entry)
+                        self.compiled[subscription_id] = entry.node
+                        indexed.append((subscription_id, entry.keys, entry.all_of))
+                self.presearcher.add_many(indexed)
                 self._apply(others)
         finally:
             if collecting:
@@ -124,7 +127,7 @@ class SubscriptionMatcher:
         entries: dict[str, CompiledQuery] = {}
         fresh: dict[str, CompiledQuery] = {}
         for text, raw_entry in zip(texts, self.queries.get(texts), strict=True):
-            entry = _decoded(self._decoder, raw_entry)
+            entry = decoded(self._decoder, raw_entry)
             if entry is None:
                 entry = fresh[text] = compile_query(text, self.presearcher.key_load)
             entries[text] = entry
@@ -143,7 +146,7 @@ class SubscriptionMatcher:
             return []
         doc = AnalyzedArticle.of(article)
         hits = []
-        for subscription_id in self.presearcher.candidates(article_keys(doc)):
+        for subscription_id in self.presearcher.article_candidates(doc):
             node = self.compiled[subscription_id]
             if isinstance(node, str):
                 node = self.compiled[subscription_id] = self._decoder.tree(node)
@@ -176,15 +179,6 @@ class SubscriptionMatcher:
                 if subscription is not None and subscription.active:
                     found[subscription_id] = self._subscriptions[subscription_id] = subscription
         return found
-
-
-def _decoded(decoder: Decoder, raw: bytes | None) -> CompiledQuery | None:
-    if raw is None:
-        return None
-    try:
-        return decoder.decode(raw)
-    except (ValueError, TypeError, KeyError, IndexError):  # a damaged entry is compiled again
-        return None
 
 
 def _stream_id(value: str) -> tuple[int, int]:

@@ -9,7 +9,8 @@ range). With 100 000 subscriptions a typical article has a few hundred candidate
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 from shared.alerting.matcher import AnalyzedArticle
@@ -70,16 +71,18 @@ def _cost(keys: frozenset[str]) -> tuple[int, int]:
 
 
 def article_keys(doc: AnalyzedArticle) -> set[str]:
-    """Every key an article offers: its text tokens, their prefixes, its keyword values."""
-    keys: set[str] = set()
-    for tokens in doc.positions.values():
-        for token in tokens:
-            keys.add(f"t:{token}")
-            if len(token) >= PREFIX_KEY_CHARS:
-                keys.add(f"p:{token[:PREFIX_KEY_CHARS]}")
-    for field, values in doc.keywords.items():
-        keys.update(f"k:{field}:{value}" for value in values)
-    return keys
+    """Every key an article offers: its text terms, their prefixes, its keyword values."""
+    terms = set().union(*doc.terms.values())
+    keys = {f"t:{term}" for term in terms}
+    keys.update(f"p:{term[:PREFIX_KEY_CHARS]}" for term in terms if len(term) >= PREFIX_KEY_CHARS)
+    return keys | _keyword_keys(doc)
+
+
+def _keyword_keys(doc: AnalyzedArticle) -> set[str]:
+    return {f"k:{field}:{value}" for field, values in doc.keywords.items() for value in values}
+
+
+_prefix = itemgetter(slice(PREFIX_KEY_CHARS))  # a shorter term gives a shorter string: never a key
 
 
 class Presearcher:
@@ -90,6 +93,9 @@ class Presearcher:
         self._keys_of: dict[str, tuple[str, ...] | None] = {}
         self._all_of: dict[str, tuple[str, ...]] = {}  # only queries that have such keys
         self._always: set[str] = set()
+        # The terms and prefixes any query is filed under or requires, made when first asked
+        # for and then kept current (a removed query's may stay: a key more is only looked up).
+        self._known: tuple[set[str], set[str]] | None = None
 
     def add(self, query_id: str, node: Node) -> None:
         # Of an AND's terms, index under the one fewest queries use so far: it is likely the
@@ -99,15 +105,25 @@ class Presearcher:
 
     def add_keys(self, query_id: str, keys: tuple[str, ...] | None, all_of: tuple[str, ...]) -> None:
         """Index a query under keys worked out before (`required_keys`, `all_required_keys`)."""
-        self.remove(query_id)
-        self._keys_of[query_id] = keys
-        if all_of:
-            self._all_of[query_id] = all_of
-        if keys is None:
-            self._always.add(query_id)
-        else:
-            for key in keys:
-                self._by_key[key].add(query_id)
+        self.add_many([(query_id, keys, all_of)])
+
+    def add_many(self, queries: Iterable[tuple[str, tuple[str, ...] | None, tuple[str, ...]]]) -> None:
+        """`add_keys` for many queries: (id, keys, all_of) each."""
+        keys_of, all_of_of, by_key, always = self._keys_of, self._all_of, self._by_key, self._always
+        for query_id, keys, all_of in queries:
+            if query_id in keys_of:
+                self.remove(query_id)
+            keys_of[query_id] = keys
+            if all_of:
+                all_of_of[query_id] = all_of
+            if keys is None:
+                always.add(query_id)
+            else:
+                for key in keys:
+                    by_key[key].add(query_id)
+            if self._known is not None:
+                _file_known(self._known, keys or ())
+                _file_known(self._known, all_of)
 
     def remove(self, query_id: str) -> None:
         keys = self._keys_of.pop(query_id, None)
@@ -124,6 +140,21 @@ class Presearcher:
         """How many queries are filed under these keys so far: a `cost` for `required_keys`."""
         return sum(len(self._by_key.get(key, ())) for key in keys), len(keys)
 
+    def article_candidates(self, doc: AnalyzedArticle) -> list[str]:
+        """`candidates` of an article, making only the keys some query has: an article's
+        terms meet the known ones in one set intersection."""
+        if self._known is None:
+            self._known = set(), set()
+            _file_known(self._known, self._by_key)
+            for all_of in self._all_of.values():
+                _file_known(self._known, all_of)
+        known_terms, known_prefixes = self._known
+        terms = set().union(*doc.terms.values())
+        keys = {"t:" + term for term in terms & known_terms}
+        if known_prefixes:
+            keys.update("p:" + prefix for prefix in set(map(_prefix, terms)) & known_prefixes)
+        return self.candidates(keys | _keyword_keys(doc))
+
     def candidates(self, keys: set[str]) -> list[str]:
         """Queries that may match an article offering `keys`; the rest cannot."""
         found = set(self._always)
@@ -136,3 +167,12 @@ class Presearcher:
 
     def __len__(self) -> int:
         return len(self._keys_of)
+
+
+def _file_known(known: tuple[set[str], set[str]], keys: Iterable[str]) -> None:
+    terms, prefixes = known
+    for key in keys:
+        if key.startswith("t:"):
+            terms.add(key[2:])
+        elif key.startswith("p:"):
+            prefixes.add(key[2:])

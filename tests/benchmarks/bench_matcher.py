@@ -23,7 +23,6 @@ import redis
 from shared import redis_keys
 from shared.alerting.matcher import AnalyzedArticle
 from shared.alerting.matching import SubscriptionMatcher
-from shared.alerting.presearch import article_keys
 from shared.alerting.subscriptions import Channel, Subscription
 from shared.article import Article
 
@@ -165,7 +164,7 @@ def main() -> int:
 
     article = typical_article()
     doc_words = len(article.text.split())
-    candidates = len(matcher.presearcher.candidates(article_keys(AnalyzedArticle.of(article))))
+    candidates = len(matcher.presearcher.article_candidates(AnalyzedArticle.of(article)))
     timings = []
     matched = 0
     for _ in range(args.runs):
