@@ -29,6 +29,9 @@ OUTBOX_DUE = f"{PREFIX}:outbox:due"
 OUTBOX_INFLIGHT = f"{PREFIX}:outbox:inflight"
 """Sorted set of outbox entries being delivered, scored by when their lease ends."""
 
+OUTBOX_WAKE = f"{PREFIX}:outbox:wake"
+"""List of at most one item, pushed when an entry is queued due now: an idle alerter waits on it."""
+
 DIGESTS_DUE = f"{PREFIX}:digests:due"
 """Sorted set of digest buckets, scored by the end of their period."""
 

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,21 @@ def test_a_webhook_alert_is_signed_over_timestamp_and_body(redis_client, setting
     assert "**Missile**" in sent["snippet"]
     (entry,) = history.alert_history()
     assert (entry["status"], entry["channel"], entry["owner"]) == ("delivered", "webhook", "desk")
+
+
+def test_an_idle_alerter_is_woken_by_an_alert_queued_due_now(redis_client, settings, history, receiver):
+    subscription = subscribe(redis_client, [Channel(type="webhook", url=receiver.url)])
+    outbox = Outbox(redis_client)
+    outbox.wait(0.01)  # nothing queued yet: the wait runs out
+    queued = threading.Timer(0.3, Dispatcher(redis_client).raise_alert, (subscription, alert_for(subscription)))
+    started = time.monotonic()
+    queued.start()
+    outbox.wait(60)
+    waited = time.monotonic() - started
+    queued.join()
+    assert 0.2 < waited < 30, "woken by the alert, not by the end of the wait"
+    deliver_all(AlertSender(settings, redis_client, history))
+    assert len(receiver.requests) == 1
 
 
 @pytest.mark.parametrize("kind", ["webhook", "slack"])

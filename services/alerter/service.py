@@ -14,7 +14,7 @@ from shared.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
 
-IDLE_SECONDS = 0.1
+IDLE_SECONDS = 0.5  # the longest an idle alerter waits: a new alert wakes it at once
 
 
 def run_alerter(sender: AlertSender, stop: threading.Event) -> None:
@@ -27,7 +27,7 @@ def run_alerter(sender: AlertSender, stop: threading.Event) -> None:
             try:
                 heartbeat.beat()
                 if not sender.tick():
-                    stop.wait(IDLE_SECONDS)
+                    sender.outbox.wait(IDLE_SECONDS)
                 failures = 0
             except Exception as error:  # whatever its clients raise, the loop carries on
                 delay = compute_backoff(failures, first=0.5, maximum=30)

@@ -29,7 +29,8 @@ from shared.alerting.subscriptions import Subscription
 ALERT_MEMORY_SECONDS = 30 * 86400  # how long a group's alerts are remembered
 PERIODS = {"hourly": 3600, "daily": 86400}
 
-# KEYS: the group's memory, the outbox hash, its due set, a digest bucket, the digests' due set.
+# KEYS: the group's memory, the outbox hash, its due set, a digest bucket, the digests' due set,
+# the alerter's wake list.
 # ARGV: the article's time, the window (0: never again), the memory's lifetime, the article id,
 # then "digest" with the payload and the period end, or "instant" with the due time and pairs
 # of (entry id, record). Returns 1 when the alert was queued, 0 when the policy held it back.
@@ -56,6 +57,8 @@ for i = 7, #ARGV, 2 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
     redis.call('ZADD', KEYS[3], ARGV[6], ARGV[i])
 end
+redis.call('LPUSH', KEYS[6], 1)
+redis.call('LTRIM', KEYS[6], 0, 0)
 return 1
 """
 )
@@ -165,6 +168,7 @@ class Dispatcher:
             redis_keys.OUTBOX_DUE,
             redis_keys.DIGESTS_DUE,  # stands in for the bucket on the instant path
             redis_keys.DIGESTS_DUE,
+            redis_keys.OUTBOX_WAKE,
         ]
         args = [alert_time(payload), window_seconds(subscription, group), ALERT_MEMORY_SECONDS, article_id, group]
         return keys, args

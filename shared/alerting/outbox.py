@@ -46,6 +46,8 @@ return #ids
 _ADD = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('LPUSH', KEYS[3], 1)
+redis.call('LTRIM', KEYS[3], 0, 0)
 return 1
 """
 
@@ -107,7 +109,17 @@ class Outbox:
         """Queue one message for one channel (a digest; alerts are queued by the dispatcher);
         False when it was queued before. One script: never queued without being due."""
         record = json.dumps(outbox_record(payload, channel, run_id), ensure_ascii=False)
-        return bool(self._add(keys=[redis_keys.OUTBOX, redis_keys.OUTBOX_DUE], args=[entry, record, time.time()]))
+        return bool(
+            self._add(
+                keys=[redis_keys.OUTBOX, redis_keys.OUTBOX_DUE, redis_keys.OUTBOX_WAKE],
+                args=[entry, record, time.time()],
+            )
+        )
+
+    def wait(self, seconds: float) -> None:
+        """Wait until an entry is queued due now, or at most `seconds` (entries retried later
+        fall due without a word: the caller looks again after the wait)."""
+        self.client.blpop([redis_keys.OUTBOX_WAKE], timeout=seconds)
 
     def claim(self, limit: int, now: float | None = None) -> list[Entry]:
         """Take up to `limit` due entries for delivery, under a lease."""
