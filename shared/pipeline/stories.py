@@ -103,23 +103,32 @@ class _Story:
     first: float
     last: float
     size: int
-    words: dict[int, float] | None = None  # the centroid, read from `record` when first wanted
+    words: dict[int, float] | None = None  # the centroid, read from `record` when first grown
     record: bytes = b""
     norm: float = 0.0  # of the centroid, 0 until worked out
+    packed: tuple[tuple[int, ...], tuple[float, ...]] | None = None  # `record`'s centroid, once read
 
     def centroid(self) -> dict[int, float]:
         if self.words is None:
-            self.words = _unpack_centroid(self.record)
+            self.words = dict(zip(*self.unpacked(), strict=True))
         return self.words
 
+    def unpacked(self) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        if self.packed is None:
+            self.packed = _unpack_centroid(self.record)
+        return self.packed
+
     def similarity(self, vector: StoryVector) -> float:
-        """Cosine of the article's vector and the centroid."""
-        words = self.centroid()
+        """Cosine of the article's vector and the centroid. Most stories compared are not
+        joined, so a stored centroid is read as it is packed, never made a dictionary here."""
+        if self.words is None:
+            keys, values = self.unpacked()
+        else:
+            keys, values = self.words.keys(), self.words.values()
         if not self.norm:
-            self.norm = _norm(words.values())
-        # Summed in C, in the article's order as a loop would: the same float to the last bit.
+            self.norm = _norm(values)
         weights = vector.weights
-        dot = sum(map(mul, weights.values(), map(words.get, weights, repeat(0.0))))
+        dot = sum(map(mul, map(weights.get, keys, repeat(0.0)), values))
         return dot / (vector.norm * self.norm) if dot else 0.0
 
 
@@ -239,9 +248,9 @@ class StoryClusterer:
             args.append(b"".join(_field(key) for key in vector.lookup))
         args.append(b"".join(wanted))
         reply: Any = self._find_candidates(keys=keys, args=args)
-        records = reply[0]
-        found = {records[i]: _unpack(records[i + 1]) for i in range(0, len(records), 2)}
-        return found, [[ref for ref in refs if ref in found] for refs in reply[1:]]
+        joined, *records = reply[0]
+        found = dict(zip(_refs(joined), map(_unpack, records), strict=True))
+        return found, [[ref for ref in _refs(refs) if ref in found] for refs in reply[1:]]
 
     def _save(self, batch: _Batch) -> None:
         """Write the batch's stories, index entries and renamed signatures in one round trip."""
@@ -385,6 +394,10 @@ def _ref(story_id: str) -> bytes:
     return hashlib.blake2b(story_id.encode(), digest_size=REF_BYTES).digest()
 
 
+def _refs(joined: bytes) -> list[bytes]:
+    return [joined[at : at + REF_BYTES] for at in range(0, len(joined), REF_BYTES)]
+
+
 def _grow(story: _Story, vector: StoryVector, moment: float) -> None:
     """Add an article to the story: its normalised vector to the centroid, its time, one to
     the size."""
@@ -421,11 +434,12 @@ def _unpack(record: bytes) -> _Story:
     return _Story(identifier, first, last, size, None, record)
 
 
-def _unpack_centroid(record: bytes) -> dict[int, float]:
+def _unpack_centroid(record: bytes) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """A record's centroid: its words' hashes and their weights, in the same order."""
     start = _HEADER.size + record[_HEADER.size - 1]
     count = (len(record) - start) // 6
     values = struct.unpack_from(f"<{count}I{count}e", record, start)
-    return dict(zip(values[:count], values[count:], strict=True))
+    return values[:count], values[count:]
 
 
 def _moment(article: Article) -> float:
