@@ -31,7 +31,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -121,6 +121,8 @@ class _Story:
     def similarity(self, vector: StoryVector) -> float:
         """Cosine of the article's vector and the centroid. Most stories compared are not
         joined, so a stored centroid is read as it is packed, never made a dictionary here."""
+        keys: Iterable[int]
+        values: Collection[float]
         if self.words is None:
             keys, values = self.unpacked()
         else:
