@@ -208,7 +208,7 @@ for a, plan in ipairs(plans) do
             record_refs[#record_refs + 1] = refs[i]
         end
     end
-    results[a + 1] = top
+    results[a + 1] = table.concat(top)
 end
 for i = 1, #ARGV[n], width do
     local ref = string.sub(ARGV[n], i, i + width - 1)
@@ -217,10 +217,10 @@ for i = 1, #ARGV[n], width do
         record_refs[#record_refs + 1] = ref
     end
 end
-local found, missing = {}, {}
+local found, found_refs, missing = {''}, {}, {}
 for i, record in ipairs(chunked('HMGET', KEYS[1], record_refs)) do
     if record then
-        found[#found + 1] = record_refs[i]
+        found_refs[#found_refs + 1] = record_refs[i]
         found[#found + 1] = record
     else
         missing[#missing + 1] = record_refs[i]
@@ -228,10 +228,11 @@ for i, record in ipairs(chunked('HMGET', KEYS[1], record_refs)) do
 end
 for i, record in ipairs(chunked('HMGET', KEYS[2], missing)) do
     if record then
-        found[#found + 1] = missing[i]
+        found_refs[#found_refs + 1] = missing[i]
         found[#found + 1] = record
     end
 end
+found[1] = table.concat(found_refs)
 results[1] = found
 return results
 """
@@ -240,9 +241,10 @@ return results
 candidates per article, the width of a story reference, how many articles, then for each
 article how many index hashes it reads, their positions in KEYS and its lookup fields (4 bytes
 each, concatenated); last, the references whose records are wanted too (concatenated).
-Returns the records found (reference, record, ...), then for each article the
-references found in the most of its index entries, most first. Each index hash and each
-record hash is read once for the whole batch."""
+Returns the records found (their references concatenated, then the records in that order),
+then for each article the references found in the most of its index entries, most first
+(concatenated). Each index hash and each record hash is read once for the whole batch; few
+values are returned, as each costs the client more to read than its bytes."""
 
 HSET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end

@@ -4,12 +4,16 @@ another day, another subject in the same week) stay apart, whatever order they a
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import timedelta
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.article import Article
+from shared.pipeline import stories
 from shared.pipeline.stories import POSTING_STORIES, REF_BYTES, StoryClusterer, word_weight
 from tests.factories import day, make_article
 
@@ -196,3 +200,19 @@ def test_a_copy_follows_its_original_into_its_story_and_counts_in_its_size(clust
     assert clusterer.assign_batch([other, copy]) == [launch, launch]
     assert copy.cluster_id == launch
     assert clusterer.size(launch) == 3
+
+
+# The possessive's "s" as the lookbehind rule defines it, against which the faster cut is checked.
+POSSESSIVE_LEFT_OUT = re.compile(r"(?!(?<=['’])s\b)[^\W_]+")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="asSb09_'’ .,-\néØ中", max_size=40))
+def test_words_leave_out_the_possessive_s_wherever_it_stands(text: str) -> None:
+    lowered = text.lower()
+    assert stories._words_in(lowered) == POSSESSIVE_LEFT_OUT.findall(lowered)
+
+
+def test_a_possessive_takes_no_place_among_the_opening_words() -> None:
+    text = " ".join(["Korea's launch", "it's s", "Seoul’s view", "James' boat", "s'"])
+    assert stories._lead(text) == ["korea", "launch", "it", "s", "seoul", "view", "james", "boat", "s"]
