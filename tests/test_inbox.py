@@ -625,41 +625,45 @@ def test_the_inbox_watch_follows_folders_made_after_it_started(settings: Setting
         observer.stop()
 
 
-def test_a_file_the_watch_saw_finished_is_read_at_the_first_scan(source: InboxSource, settings: Settings) -> None:
+@pytest.fixture
+def watched(source: InboxSource, settings: Settings) -> Iterator[threading.Event]:
+    """The inbox under a folder watch that tells `source` of files it saw finished; yields the
+    watch's wake event."""
     settings.inbox_dir.mkdir(parents=True, exist_ok=True)
     wake = threading.Event()
     observer = watch_folder(settings.inbox_dir, wake, source.landed)
     assert observer is not None
     try:
-        drop(settings.inbox_dir / "written.txt", STORY, age=0)  # closed by its writer just now
-        incoming = drop(settings.data_dir / "staging" / "renamed.txt", "Ferry timetable\nSummer sailings resume.")
-        os.rename(incoming, settings.inbox_dir / "renamed.txt")
-        assert wake.wait(5.0)
-        time.sleep(0.2)  # the watch reads its events
-
-        [first, second] = source.poll()
+        yield wake
     finally:
         observer.stop()
         observer.join(5)
+
+
+def test_a_file_the_watch_saw_finished_is_read_at_the_first_scan(
+    source: InboxSource, settings: Settings, watched: threading.Event
+) -> None:
+    drop(settings.inbox_dir / "written.txt", STORY, age=0)  # closed by its writer just now
+    incoming = drop(settings.data_dir / "staging" / "renamed.txt", "Ferry timetable\nSummer sailings resume.")
+    os.rename(incoming, settings.inbox_dir / "renamed.txt")
+    assert watched.wait(5.0)
+    time.sleep(0.2)  # the watch reads its events
+
+    [first, second] = source.poll()
+
     assert {first.articles[0].title, second.articles[0].title} == {
         "Night buses return to the city centre",
         "Ferry timetable",
     }
 
 
-def test_a_file_still_open_for_writing_is_not_taken_at_the_first_scan(source: InboxSource, settings: Settings) -> None:
-    settings.inbox_dir.mkdir(parents=True, exist_ok=True)
-    wake = threading.Event()
-    observer = watch_folder(settings.inbox_dir, wake, source.landed)
-    assert observer is not None
-    try:
-        with (settings.inbox_dir / "slow.txt").open("w", encoding="utf-8") as writing:
-            writing.write("Half a headline")
-            writing.flush()
-            assert wake.wait(5.0), "the file's creation wakes the fetcher"
-            time.sleep(0.2)
-            assert list(source.poll()) == [], "created but not closed: not known to be whole"
-            writing.write(" and the rest\nThe body follows.")
-    finally:
-        observer.stop()
-        observer.join(5)
+def test_a_file_still_open_for_writing_is_not_taken_at_the_first_scan(
+    source: InboxSource, settings: Settings, watched: threading.Event
+) -> None:
+    with (settings.inbox_dir / "slow.txt").open("w", encoding="utf-8") as writing:
+        writing.write("Half a headline")
+        writing.flush()
+        assert watched.wait(5.0), "the file's creation wakes the fetcher"
+        time.sleep(0.2)
+        assert list(source.poll()) == [], "created but not closed: not known to be whole"
+        writing.write(" and the rest\nThe body follows.")
