@@ -155,14 +155,15 @@ class BulkIndexer:
     def _write(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
         # Rows the index step made are written as they are: no article is read or analyzed here.
         index_rows: Callable[[list[Any]], list[IndexFailure]] | None = getattr(self.store, "index_rows", None)
-        by_rows = index_rows is not None and all("rows" in batch for _, batch in entries)
-        groups = [self._rows(batch) if by_rows else self._articles(batch) for _, batch in entries]
+        write: Callable[[list[Any]], list[IndexFailure]] = self.store.index
+        read: Callable[[dict[str, Any]], tuple[list[Any], list[dict[str, Any]]]] = self._articles
+        if index_rows is not None and all("rows" in batch for _, batch in entries):
+            write, read = index_rows, self._rows
+        groups = [read(batch) for _, batch in entries]
         items = [item for group, _ in groups for item in group]
         messages = [message for _, group in groups for message in group]
         started = time.perf_counter()
-        failures = []
-        if items:
-            failures = index_rows(items) if index_rows is not None and by_rows else self.store.index(items)
+        failures = write(items) if items else []
         if any(failure.transient for failure in failures):
             metrics.BULK_ERRORS.labels("transient").inc()
             raise TransientStoreError(f"store refused {len(failures)} articles for now: {failures[0].reason}")
