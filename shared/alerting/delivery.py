@@ -22,7 +22,7 @@ from shared.alerting.outbox import Entry, Outbox, Outcome, entry_id
 from shared.alerting.subscriptions import Subscription, get_subscription, stored_subscription
 from shared.backoff import compute_backoff
 from shared.metrics import ALERTS
-from shared.outbound import outbound_client
+from shared.outbound import Poster
 from shared.redis_client import as_text
 from shared.settings import Settings
 from shared.store import Store
@@ -39,7 +39,7 @@ class AlertSender:
     def __init__(self, settings: Settings, client: redis.Redis, store: Store) -> None:
         self.settings, self.client, self.store = settings, client, store
         self.outbox = Outbox(client)
-        self.http = outbound_client(settings, timeout=settings.webhook_timeout_seconds)
+        self.http = Poster(settings, timeout=settings.webhook_timeout_seconds)
         self._pool = ThreadPoolExecutor(max_workers=settings.alerter_concurrency, thread_name_prefix="deliver")
 
     def tick(self, now: float | None = None) -> int:
@@ -59,8 +59,9 @@ class AlertSender:
         return len(entries)
 
     def close(self) -> None:
-        """Wait for deliveries in flight."""
+        """Wait for deliveries in flight, then close the connections."""
         self._pool.shutdown(wait=True)
+        self.http.close()
 
     def _subscriptions(self, entries: list[Entry]) -> dict[str, Subscription]:
         """The current subscriptions of a round's entries, each read and parsed once."""
