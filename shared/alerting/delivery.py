@@ -43,10 +43,10 @@ class AlertSender:
         self._pool = ThreadPoolExecutor(max_workers=settings.alerter_concurrency, thread_name_prefix="deliver")
 
     def tick(self, now: float | None = None) -> int:
-        """One round: requeue abandoned entries, close ended digests, deliver what is due. The
-        round's Redis work is batched: one read of the subscriptions, one write of the outcomes."""
+        """One round: close ended digests, deliver what is due (abandoned entries included).
+        The round's Redis work is batched: one claim, one read of the subscriptions, one write
+        of the outcomes."""
         now = time.time() if now is None else now
-        self.outbox.reap(now)
         self.flush_digests(now)
         entries = self.outbox.claim(self.settings.alerter_concurrency * 4, now)
         if not entries:
@@ -103,10 +103,10 @@ class AlertSender:
             if outcome.status != "retrying":
                 run[f"alerts_{outcome.status}"] += 1
         self.outbox.settle(outcomes)
+        record_history(self.store, outcomes)
         for outcome in outcomes:
             ALERTS.labels(outcome.entry.channel["type"], outcome.status).inc()
-            record_history(self.store, outcome.entry, outcome.status, outcome.error)
-        for run_id, run_counts in counts.items():
+        for run_id, run_counts in counts.items():  # last: they tell a run its alerts are settled
             runs.record(self.client, run_id, run_counts)
 
     def flush_digests(self, now: float) -> int:
