@@ -482,7 +482,8 @@ class Poster:
             finally:
                 response.close()
         except tuple(_HTTPCORE_ERRORS) as error:
-            raise _HTTPCORE_ERRORS[type(error)](str(error)) from error
+            mapped = next(ours for theirs, ours in _HTTPCORE_ERRORS.items() if isinstance(error, theirs))
+            raise mapped(str(error)) from error
         if response.status in _REDIRECTS:
             location = httpx.Headers(response.headers).get("location")
             if location is not None:
