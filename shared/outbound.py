@@ -356,14 +356,17 @@ class _CheckedNetwork(httpcore.SyncBackend):
         raise error
 
 
+def _guarded_pool(policy: URLPolicy, resolve: Resolver) -> httpcore.ConnectionPool:
+    # TLS still names the original host, so certificates are checked against it.
+    return httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(), network_backend=_CheckedNetwork(policy, resolve)
+    )
+
+
 class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, policy: URLPolicy, resolve: Resolver) -> None:
+    def __init__(self, pool: httpcore.ConnectionPool) -> None:
         super().__init__()
-        # httpx offers no parameter for the network backend; its pool takes one (TLS still
-        # names the original host, so certificates are checked against it).
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), network_backend=_CheckedNetwork(policy, resolve)
-        )
+        self._pool = pool  # httpx offers no parameter for the network backend; its pool takes one
 
 
 def outbound_client(
@@ -377,10 +380,162 @@ def outbound_client(
     honest User-Agent, and every request (redirects included) refused before it connects to an
     internal address, unless `url_allow` allows it."""
     policy = URLPolicy.from_setting(settings.url_allow)
+    return _client(settings, policy, resolve, _guarded_pool(policy, resolve), timeout=timeout, headers=headers)
+
+
+def _client(
+    settings: Settings,
+    policy: URLPolicy,
+    resolve: Resolver,
+    pool: httpcore.ConnectionPool,
+    *,
+    timeout: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Client:
     return httpx.Client(
         timeout=timeout if timeout is not None else settings.fetch_timeout_seconds,
         follow_redirects=True,
         headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate", **(headers or {})},
         event_hooks={"request": [httpx_request_guard(policy, resolve)]},
-        transport=_GuardedTransport(policy, resolve),
+        transport=_GuardedTransport(pool),
     )
+
+
+CHECKED_HOST_SECONDS = 60.0  # how long a host's passed check spares the next requests from it
+REPLY_BYTES_READ = 65536  # of a reply's body, which a poster never keeps; a longer one costs its connection
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_HTTPCORE_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A receiver's answer to a POST: its status and reason phrase (the body is not kept)."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: httpx.URL
+    check_key: tuple[str, str, int]  # what the address check depends on: scheme, host and port
+    origin: tuple[bytes, bytes, int | None, bytes]  # scheme, host, port, path and query, as httpcore takes them
+    host_header: bytes
+
+
+class Poster:
+    """POSTs of small bodies (webhooks, Slack) made straight on a guarded connection pool: the
+    same refusals as `outbound_client`, without the client's per-request machinery (cookies,
+    hooks, URL merging, decoding), which costs as much CPU as the request itself. A host's
+    check is reused for a minute; every new connection is still checked as it is made, so a
+    host that turns internal is refused on its next connection. The full client, on the same
+    connections, follows the rare redirect and sends to a URL with credentials."""
+
+    def __init__(self, settings: Settings, *, timeout: float, resolve: Resolver = default_resolver) -> None:
+        self.policy, self.resolve = URLPolicy.from_setting(settings.url_allow), resolve
+        self.pool = _guarded_pool(self.policy, resolve)
+        self.client = _client(settings, self.policy, resolve, self.pool, timeout=timeout)
+        self._headers = [(b"User-Agent", settings.user_agent.encode())]
+        self._extensions = {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
+        self._targets: dict[str, _Target] = {}
+        self._checked: dict[tuple[str, str, int], float] = {}  # passed checks, until when they hold
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Reply:
+        """POST `body`; raises UnsafeURL, UnresolvableHost, or an `httpx.HTTPError` as the full
+        client would."""
+        target = self._target(url)
+        if target.url.userinfo:
+            return self._post_fully(url, body, headers)
+        self._check_host(url, target)
+        scheme, host, port, path = target.origin
+        request = httpcore.Request(
+            b"POST",
+            httpcore.URL(scheme=scheme, host=host, port=port, target=path),
+            headers=[
+                (b"Host", target.host_header),
+                *self._headers,
+                *((name.encode(), value.encode()) for name, value in headers.items()),
+                (b"Content-Length", str(len(body)).encode()),
+            ],
+            content=body,
+            extensions=self._extensions,
+        )
+        try:
+            response = self.pool.handle_request(request)
+            try:
+                read = 0
+                for chunk in response.iter_stream():
+                    read += len(chunk)
+                    if read > REPLY_BYTES_READ:
+                        break
+            finally:
+                response.close()
+        except tuple(_HTTPCORE_ERRORS) as error:
+            mapped = next(ours for theirs, ours in _HTTPCORE_ERRORS.items() if isinstance(error, theirs))
+            raise mapped(str(error)) from error
+        if response.status in _REDIRECTS:
+            location = httpx.Headers(response.headers).get("location")
+            if location is not None:
+                return self._follow(target.url, response.status, location, body, headers)
+        reason = response.extensions.get("reason_phrase")
+        return Reply(
+            response.status,
+            reason.decode("ascii", errors="ignore")
+            if reason is not None
+            else httpx.codes.get_reason_phrase(response.status),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _post_fully(self, url: str, body: bytes, headers: dict[str, str]) -> Reply:
+        response = self.client.post(url, content=body, headers=headers)
+        return Reply(response.status_code, response.reason_phrase)
+
+    def _follow(self, url: httpx.URL, status: int, location: str, body: bytes, headers: dict[str, str]) -> Reply:
+        """Go on where a redirect points, as the full client would have: 307 and 308 repeat
+        the POST, the others turn it into a GET; every further hop is checked too."""
+        try:
+            following = url.join(location)
+        except httpx.InvalidURL as error:
+            raise httpx.RemoteProtocolError(f"Invalid URL in location header: {error}") from None
+        if status in (307, 308):
+            return self._post_fully(str(following), body, headers)
+        response = self.client.get(following, headers=headers)
+        return Reply(response.status_code, response.reason_phrase)
+
+    def _target(self, url: str) -> _Target:
+        target = self._targets.get(url)
+        if target is None:
+            try:
+                parsed = httpx.URL(url)
+            except httpx.InvalidURL as error:
+                raise UnsafeURL(url, f"not a valid URL: {error}") from None
+            scheme = parsed.scheme.lower()
+            key = (scheme, parsed.host.lower().rstrip("."), parsed.port or DEFAULT_PORTS.get(scheme, 0))
+            origin = (parsed.raw_scheme, parsed.raw_host, parsed.port, parsed.raw_path)
+            target = _Target(parsed, key, origin, parsed.netloc)
+            if len(self._targets) >= 10_000:  # a bound, not an eviction policy: hook URLs are few
+                self._targets.clear()
+            self._targets[url] = target
+        return target
+
+    def _check_host(self, url: str, target: _Target) -> None:
+        now = time.monotonic()
+        if self._checked.get(target.check_key, 0.0) > now:
+            return
+        _check(target.url, url, self.policy, self.resolve)
+        if len(self._checked) >= 10_000:
+            self._checked.clear()
+        self._checked[target.check_key] = now + CHECKED_HOST_SECONDS

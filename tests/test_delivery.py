@@ -373,6 +373,18 @@ def test_a_crash_before_the_alert_is_written_loses_nothing_on_redelivery(redis_c
     assert redis_client.hlen(redis_keys.OUTBOX) == 1 == redis_client.zcard(redis_keys.OUTBOX_DUE)
 
 
+def test_alerts_are_raised_after_redis_lost_its_scripts(redis_client):
+    subscription = subscribe(redis_client, [Channel(type="stream", stream="ww-test:a")], realert="article")
+    dispatcher = Dispatcher(redis_client)
+    first, second = alert_for(subscription, "Missile one"), alert_for(subscription, "Missile two")
+    assert dispatcher.raise_alerts([(subscription, first)]) == [True]
+    redis_client.script_flush()  # as after a restart
+    assert dispatcher.would_raise([(subscription, first), (subscription, second)]) == [False, True]
+    redis_client.script_flush()
+    assert dispatcher.raise_alerts([(subscription, first), (subscription, second)]) == [False, True]
+    assert redis_client.hlen(redis_keys.OUTBOX) == 2
+
+
 def test_the_alerter_loop_survives_an_unexpected_error_and_carries_on(redis_client, settings, history, receiver):
     import threading
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,8 @@ import httpx
 import pytest
 
 from shared.outbound import (
+    Poster,
+    Reply,
     UnresolvableHost,
     UnsafeURL,
     URLPolicy,
@@ -341,11 +344,14 @@ def test_a_malformed_allow_entry_is_refused_at_once(value: str) -> None:
 
 @dataclass
 class LocalServer:
-    """A real HTTP server on 127.0.0.1: /feed answers "ok", /redirect sends the client to `target`."""
+    """A real HTTP server on 127.0.0.1: /feed answers "ok", /redirect sends the client to `target`
+    (a POST with a 307: the method kept), /slow answers after a second; `posts` holds what was
+    POSTed: (path, headers, body)."""
 
     base: str = ""
     target: str = ""
     paths: list[str] = field(default_factory=list)
+    posts: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -353,10 +359,17 @@ def local_server() -> Iterator[LocalServer]:
     state = LocalServer()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            state.posts.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            self.do_GET(redirect=307)
+
+        def do_GET(self, redirect: int = 302) -> None:  # noqa: N802 (the stdlib's name)
             state.paths.append(self.path)
+            if self.path == "/slow":
+                time.sleep(1)
             if self.path == "/redirect":
-                self.send_response(302)
+                self.send_response(redirect)
                 self.send_header("Location", state.target)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -509,3 +522,83 @@ def _feed_handler(link: str) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+# --- the poster (webhooks), end to end ----------------------------------------------------------
+
+
+def test_a_poster_posts_the_body_and_reports_the_status(local_server: LocalServer, settings) -> None:
+    poster = Poster(settings, timeout=5)
+    try:
+        reply = poster.post(local_server.base + "/hook?a=1", b'{"n": 1}', {"Content-Type": "application/json"})
+        again = poster.post(local_server.base + "/hook?a=1", b'{"n": 2}', {"X-Id": "two"})
+    finally:
+        poster.close()
+    assert reply == again == Reply(200, "OK")
+    assert [(path, body) for path, _, body in local_server.posts] == [
+        ("/hook?a=1", b'{"n": 1}'),
+        ("/hook?a=1", b'{"n": 2}'),
+    ]
+    headers = local_server.posts[0][1]
+    assert headers["content-type"] == "application/json" and headers["user-agent"] == settings.user_agent
+    assert headers["host"] == local_server.base.removeprefix("http://")
+    assert local_server.posts[1][1]["x-id"] == "two"
+
+
+def test_a_poster_refuses_an_internal_address_before_connecting(local_server: LocalServer, settings) -> None:
+    poster = Poster(settings.model_copy(update={"url_allow": None}), timeout=5)
+    with pytest.raises(UnsafeURL) as raised:
+        poster.post(local_server.base + "/hook", b"{}", {})
+    assert raised.value.reason == "loopback address"
+    assert local_server.paths == []
+
+
+def test_a_poster_connects_only_to_the_address_it_checked(local_server: LocalServer, settings) -> None:
+    answers = iter([[PUBLIC_V4], ["127.0.0.1"]])  # public when checked, loopback when connecting
+    port = local_server.base.rsplit(":", 1)[1]
+    poster = Poster(
+        settings.model_copy(update={"url_allow": None}), timeout=5, resolve=lambda host, port: next(answers)
+    )
+    with pytest.raises(UnsafeURL) as raised:
+        poster.post(f"http://rebinding.example.com:{port}/hook", b"{}", {})
+    assert (raised.value.address, raised.value.reason) == ("127.0.0.1", "loopback address")
+    assert local_server.paths == []
+
+
+def test_a_host_that_turns_internal_after_its_check_is_refused_on_its_next_connection(
+    local_server: LocalServer, settings
+) -> None:
+    # the server closes every connection (HTTP/1.0), so each post connects anew
+    answers = iter([["127.0.0.1"], ["127.0.0.1"], ["127.0.0.2"]])  # checked, connected, connected
+    port = local_server.base.rsplit(":", 1)[1]
+    poster = Poster(settings, timeout=5, resolve=lambda host, port: next(answers))  # 127.0.0.1 is allowed
+    url = f"http://hooks.example.com:{port}/hook"
+    assert poster.post(url, b"{}", {}).status == 200
+    with pytest.raises(UnsafeURL) as raised:
+        poster.post(url, b"{}", {})  # the host's check still holds; its new connection is checked
+    assert (raised.value.address, raised.value.reason) == ("127.0.0.2", "loopback address")
+    assert local_server.paths == ["/hook"]
+
+
+def test_a_poster_follows_a_redirect_checking_where_it_leads(local_server: LocalServer, settings) -> None:
+    port = int(local_server.base.rsplit(":", 1)[1])
+    poster = Poster(settings.model_copy(update={"url_allow": f"127.0.0.1:{port}"}), timeout=5)
+    local_server.target = "/feed"
+    assert poster.post(local_server.base + "/redirect", b'{"n": 1}', {}) == Reply(200, "OK")
+    assert [(path, body) for path, _, body in local_server.posts] == [
+        ("/redirect", b'{"n": 1}'),
+        ("/feed", b'{"n": 1}'),
+    ]
+
+    local_server.target = f"http://127.0.0.1:{port + 1 if port < 65535 else port - 1}/admin"  # a port not allowed
+    with pytest.raises(UnsafeURL):
+        poster.post(local_server.base + "/redirect", b"{}", {})
+    assert local_server.paths == ["/redirect", "/feed", "/redirect"]
+
+
+def test_a_poster_gives_up_on_a_receiver_slower_than_its_timeout(local_server: LocalServer, settings) -> None:
+    poster = Poster(settings, timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        poster.post(local_server.base + "/slow", b"{}", {})
+    assert time.monotonic() - started < 0.9

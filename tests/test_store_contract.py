@@ -182,3 +182,24 @@ def test_a_failed_rebuild_changes_nothing(loaded):
         loaded.rebuild(fail_on_summit, lambda d, t: None)
     loaded.refresh()
     assert loaded.count("tags:changed") == 0 and loaded.count("*") == 5
+
+
+def test_alert_outcomes_written_together_replace_earlier_ones_by_id(store):
+    def outcome(alert: str, at: str, status: str) -> dict:
+        return {"id": alert, "at": at, "owner": "desk", "subscription": "launches", "status": status}
+
+    store.record_alert(outcome("a1", "2026-03-14T03:00:00+00:00", "retrying"))
+    store.record_alerts(
+        [
+            outcome("a1", "2026-03-14T03:05:00+00:00", "delivered"),
+            outcome("a2", "2026-03-14T03:01:00+00:00", "failed"),
+            outcome("a3", "2026-03-14T03:02:00+00:00", "delivered"),
+        ]
+    )
+    store.refresh()
+    assert [(entry["id"], entry["status"]) for entry in store.alert_history()] == [
+        ("a1", "delivered"),
+        ("a3", "delivered"),
+        ("a2", "failed"),
+    ]
+    assert [entry["id"] for entry in store.alert_history(status="delivered", limit=1)] == ["a1"]

@@ -15,7 +15,7 @@ import httpx
 import redis
 
 from shared import redis_keys
-from shared.outbound import UnsafeURL
+from shared.outbound import Poster, UnsafeURL
 from shared.settings import Settings
 
 SIGNATURE_HEADER = "X-Wirewatch-Signature"
@@ -43,10 +43,10 @@ def send(
     alert_id: str,
     settings: Settings,
     client: redis.Redis,
-    http: httpx.Client,
+    http: Poster,
 ) -> None:
-    """Deliver `payload` on `channel`; raises DeliveryFailed or DeliveryRefused. `http` is an
-    outbound client (`shared.outbound`), so no webhook reaches an internal address."""
+    """Deliver `payload` on `channel`; raises DeliveryFailed or DeliveryRefused. `http` posts
+    through the outbound checks (`shared.outbound`), so no webhook reaches an internal address."""
     kind = channel["type"]
     if kind == "webhook":
         body = json.dumps(payload, ensure_ascii=False).encode()
@@ -75,19 +75,19 @@ def send(
         raise DeliveryRefused(f"unknown channel type {kind!r}")
 
 
-def _post(http: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> None:
+def _post(http: Poster, url: str, body: bytes, headers: dict[str, str]) -> None:
     headers = {"Content-Type": "application/json", **headers}
     try:
-        response = http.post(url, content=body, headers=headers)
+        reply = http.post(url, body, headers)
     except UnsafeURL as error:
         raise DeliveryRefused(str(error)) from error
     except (httpx.HTTPError, OSError) as error:
         raise DeliveryFailed(f"{type(error).__name__}: {error}") from error
-    if response.status_code in (408, 425, 429) or response.status_code >= 500:
-        raise DeliveryFailed(f"HTTP {response.status_code}")
-    if response.status_code >= 300:
+    if reply.status in (408, 425, 429) or reply.status >= 500:
+        raise DeliveryFailed(f"HTTP {reply.status}")
+    if reply.status >= 300:
         # The status only: a receiver's reply is not ours to keep (it may hold secrets).
-        raise DeliveryRefused(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
+        raise DeliveryRefused(f"HTTP {reply.status} {reply.reason}".rstrip())
 
 
 def _email(recipients: list[str], payload: dict[str, Any], settings: Settings) -> None:

@@ -22,7 +22,7 @@ from shared.alerting.outbox import Entry, Outbox, Outcome, entry_id
 from shared.alerting.subscriptions import Subscription, get_subscription, stored_subscription
 from shared.backoff import compute_backoff
 from shared.metrics import ALERTS
-from shared.outbound import outbound_client
+from shared.outbound import Poster
 from shared.redis_client import as_text
 from shared.settings import Settings
 from shared.store import Store
@@ -39,14 +39,14 @@ class AlertSender:
     def __init__(self, settings: Settings, client: redis.Redis, store: Store) -> None:
         self.settings, self.client, self.store = settings, client, store
         self.outbox = Outbox(client)
-        self.http = outbound_client(settings, timeout=settings.webhook_timeout_seconds)
+        self.http = Poster(settings, timeout=settings.webhook_timeout_seconds)
         self._pool = ThreadPoolExecutor(max_workers=settings.alerter_concurrency, thread_name_prefix="deliver")
 
     def tick(self, now: float | None = None) -> int:
-        """One round: requeue abandoned entries, close ended digests, deliver what is due. The
-        round's Redis work is batched: one read of the subscriptions, one write of the outcomes."""
+        """One round: close ended digests, deliver what is due (abandoned entries included).
+        The round's Redis work is batched: one claim, one read of the subscriptions, one write
+        of the outcomes."""
         now = time.time() if now is None else now
-        self.outbox.reap(now)
         self.flush_digests(now)
         entries = self.outbox.claim(self.settings.alerter_concurrency * 4, now)
         if not entries:
@@ -59,8 +59,9 @@ class AlertSender:
         return len(entries)
 
     def close(self) -> None:
-        """Wait for deliveries in flight."""
+        """Wait for deliveries in flight, then close the connections."""
         self._pool.shutdown(wait=True)
+        self.http.close()
 
     def _subscriptions(self, entries: list[Entry]) -> dict[str, Subscription]:
         """The current subscriptions of a round's entries, each read and parsed once."""
@@ -102,10 +103,10 @@ class AlertSender:
             if outcome.status != "retrying":
                 run[f"alerts_{outcome.status}"] += 1
         self.outbox.settle(outcomes)
+        record_history(self.store, outcomes)
         for outcome in outcomes:
             ALERTS.labels(outcome.entry.channel["type"], outcome.status).inc()
-            record_history(self.store, outcome.entry, outcome.status, outcome.error)
-        for run_id, run_counts in counts.items():
+        for run_id, run_counts in counts.items():  # last: they tell a run its alerts are settled
             runs.record(self.client, run_id, run_counts)
 
     def flush_digests(self, now: float) -> int:

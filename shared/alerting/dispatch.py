@@ -21,6 +21,8 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from shared import redis_keys
 from shared.alerting.outbox import entry_id, outbox_record
@@ -115,13 +117,11 @@ class Dispatcher:
         """For each (subscription, payload) whether the policy lets the alert through now, in
         one round trip and writing nothing; the payload needs only its `article` and `story`.
         `raise_alert` decides again, atomically: this only spares building what it would drop."""
-        if not alerts:
-            return []
-        pipe = self.client.pipeline(transaction=False)
+        calls = []
         for subscription, payload in alerts:
             keys, args = self._policy(subscription, payload)
-            self._would_raise(keys=keys, args=args[:-1], client=pipe)
-        return [bool(result) for result in pipe.execute()]
+            calls.append((keys, args[:-1]))
+        return [bool(result) for result in _run_each(self.client, self._would_raise, calls)]
 
     def raise_alert(self, subscription: Subscription, payload: dict[str, Any], run_id: str | None = None) -> bool:
         """Queue the alert unless the policy holds it back; True if it was queued."""
@@ -129,13 +129,8 @@ class Dispatcher:
 
     def raise_alerts(self, alerts: list[tuple[Subscription, dict[str, Any]]], run_id: str | None = None) -> list[bool]:
         """`raise_alert` for many alerts in one round trip (each still decided atomically)."""
-        if not alerts:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for subscription, payload in alerts:
-            keys, args = self._raising(subscription, payload, run_id)
-            self._raise(keys=keys, args=args, client=pipe)
-        return [bool(result) for result in pipe.execute()]
+        calls = [self._raising(subscription, payload, run_id) for subscription, payload in alerts]
+        return [bool(result) for result in _run_each(self.client, self._raise, calls)]
 
     def _raising(
         self, subscription: Subscription, payload: dict[str, Any], run_id: str | None
@@ -182,6 +177,33 @@ class Dispatcher:
         pipe.expire(key, 7200)
         count, _ = pipe.execute()
         return int(count) > subscription.max_per_hour
+
+
+def _run_each(client: redis.Redis, script: Script, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    """The script run once for each (keys, args), all in one round trip, by its digest alone:
+    a pipeline carrying scripts would first ask Redis whether it has them, a round trip of its
+    own. Calls Redis had no script for (it restarted) did nothing, and are made again once the
+    script is loaded."""
+    if not calls:
+        return []
+    results = _by_digest(client, script.sha, calls)
+    missing = [number for number, result in enumerate(results) if isinstance(result, NoScriptError)]
+    if missing:
+        client.script_load(script.script)
+        again = _by_digest(client, script.sha, [calls[number] for number in missing])
+        for number, result in zip(missing, again, strict=True):
+            results[number] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+def _by_digest(client: redis.Redis, digest: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        pipe.evalsha(digest, len(keys), *keys, *args)
+    return list(pipe.execute(raise_on_error=False))
 
 
 def digest_period(subscription: Subscription, over_rate: bool) -> int | None:

@@ -22,24 +22,44 @@ from shared.redis_client import as_text
 
 LEASE_SECONDS = 120  # longer than any one delivery (timeouts are 10-30 s)
 
-# Move up to ARGV[2] entries due by ARGV[1] from the due set to the in-flight set, leased
-# until ARGV[3]; atomic, so two deliverers never take the same entry.
+# KEYS: the due set, the in-flight set, the outbox hash. ARGV: now, a limit, the lease's end.
+# First every entry whose lease ran out goes back to the due set (its deliverer died); then up
+# to ARGV[2] entries due by now move to the in-flight set, leased until ARGV[3]. Atomic, so two
+# deliverers never take the same entry. Returns (id, record) pairs; an id without a record,
+# which could never be sent, leaves both sets.
 _CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(ids) do
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZADD', KEYS[2], ARGV[3], id)
-end
-return ids
-"""
-# Return entries whose lease ran out to the due set.
-_REAP = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-for _, id in ipairs(ids) do
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, id in ipairs(expired) do
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZADD', KEYS[1], ARGV[1], id)
 end
-return #ids
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local found = {}
+for _, id in ipairs(ids) do
+    redis.call('ZREM', KEYS[1], id)
+    local record = redis.call('HGET', KEYS[3], id)
+    if record then
+        redis.call('ZADD', KEYS[2], ARGV[3], id)
+        found[#found + 1] = id
+        found[#found + 1] = record
+    end
+end
+return found
+"""
+# KEYS: the outbox hash, the in-flight set, the due set. ARGV: triples of (id, record, the
+# time of its next attempt, or "" when it is finished).
+_SETTLE = """
+for i = 1, #ARGV, 3 do
+    local id = ARGV[i]
+    redis.call('HSET', KEYS[1], id, ARGV[i + 1])
+    redis.call('ZREM', KEYS[2], id)
+    if ARGV[i + 2] == '' then
+        redis.call('ZREM', KEYS[3], id)
+    else
+        redis.call('ZADD', KEYS[3], ARGV[i + 2], id)
+    end
+end
+return #ARGV / 3
 """
 
 
@@ -102,7 +122,7 @@ class Outbox:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._claim = client.register_script(_CLAIM)
-        self._reap = client.register_script(_REAP)
+        self._settle = client.register_script(_SETTLE)
         self._add = client.register_script(_ADD)
 
     def add(self, entry: str, payload: dict[str, Any], channel: dict[str, Any], *, run_id: str | None = None) -> bool:
@@ -122,20 +142,14 @@ class Outbox:
         self.client.blpop([redis_keys.OUTBOX_WAKE], timeout=seconds)
 
     def claim(self, limit: int, now: float | None = None) -> list[Entry]:
-        """Take up to `limit` due entries for delivery, under a lease."""
+        """Take up to `limit` due entries for delivery, under a lease, in one round trip;
+        entries whose deliverer vanished are due again first."""
         now = time.time() if now is None else now
-        ids = self._claim(
-            keys=[redis_keys.OUTBOX_DUE, redis_keys.OUTBOX_INFLIGHT], args=[now, limit, now + LEASE_SECONDS]
+        found = self._claim(
+            keys=[redis_keys.OUTBOX_DUE, redis_keys.OUTBOX_INFLIGHT, redis_keys.OUTBOX],
+            args=[now, limit, now + LEASE_SECONDS],
         )
-        if not ids:
-            return []
-        raws = self.client.hmget(redis_keys.OUTBOX, ids)
-        return [Entry(as_text(i), json.loads(raw)) for i, raw in zip(ids, raws, strict=True) if raw]
-
-    def reap(self, now: float | None = None) -> int:
-        """Put back entries whose deliverer vanished; returns how many."""
-        now = time.time() if now is None else now
-        return int(self._reap(keys=[redis_keys.OUTBOX_DUE, redis_keys.OUTBOX_INFLIGHT], args=[now]))
+        return [Entry(as_text(found[i]), json.loads(found[i + 1])) for i in range(0, len(found), 2)]
 
     def delivered(self, entry: Entry) -> None:
         self.settle([Outcome(entry, "delivered")])
@@ -152,12 +166,12 @@ class Outbox:
         self.settle([Outcome(entry, "cancelled", reason)])
 
     def settle(self, outcomes: list[Outcome]) -> None:
-        """Write what became of claimed entries, all in one transaction: a retry goes back to
-        the due set at its time, anything else leaves both sets for good."""
+        """Write what became of claimed entries, all in one script: a retry goes back to the due
+        set at its time, anything else leaves both sets for good."""
         if not outcomes:
             return
         now = time.time()
-        pipe = self.client.pipeline(transaction=True)
+        args: list[Any] = []
         for outcome in outcomes:
             entry, record = outcome.entry, outcome.entry.record
             attempts = entry.attempts if outcome.status == "cancelled" else entry.attempts + 1
@@ -165,13 +179,12 @@ class Outbox:
                 record.update(attempts=attempts, last_error=outcome.error, next_attempt=outcome.at, status="retrying")
             else:
                 record.update(attempts=attempts, status=outcome.status, last_error=outcome.error, finished=now)
-            pipe.hset(redis_keys.OUTBOX, entry.id, json.dumps(record, ensure_ascii=False))
-            pipe.zrem(redis_keys.OUTBOX_INFLIGHT, entry.id)
-            if outcome.status == "retrying":
-                pipe.zadd(redis_keys.OUTBOX_DUE, {entry.id: outcome.at or now})
-            else:
-                pipe.zrem(redis_keys.OUTBOX_DUE, entry.id)
-        pipe.execute()
+            due = (outcome.at or now) if outcome.status == "retrying" else ""
+            args += [entry.id, json.dumps(record, ensure_ascii=False), due]
+        self._settle(
+            keys=[redis_keys.OUTBOX, redis_keys.OUTBOX_INFLIGHT, redis_keys.OUTBOX_DUE],
+            args=args,
+        )
 
     def pending_for(self, subscription_id: str) -> list[Entry]:
         """The entries of one subscription not yet delivered or given up."""

@@ -56,6 +56,9 @@ class Store(Protocol):
     def record_alert(self, record: dict[str, Any]) -> None:
         """Keep one alert's outcome in the alert history (one entry per subscription and article)."""
 
+    def record_alerts(self, records: Sequence[dict[str, Any]]) -> None:
+        """`record_alert` for many outcomes in one write."""
+
     def alert_history(
         self, limit: int = 50, owner: str | None = None, status: str | None = None
     ) -> list[dict[str, Any]]:

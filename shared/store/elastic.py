@@ -254,8 +254,12 @@ class ElasticsearchStore:
         }
 
     def record_alert(self, record: dict[str, Any]) -> None:
+        self.record_alerts([record])
+
+    def record_alerts(self, records: Sequence[dict[str, Any]]) -> None:
+        actions = [{"_index": self.alerts, "_id": record["id"], "_source": record} for record in records]
         try:
-            self.client.index(index=self.alerts, id=record["id"], document=record)
+            helpers.bulk(self.client, actions)
         except EsConnectionError as error:
             raise TransientStoreError(f"Elasticsearch unreachable: {error}") from error
 

@@ -230,10 +230,21 @@ class SqliteStore:
         return total
 
     def record_alert(self, record: dict[str, Any]) -> None:
-        self._db.execute(
-            "INSERT INTO alerts (id, at, doc) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at, doc = excluded.doc",
-            (record["id"], record["at"], json.dumps(record, ensure_ascii=False)),
-        )
+        self.record_alerts([record])
+
+    def record_alerts(self, records: Sequence[dict[str, Any]]) -> None:
+        rows = [(record["id"], record["at"], json.dumps(record, ensure_ascii=False)) for record in records]
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO alerts (id, at, doc) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at, doc = excluded.doc",
+                rows,
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def alert_history(
         self, limit: int = 50, owner: str | None = None, status: str | None = None
