@@ -57,9 +57,9 @@ _LINKED_DATA = re.compile(r"ld\+json", _FLAGS)
 def without_code(page: str) -> str:
     """`page` with the text of its `<script>` and `<style>` elements left out (not that of a
     JSON-LD script)."""
-    # Past the last script or style sheet there is nothing to leave out (a later one in capitals
-    # is then kept, which is never wrong).
-    last = max(page.rfind("<script"), page.rfind("<style"))
+    # Past the last script or style sheet there is nothing to leave out (a later one whose name
+    # mixes cases is then kept, which is never wrong).
+    last = max(page.rfind(start) for start in ("<script", "<style", "<SCRIPT", "<STYLE"))
     kept: list[str] = []
     start = 0  # of what is not yet in `kept`
     at = 0  # where reading goes on
