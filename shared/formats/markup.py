@@ -1,5 +1,6 @@
 """A page's markup without what no step of the chain reads: the code inside its scripts and
-style sheets, often most of a news page's bytes, which would otherwise travel through the queue.
+style sheets. It is often most of a news page's bytes, which then need not travel through the
+queue, nor be worked through by extractors that only drop it in the end.
 
 Everything else stays as it was, byte for byte, the `<script>` and `<style>` tags included, so
 the page parses to the same tree less that code, and the main text, the metadata and the
