@@ -137,7 +137,8 @@ def test_only_entries_not_seen_before_go_on_and_a_changed_entry_counts(feed_serv
 
 
 def test_short_entries_get_their_linked_page_and_a_failed_page_keeps_the_summary(feed_server, settings, redis_client):
-    page = b"<html><body><article><p>" + b"The full story, long and detailed. " * 40 + b"</p></article></body></html>"
+    story = b"<p>" + b"The full story, long and detailed. " * 40 + b"</p>"
+    page = b"<html><body><script>var tracker = 1;</script><article>" + story + b"</article></body></html>"
     feed_server.replies["/story-1"] = Reply(body=page, headers={"Content-Type": "text/html; charset=utf-8"})
     items = "".join(
         f"<item><title>{title}</title><link>{feed_server.url(path)}</link><guid>{path}</guid><description>Short summary.</description></item>"
@@ -149,6 +150,7 @@ def test_short_entries_get_their_linked_page_and_a_failed_page_keeps_the_summary
     feed = Feed(url=feed_server.url("/short.rss"))
     found, missing = enqueue(source(settings, redis_client, feed).fetch(feed))
     assert "The full story" in found.html and found.text == "Short summary."
+    assert "<script></script>" in found.html and "tracker" not in found.html  # no step reads the code
     assert any("full article fetched" in note for note in found.notes)
     assert missing.html is None and missing.text == "Short summary."
     assert any("kept the feed's summary" in note for note in missing.notes)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.article import Article
 from shared.formats.mapping import UnreadableFile
 from shared.formats.readers import read_file, read_file_report
 from tests.conftest import FIXTURES
@@ -130,6 +131,21 @@ def test_og_tags_win_over_title_and_a_relative_canonical_is_ignored(tmp_path: Pa
     assert article.url == "https://coast.example.net/news/harbour-fees"
     assert article.title == "Harbour fees frozen for a second year"
     assert article.published_at is None
+
+
+def test_an_html_page_travels_without_its_scripts_and_style_sheets_but_keeps_its_name(tmp_path: Path) -> None:
+    head = (
+        "<style>article { columns: 2 }</style><script>var seen = [1, 2, 3];</script>"
+        '<script type="application/ld+json">{"@type": "NewsArticle", "headline": "Rail talks resume"}</script>'
+    )
+    page = PAGE.replace("<meta charset", head + "<meta charset").replace('rel="canonical"', 'rel="alternate"')
+
+    [article] = read_file(drop(tmp_path, "coded.html", page))
+
+    assert article.html == page.replace("article { columns: 2 }", "").replace("var seen = [1, 2, 3];", "")
+    assert article.url is None and article.title == "Rail union calls off weekend walkout"
+    # without a URL an article is named by its content: the page as it came, code and all
+    assert article.id == Article.create(title=article.title, html=page).id
 
 
 def test_an_html_file_without_markup_is_unreadable(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ from shared.feeds.state import FeedState
 from shared.formats.decode import looks_binary
 from shared.formats.limits import Limits
 from shared.formats.mapping import UnreadableFile
+from shared.formats.markup import without_code
 from shared.formats.readers import articles_from_feed, parse_feed
 from shared.metrics import FEED_POLLS
 from shared.outbound import UnsafeURL, outbound_client, time_limit
@@ -383,7 +384,7 @@ class FeedSource:
                 continue
             if article.html and not article.text:  # the summary as text, kept if extraction fails
                 article.text = _plain(article.html)
-            article.html = html
+            article.html = without_code(html)
             article.notes.append(f"fetch: full article fetched from {page.url}")
 
     # -- bookkeeping -----------------------------------------------------------------------

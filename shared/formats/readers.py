@@ -24,12 +24,13 @@ from typing import IO, Any
 import feedparser
 import lxml.etree
 
-from shared.article import Article
+from shared.article import Article, valid_text
 from shared.dates import parse_date
 from shared.formats.decode import decode_text, looks_binary
 from shared.formats.files import open_regular, shown
 from shared.formats.limits import Limits, ReadClock
 from shared.formats.mapping import UnreadableFile, article_from_mapping
+from shared.formats.markup import without_code
 
 TEXT_SUFFIXES = (".txt",)
 MARKDOWN_SUFFIXES = (".md",)
@@ -204,14 +205,16 @@ TITLE_CHARS = 2000  # a title longer than this is not a headline; cut before any
 
 
 def read_html(data: bytes, origin: str, source: str) -> list[Article]:
-    """An `.html` page: kept whole for main-text extraction; URL, title and date from its
-    `<head>` (or wherever the page put its `<meta>` and `<link>` tags), read by lxml's HTML
-    parser, which takes time in proportion to the page however its tags repeat."""
+    """An `.html` page: kept for main-text extraction, less the code in its scripts and style
+    sheets; URL, title and date from its `<head>` (or wherever the page put its `<meta>` and
+    `<link>` tags), read by lxml's HTML parser, which takes time in proportion to the page
+    however its tags repeat."""
     page = decode_text(data)
     if "<" not in page:
         raise UnreadableFile("no HTML markup in an .html file")
+    read = without_code(page)
     url = og_title = page_title = published = None
-    for element in _html_elements(page):
+    for element in _html_elements(read):
         tag = element.tag
         if tag == "title":
             if page_title is None:
@@ -239,16 +242,16 @@ def read_html(data: bytes, origin: str, source: str) -> list[Article]:
         title = _SITE_SUFFIX.sub("", " ".join(page_title.split()))
     else:
         title = ""
-    return [
-        Article.create(
-            title=title,
-            html=page,
-            url=url,
-            origin=origin,
-            source=source,
-            published_at=parse_date(published) if published else None,
-        )
-    ]
+    article = Article.create(
+        title=title,
+        html=page,  # an article without a URL is named by its content: by the whole page, as always
+        url=url,
+        origin=origin,
+        source=source,
+        published_at=parse_date(published) if published else None,
+    )
+    article.html = read if read is page else valid_text(read)
+    return [article]
 
 
 # Letter classes, not IGNORECASE: the search then skips ahead to each "<" (several times faster).

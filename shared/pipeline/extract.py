@@ -63,6 +63,7 @@ import lxml.etree
 import trafilatura
 
 from shared.dates import parse_date
+from shared.formats.markup import without_code
 
 try:  # an optional dependency: without it the primary pass works alone
     from readability import Document as _ReadabilityDocument
@@ -141,7 +142,8 @@ def _extract(html: str, url: str | None) -> Extraction:
     chosen = _container_text(root) if root is not None else None
     method = "container"
     if not chosen:
-        chosen, method = _full_passes(html, url)
+        # Both passes drop scripts and style sheets only after much work on their text.
+        chosen, method = _full_passes(without_code(html), url)
     if not chosen:
         return Extraction(text="", method="none", title=title, published=published, author=author)
     chosen = _drop_leading_title(chosen, title)
