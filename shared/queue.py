@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 import redis
 from celery import Celery, Task
 
@@ -144,7 +145,7 @@ def resume(step: str, batch: dict[str, Any]) -> None:
     if _batches is None:
         raise RuntimeError("the queue is not configured: call configure(settings) first")
     reference = uuid.uuid4().hex
-    _batches.set(redis_keys.batch_articles(reference), json.dumps(batch, ensure_ascii=False), ex=BATCH_KEPT_SECONDS)
+    _batches.set(redis_keys.batch_articles(reference), orjson.dumps(batch), ex=BATCH_KEPT_SECONDS)
     last = len(INGEST) - 1
     app.send_task(
         task_name(step),

@@ -17,10 +17,10 @@ a reason, or were found to be copies of stored ones:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from typing import Any
 
+import orjson
 from celery import Task
 from celery.exceptions import Reject
 
@@ -88,7 +88,7 @@ def run_task(task: PipelineTask, message: dict[str, Any]) -> None:
         log.info("batch %s: already through the chain, nothing to do", message.get("id"))
         return _nothing_left(task)
     else:
-        batch = json.loads(kept)
+        batch = orjson.loads(kept)
     _run_batch(task, context, batch, deliveries, failed_at)
     if reference is not None:
         with contextlib.suppress(Exception):  # left behind, it only waits for its expiry
