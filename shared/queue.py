@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 import redis
 from celery import Celery, Task
 
@@ -24,7 +25,7 @@ from shared.article import Article
 from shared.backoff import compute_backoff
 from shared.heartbeat import Heartbeat
 from shared.pipeline.pipelines import AFTER_INDEX, INGEST, QUEUED
-from shared.redis_client import celery_broker_url, resolve_redis_url
+from shared.redis_client import celery_broker_url, get_redis, resolve_redis_url
 from shared.settings import Settings
 from shared.store import TransientStoreError
 
@@ -82,10 +83,24 @@ app.conf.update(
 )
 
 
+# A chain message names its batch, kept in Redis under its own key, instead of carrying it:
+# the worker's consumer then decodes, keeps as unacknowledged and hands its pool a few bytes
+# rather than every article's text, and the task reads the batch once. The key goes once the
+# task is through with the batch; this only bounds what a producer that died between writing
+# the batch and sending its message leaves behind.
+BATCH_KEPT_SECONDS = 30 * 86400
+BATCH_REFERENCE = "kept"
+"""The field of a chain message naming its batch's key (`redis_keys.batch_articles`)."""
+
+_batches: redis.Redis | None = None
+
+
 def configure(settings: Settings) -> Celery:
     """Point the app at the settings' Redis (starting the embedded one if none is configured)."""
+    global _batches
     broker = celery_broker_url(resolve_redis_url(settings))
     app.conf.update(broker_url=broker, result_backend=None)
+    _batches = get_redis(settings)
     return app
 
 
@@ -127,10 +142,14 @@ def send_after_index(batch: dict[str, Any]) -> None:
 def resume(step: str, batch: dict[str, Any]) -> None:
     """Send a batch down the ingest pipeline from `step` on, as one task: the worker runs it
     and the steps after it to indexing (or, after indexing, to the end) in one go."""
+    if _batches is None:
+        raise RuntimeError("the queue is not configured: call configure(settings) first")
+    reference = uuid.uuid4().hex
+    _batches.set(redis_keys.batch_articles(reference), orjson.dumps(batch), ex=BATCH_KEPT_SECONDS)
     last = len(INGEST) - 1
     app.send_task(
         task_name(step),
-        args=(batch,),
+        args=({"id": batch.get("id"), BATCH_REFERENCE: reference},),
         queue=PIPELINE_QUEUE,
         priority=max(0, last - INGEST.index(step)),
         # What logs and monitors show of the task: a few words, not a repr walked over every article.

@@ -126,6 +126,11 @@ def digest_bucket(subscription_id: str, period_end: int) -> str:
     return f"{PREFIX}:digest:{subscription_id}:{period_end}"
 
 
+def batch_articles(reference: str) -> str:
+    """A queued batch's JSON, which its chain message names instead of carrying it."""
+    return f"{PREFIX}:batch:{reference}"
+
+
 def deliveries(task_id: str) -> str:
     """Counter of how often one task's message was delivered (a poison batch is split)."""
     return f"{PREFIX}:deliveries:{task_id}"

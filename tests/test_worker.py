@@ -3,12 +3,15 @@ counted twice, whatever a step does."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 
 import services.worker.tasks as tasks
 from shared import redis_keys
 from shared.deadletters import read_dead_letters
+from shared.queue import BATCH_REFERENCE
 from shared.redis_client import get_redis
 from tests.test_pipeline import by_title, run_inbox_once
 
@@ -88,3 +91,23 @@ def test_a_batch_whose_retries_run_out_is_quarantined_with_the_reason(settings, 
     # Each kept as its batch came to the worker, whole, to be sent again once the store is back.
     assert sorted(letter["item"]["title"] for letter in letters) == ["Report 0", "Report 1", "Report 2"]
     assert all("harbour traffic" in letter["item"]["text"] for letter in letters)
+
+
+def test_the_batch_a_message_names_is_removed_once_the_chain_is_through_with_it(settings, worker, store):
+    drop(settings, 4)
+
+    counts = run_inbox_once(settings, timeout=60)
+
+    assert (counts["indexed"], counts["done"]) == (4, 4)
+    client = get_redis(settings)
+    deadline = time.monotonic() + 10  # the last task removes its batch just after counting it done
+    while list(client.scan_iter(redis_keys.batch_articles("*"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(client.scan_iter(redis_keys.batch_articles("*"))) == []
+
+
+def test_a_message_delivered_again_after_its_batch_went_through_does_nothing(settings, worker, store):
+    result = tasks.TASKS["dedupe"].apply(args=({"id": "b1", BATCH_REFERENCE: "already-through"},))
+
+    assert result.successful()
+    assert read_dead_letters(get_redis(settings)) == [] and by_title(store) == {}

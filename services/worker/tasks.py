@@ -20,6 +20,7 @@ import contextlib
 import logging
 from typing import Any
 
+import orjson
 from celery import Task
 from celery.exceptions import Reject
 
@@ -29,6 +30,7 @@ from shared.pipeline.context import PipelineContext
 from shared.pipeline.pipelines import AFTER_INDEX, INGEST, QUEUED
 from shared.pipeline.steps import STEPS, StepFailed, quarantine_batch, read_batch, run_step
 from shared.queue import (
+    BATCH_REFERENCE,
     MAX_TASK_RETRIES,
     RETRY_BACKOFF_MAX_SECONDS,
     RETRY_FIRST_SECONDS,
@@ -66,16 +68,38 @@ def _nothing_left(task: PipelineTask) -> None:
     task.request.chain = None  # the rest of the chain has no work
 
 
-def run_task(task: PipelineTask, batch: dict[str, Any]) -> None:
+def run_task(task: PipelineTask, message: dict[str, Any]) -> None:
     """Run the task's step and the steps after it in the same part of the chain (up to
-    indexing, or after it) over the batch, in this process, with the failure handling above.
-    The articles are read from the message once and go from step to step as they are; a
-    batch that must be tried again goes again from this task's step, as it came (every step
-    is idempotent, as a redelivery after a crash already needs)."""
-    name = task.step
+    indexing, or after it) over the batch the message names, in this process, with the
+    failure handling above. The batch is read once and its articles go from step to step as
+    they are; a batch that must be tried again goes again from this task's step, as it came
+    (every step is idempotent, as a redelivery after a crash already needs). Once the task is
+    through with the batch (sent on, stored, deferred, split or quarantined), its key goes."""
+    reference = message.get(BATCH_REFERENCE)
     try:
         context = _context()
-        deliveries, failed_at = _count_delivery(context, task.request.id)
+        deliveries, failed_at, kept = _receive(context, task.request.id, reference)
+    except TRANSIENT_ERRORS as error:  # nothing read yet: the message goes back as it came
+        log.warning("batch %s put back: %r", message.get("id"), error)
+        raise Reject(error, requeue=True) from error
+    if reference is None:
+        batch = message  # a message that carries its batch itself
+    elif kept is None:  # its batch went once a delivery before this one was through with it
+        log.info("batch %s: already through the chain, nothing to do", message.get("id"))
+        return _nothing_left(task)
+    else:
+        batch = orjson.loads(kept)
+    _run_batch(task, context, batch, deliveries, failed_at)
+    if reference is not None:
+        with contextlib.suppress(Exception):  # left behind, it only waits for its expiry
+            context.redis.delete(redis_keys.batch_articles(reference))
+
+
+def _run_batch(
+    task: PipelineTask, context: PipelineContext, batch: dict[str, Any], deliveries: int, failed_at: str | None
+) -> None:
+    name = task.step
+    try:
         if deliveries > MAX_DELIVERIES:
             _split(context, task.step, failed_at or task.step, batch, deliveries)
             return _nothing_left(task)
@@ -93,7 +117,7 @@ def run_task(task: PipelineTask, batch: dict[str, Any]) -> None:
                 return _nothing_left(task)
     except RETRIED as error:
         try:
-            _retry_later(_context(), task.step, name, batch, error)
+            _retry_later(context, task.step, name, batch, error)
         except Exception as failed:  # Redis itself is away: the message is kept, not lost
             log.warning("step=%s batch %s put back: %r", name, batch.get("id"), failed)
             raise Reject(error, requeue=True) from error
@@ -111,15 +135,18 @@ def segment(step: str) -> tuple[str, ...]:
     return steps[steps.index(step) :]
 
 
-def _count_delivery(context: PipelineContext, task_id: str) -> tuple[int, str | None]:
-    """How often this message was delivered, and the step it last failed at (if it raised)."""
+def _receive(context: PipelineContext, task_id: str, reference: str | None) -> tuple[int, str | None, bytes | None]:
+    """How often this message was delivered, the step it last failed at (if it raised), and
+    the batch it names (None once gone, or when it names none): one round trip."""
     key = redis_keys.deliveries(task_id)
-    pipe = context.redis.pipeline(transaction=False)  # one round trip on every task
+    pipe = context.redis.pipeline(transaction=False)
     pipe.hincrby(key, "count", 1)
     pipe.hget(key, "step")
     pipe.expire(key, DELIVERIES_KEPT_SECONDS)
-    count, step, _ = pipe.execute()
-    return int(count), as_text(step) if step else None
+    if reference is not None:
+        pipe.get(redis_keys.batch_articles(reference))
+    count, step, _, *kept = pipe.execute()
+    return int(count), as_text(step) if step else None, kept[0] if kept else None
 
 
 def _note_failed_step(task_id: str, step: str) -> None:

@@ -12,7 +12,6 @@ crash loses nothing: entries a dead consumer held are claimed by another after a
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -22,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 import redis
 
 from shared import metrics, redis_keys, runs
@@ -48,7 +48,7 @@ def submit(
     batch: dict[str, Any] = {"run": run_id, "articles": [article.to_message() for article in articles]}
     if rows is not None:
         batch["rows"] = list(rows)
-    client.xadd(redis_keys.INDEX_STREAM, {"batch": json.dumps(batch, ensure_ascii=False)})
+    client.xadd(redis_keys.INDEX_STREAM, {"batch": orjson.dumps(batch)})
 
 
 class BulkIndexer:
@@ -129,7 +129,7 @@ class BulkIndexer:
         for raw_id, fields in items:
             entry_id = as_text(raw_id)
             try:
-                batch = json.loads(fields[b"batch"])
+                batch = orjson.loads(fields[b"batch"])
                 if not isinstance(batch, dict) or not isinstance(batch.get("articles"), list):
                     raise ValueError("no list of articles")
                 if not all(isinstance(batch.get(name), str | None) for name in ("run", "id")):
