@@ -132,7 +132,8 @@ articles, from a few to millions. Every bucket is made with its lifetime, so fil
 sets none."""
 
 # Helpers of the story scripts: commands over any number of arguments (Lua's unpack has a
-# limit), and whether a concatenation of fixed-width references holds one at a boundary.
+# limit), many fields of one hash read at once, and whether a concatenation of fixed-width
+# references holds one at a boundary.
 _STORY_HELPERS = """
 local function chunked(command, key, args)
     local replies = {}
@@ -143,6 +144,19 @@ local function chunked(command, key, args)
         end
     end
     return replies
+end
+-- A hash's values of `fields`, in order (false where absent). A small hash is stored as one
+-- packed list that each field's look-up scans from its start: when many fields are wanted
+-- from one, it is read whole, once.
+local function values_of(key, fields)
+    local encoding = redis.call('OBJECT', 'ENCODING', key)
+    if #fields < 8 or (encoding ~= 'listpack' and encoding ~= 'ziplist') then
+        return chunked('HMGET', key, fields)
+    end
+    local all, held, values = redis.call('HGETALL', key), {}, {}
+    for i = 1, #all, 2 do held[all[i]] = all[i + 1] end
+    for i, field in ipairs(fields) do values[i] = held[field] or false end
+    return values
 end
 local function position(held, ref, width)
     local at = string.find(held, ref, 1, true)
@@ -176,36 +190,47 @@ for a = 1, articles do
 end
 local held = {}
 for k, wanted_here in pairs(fields) do
-    local values, found = chunked('HMGET', KEYS[k], wanted_here.list), {}
+    local values, found = values_of(KEYS[k], wanted_here.list), {}
     for i, field in ipairs(wanted_here.list) do found[field] = values[i] end
     held[k] = found
 end
 local results, records, record_refs = {}, {}, {}
 for a, plan in ipairs(plans) do
-    local counts, refs = {}, {}
+    local counts = {}
     for _, k in ipairs(plan[1]) do
         for _, field in ipairs(plan[2]) do
             local value = held[k][field]
             if value then
                 for i = 1, #value, width do
                     local ref = string.sub(value, i, i + width - 1)
-                    if counts[ref] then
-                        counts[ref] = counts[ref] + 1
-                    else
-                        counts[ref] = 1
-                        refs[#refs + 1] = ref
-                    end
+                    counts[ref] = (counts[ref] or 0) + 1
                 end
             end
         end
     end
-    table.sort(refs, function(x, y) return counts[x] > counts[y] or (counts[x] == counts[y] and x < y) end)
-    local top = {}
-    for i = 1, math.min(#refs, wanted) do
-        top[i] = refs[i]
-        if not records[refs[i]] then
-            records[refs[i]] = true
-            record_refs[#record_refs + 1] = refs[i]
+    -- The most found first, ties by reference: the references are put in lists by count and
+    -- only the lists reached are sorted (most references are found once, and never reached).
+    local by_count, most = {}, 0
+    for ref, count in pairs(counts) do
+        local list = by_count[count]
+        if list then list[#list + 1] = ref else by_count[count] = {ref} end
+        if count > most then most = count end
+    end
+    local top, taken = {}, 0
+    for count = most, 1, -1 do
+        local list = by_count[count]
+        if list then
+            table.sort(list)
+            for _, ref in ipairs(list) do
+                if taken == wanted then break end
+                taken = taken + 1
+                top[taken] = ref
+                if not records[ref] then
+                    records[ref] = true
+                    record_refs[#record_refs + 1] = ref
+                end
+            end
+            if taken == wanted then break end
         end
     end
     results[a + 1] = table.concat(top)
@@ -280,7 +305,7 @@ for k = 3, 2 + slices do
     end
     n = n + 1
     local fields = {}
-    for i, held in ipairs(chunked('HMGET', KEYS[k], order)) do
+    for i, held in ipairs(values_of(KEYS[k], order)) do
         held = held or ''
         for _, ref in ipairs(added[order[i]]) do
             local at = position(held, ref, width)

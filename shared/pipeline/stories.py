@@ -66,8 +66,10 @@ COMMON, RARE = 1e-3, 1e-8
 # matched as a word of its own and dropped, and only in text that has an apostrophe.
 _WORD = re.compile(r"[^\W_]+")
 _WORD_OR_POSSESSIVE = re.compile(r"['’]s\b|[^\W_]+")
-_ASCII_WORD = re.compile(r"[a-z0-9]+")  # in lower-case ASCII text
-_ASCII_WORD_OR_POSSESSIVE = re.compile(r"'s\b|[a-z0-9]+")
+# In ASCII text every character but a letter or digit becomes a space (and a letter lower
+# case): splitting then gives the words, several times quicker than a pattern's search.
+_ASCII_WORDS_APART = {point: chr(point).lower() if chr(point).isalnum() else " " for point in range(128)}
+_ASCII_POSSESSIVE = re.compile(r"'s\b")  # in lower-case ASCII text
 _HEADER = struct.Struct("<ddIB")  # a record's first and last time, size, length of the id
 _MAX_WEIGHT = 65000.0  # within a half-precision float
 
@@ -328,7 +330,7 @@ def article_vector(article: Article) -> StoryVector:
                 weights[key] = weight
         else:
             counts[key], weights[key] = count, weight
-    vector = {key: _count_weight(n) * weights[key] for key, n in counts.items()}
+    vector = dict(zip(counts, map(mul, map(_count_weight, counts.values()), weights.values())))
     top = sorted(vector, key=vector.__getitem__, reverse=True)[:KEYWORDS]  # stable: first seen first among equals
     result = {key: vector[key] for key in top}
     entities = {_hash(f"p:{p}") for p in article.people} | {_hash(f"o:{o}") for o in article.organizations}
@@ -355,9 +357,9 @@ def _lead(text: str) -> list[str]:
 def _words_in(text: str) -> list[str]:
     """The words of lower-case text, in order, without the possessive's "s"."""
     if text.isascii():
-        if "'" not in text:
-            return _ASCII_WORD.findall(text)
-        return list(filter("'s".__ne__, _ASCII_WORD_OR_POSSESSIVE.findall(text)))
+        if "'" in text:
+            text = _ASCII_POSSESSIVE.sub(" ", text)
+        return text.translate(_ASCII_WORDS_APART).split()
     if "'" not in text and "’" not in text:
         return _WORD.findall(text)
     return [word for word in _WORD_OR_POSSESSIVE.findall(text) if word[0] not in "'’"]
