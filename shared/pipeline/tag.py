@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import ahocorasick
+import ahocorasick_rs
 import pycountry
 import yaml
 
@@ -123,35 +123,44 @@ class Hit:
     value: str
 
 
+def _searcher(keys: list[str]) -> Any:
+    """An Aho–Corasick automaton over `keys` reporting every match, overlapping ones too, as
+    (key's number, start, end) in characters; compiled to a DFA, the quickest to search."""
+    return ahocorasick_rs.AhoCorasick(
+        keys, matchkind=ahocorasick_rs.MatchKind.Standard, implementation=ahocorasick_rs.Implementation.DFA
+    )
+
+
 @dataclass
 class _Automaton:
     """Phrases → (kind, value), searched on word boundaries, longest match first."""
 
     fold_case: bool
-    _automaton: Any = field(default_factory=ahocorasick.Automaton)
+    _phrases: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    _entries: list[list[tuple[str, str]]] = field(default_factory=list)
+    _searcher: Any = None
 
     def add(self, phrase: str, kind: str, value: str) -> None:
         key = phrase.lower() if self.fold_case else phrase
-        entries = self._automaton.get(key)[1] if key in self._automaton else []
-        entries.append((kind, value))
-        self._automaton.add_word(key, (len(key), entries))
+        if key:
+            self._phrases.setdefault(key, []).append((kind, value))
 
     def finish(self) -> None:
-        if len(self._automaton):
-            self._automaton.make_automaton()
+        if self._phrases:
+            self._entries = list(self._phrases.values())
+            self._searcher = _searcher(list(self._phrases))
 
     def find(self, text: str) -> list[Hit]:
-        if not len(self._automaton):
+        if self._searcher is None:
             return []
         haystack = _lower_keeping_offsets(text) if self.fold_case else text
         hits: list[Hit] = []
-        end = len(haystack) - 1
-        for last, (length, entries) in self._automaton.iter(haystack):
-            start = last - length + 1
+        end, entries = len(haystack), self._entries
+        for number, start, stop in self._searcher.find_matches_as_indexes(haystack, overlapping=True):
             # on word boundaries only (inlined: this loop runs for every phrase found)
-            if (start == 0 or not haystack[start - 1].isalnum()) and (last == end or not haystack[last + 1].isalnum()):
-                for kind, value in entries:
-                    hits.append(Hit(start, last + 1, kind, value))
+            if (start == 0 or not haystack[start - 1].isalnum()) and (stop == end or not haystack[stop].isalnum()):
+                for kind, value in entries[number]:
+                    hits.append(Hit(start, stop, kind, value))
         return hits
 
 
@@ -180,24 +189,23 @@ class TagPatterns:
         self.patterns = patterns
         self.literal_starts = [_literal_starts(pattern) for pattern, _ in patterns]
         self._on_states = {number for number, (pattern, _) in enumerate(patterns) if STATE in pattern.pattern}
-        self._starts: Any = ahocorasick.Automaton()
+        patterns_of: dict[str, list[int]] = {}  # a literal start -> the patterns it begins
         for number, starts in enumerate(self.literal_starts):
             if starts is None or number in self._on_states:
                 continue
             for start in starts:
-                numbers = self._starts.get(start)[1] if start in self._starts else []
-                numbers.append(number)
-                self._starts.add_word(start, (len(start), numbers))
-        if len(self._starts):
-            self._starts.make_automaton()
+                patterns_of.setdefault(start, []).append(number)
+        self._patterns_of = list(patterns_of.values())
+        self._starts = _searcher(list(patterns_of)) if patterns_of else None
 
     def find(self, text: str, states: list[tuple[int, int]] | None = None) -> list[Hit]:
         """The patterns' hits in `text`, whose countries stand at `states` (start, end)."""
         candidates: dict[int, list[int]] = {number: [] for number in range(len(self.patterns))}
-        if len(self._starts):
-            for last, (length, numbers) in self._starts.iter(_fold_like_ignorecase(text)):
-                for number in numbers:
-                    candidates[number].append(last - length + 1)
+        if self._starts is not None:
+            patterns_of = self._patterns_of
+            for found, start, _ in self._starts.find_matches_as_indexes(_fold_like_ignorecase(text), overlapping=True):
+                for number in patterns_of[found]:
+                    candidates[number].append(start)
         masked = _masked(text, states) if states and self._on_states else None
         hits: list[Hit] = []
         for number, (pattern, tag) in enumerate(self.patterns):
