@@ -41,7 +41,7 @@ for s = 5, 4 + slices do
     local name = prefix .. ARGV[s]
     local meta = redis.call('HMGET', name, 'level', 'split', 'entries')
     tables[#tables + 1] = {name = name, level = tonumber(meta[1]), split = tonumber(meta[2]) or 0,
-                           entries = tonumber(meta[3]) or 0}
+                           entries = tonumber(meta[3]) or 0, names = {}}
 end
 local current = tables[1]
 
@@ -54,25 +54,35 @@ if not current.level then
     current.level = first_level
     for b = 0, 2 ^ first_level - 1 do make(current.name .. ':' .. b) end
 end
+-- The numbers of buckets below and above the split pointer, kept as the level changes.
+for _, t in ipairs(tables) do
+    if t.level then t.below, t.above = 2 ^ t.level, 2 ^ (t.level + 1) end
+end
 
 local function place(field)
     local b1, b2, b3 = string.byte(field, 2, 4)
     return (b1 * 256 + b2) * 256 + b3
 end
 
--- Linear hashing: the buckets below the split pointer have been split in two already.
-local function bucket(t, field)
-    local where = place(field) % 2 ^ t.level
-    if where < t.split then where = place(field) % 2 ^ (t.level + 1) end
-    return t.name .. ':' .. where
+-- Linear hashing: the buckets below the split pointer have been split in two already. A
+-- bucket's name is made once per call.
+local function bucket(t, at)
+    local where = at % t.below
+    if where < t.split then where = at % t.above end
+    local name = t.names[where]
+    if not name then
+        name = t.name .. ':' .. where
+        t.names[where] = name
+    end
+    return name
 end
 
 local function split(t)
-    local from, to = t.name .. ':' .. t.split, t.name .. ':' .. (t.split + 2 ^ t.level)
+    local from, to = t.name .. ':' .. t.split, t.name .. ':' .. (t.split + t.below)
     make(to)
     local held, moved, names = redis.call('HGETALL', from), {}, {}
     for i = 1, #held, 2 do
-        if held[i] ~= '' and place(held[i]) % 2 ^ (t.level + 1) ~= t.split then
+        if held[i] ~= '' and place(held[i]) % t.above ~= t.split then
             moved[#moved + 1], moved[#moved + 2], names[#names + 1] = held[i], held[i + 1], held[i]
         end
     end
@@ -81,7 +91,7 @@ local function split(t)
         redis.call('HDEL', from, unpack(names))
     end
     t.split = t.split + 1
-    if t.split == 2 ^ t.level then t.level, t.split = t.level + 1, 0 end
+    if t.split == t.below then t.level, t.split, t.below, t.above = t.level + 1, 0, t.above, 2 * t.above end
 end
 
 local function holds(refs, ref)
@@ -95,20 +105,23 @@ local found, n, band_size = {}, 5 + slices, 6
 while n <= #ARGV do
     local ref, count, bands, refs = ARGV[n], tonumber(ARGV[n + 1]), ARGV[n + 2], {}
     for b = 1, count do
-        local field, mine = string.sub(bands, (b - 1) * band_size + 1, b * band_size), nil
+        local field, mine, mine_in = string.sub(bands, (b - 1) * band_size + 1, b * band_size), nil, nil
+        local at = place(field)
         for s, t in ipairs(tables) do
             if t.level then
-                local held = redis.call('HGET', bucket(t, field), field)
+                local name = bucket(t, at)
+                local held = redis.call('HGET', name, field)
                 if held then refs[#refs + 1] = held end
-                if s == 1 then mine = held end
+                if s == 1 then mine, mine_in = held, name end
             end
         end
+        -- the current table is not split between its read and this write
         if not mine then
-            redis.call('HSET', bucket(current, field), field, ref)
+            redis.call('HSET', mine_in, field, ref)
             current.entries = current.entries + 1
-            if current.entries > load * (2 ^ current.level + current.split) then split(current) end
+            if current.entries > load * (current.below + current.split) then split(current) end
         elseif not holds(mine, ref) then
-            redis.call('HSET', bucket(current, field), field, mine .. ref)
+            redis.call('HSET', mine_in, field, mine .. ref)
         end
     end
     found[#found + 1] = table.concat(refs)
