@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from itertools import repeat
-from operator import mul
+from operator import add, mul, truediv
 from typing import Any
 
 import redis
@@ -405,12 +405,13 @@ def _refs(joined: bytes) -> list[bytes]:
 def _grow(story: _Story, vector: StoryVector, moment: float) -> None:
     """Add an article to the story: its normalised vector to the centroid, its time, one to
     the size."""
-    centroid, norm = story.centroid(), vector.norm
-    for key, weight in vector.weights.items():
-        centroid[key] = centroid.get(key, 0.0) + weight / norm
+    centroid, weights = story.centroid(), vector.weights
+    # all words at once (each key is read before it is written, once)
+    scaled = map(truediv, weights.values(), repeat(vector.norm))
+    centroid.update(zip(weights, map(add, map(centroid.get, weights, repeat(0.0)), scaled)))
     if len(centroid) > CENTROID_WORDS:
         kept = sorted(centroid, key=centroid.__getitem__, reverse=True)[:CENTROID_WORDS]
-        story.words = {key: centroid[key] for key in kept}
+        story.words = dict(zip(kept, map(centroid.__getitem__, kept)))
     story.first, story.last = min(story.first, moment), max(story.last, moment)
     story.size += 1
     story.norm = 0.0
@@ -420,7 +421,7 @@ def _pack(story: _Story) -> bytes:
     identifier = story.id.encode()
     centroid = story.centroid()
     keys = list(centroid)
-    weights = [min(centroid[key], _MAX_WEIGHT) for key in keys]
+    weights = list(map(min, centroid.values(), repeat(_MAX_WEIGHT)))
     return b"".join(
         (
             _HEADER.pack(story.first, story.last, story.size, len(identifier)),
