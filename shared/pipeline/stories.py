@@ -330,7 +330,7 @@ def article_vector(article: Article) -> StoryVector:
                 weights[key] = weight
         else:
             counts[key], weights[key] = count, weight
-    vector = dict(zip(counts, map(mul, map(_count_weight, counts.values()), weights.values())))
+    vector = dict(zip(counts, map(mul, map(_count_weight, counts.values()), weights.values()), strict=True))
     top = sorted(vector, key=vector.__getitem__, reverse=True)[:KEYWORDS]  # stable: first seen first among equals
     result = {key: vector[key] for key in top}
     entities = {_hash(f"p:{p}") for p in article.people} | {_hash(f"o:{o}") for o in article.organizations}
@@ -408,10 +408,10 @@ def _grow(story: _Story, vector: StoryVector, moment: float) -> None:
     centroid, weights = story.centroid(), vector.weights
     # all words at once (each key is read before it is written, once)
     scaled = map(truediv, weights.values(), repeat(vector.norm))
-    centroid.update(zip(weights, map(add, map(centroid.get, weights, repeat(0.0)), scaled)))
+    centroid.update(zip(weights, map(add, map(centroid.get, weights, repeat(0.0)), scaled), strict=True))
     if len(centroid) > CENTROID_WORDS:
         kept = sorted(centroid, key=centroid.__getitem__, reverse=True)[:CENTROID_WORDS]
-        story.words = dict(zip(kept, map(centroid.__getitem__, kept)))
+        story.words = dict(zip(kept, map(centroid.__getitem__, kept), strict=True))
     story.first, story.last = min(story.first, moment), max(story.last, moment)
     story.size += 1
     story.norm = 0.0
