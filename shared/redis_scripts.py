@@ -160,10 +160,10 @@ local function chunked(command, key, args)
 end
 -- A hash's values of `fields`, in order (false where absent). A small hash is stored as one
 -- packed list that each field's look-up scans from its start: when many fields are wanted
--- from one, it is read whole, once.
+-- from one, it is read whole, once (for a few, the scans cost less than a whole reading).
 local function values_of(key, fields)
     local encoding = redis.call('OBJECT', 'ENCODING', key)
-    if #fields < 8 or (encoding ~= 'listpack' and encoding ~= 'ziplist') then
+    if #fields < 16 or (encoding ~= 'listpack' and encoding ~= 'ziplist') then
         return chunked('HMGET', key, fields)
     end
     local all, held, values = redis.call('HGETALL', key), {}, {}
