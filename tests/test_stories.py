@@ -190,6 +190,33 @@ def test_redis_holds_a_few_hashes_and_each_word_keeps_only_its_latest_stories(
     assert all(clusterer.size(story) == 1 for story in stories)
 
 
+def event_report(number: int, outlet: str, words: list[str] | None = None) -> Article:
+    named = " ".join(words or invented_words(number))
+    return write_up((f"Report on {named}", f"The {named} were described today."), "2026-03-02", outlet)
+
+
+@pytest.mark.parametrize("events", [10, "past the compact encoding"])
+def test_write_ups_find_their_stories_however_the_day_s_index_is_stored(
+    clusterer: StoryClusterer, redis_client: redis.Redis, events: int | str
+) -> None:
+    # A day's index is a small hash, stored packed, or past the server's limits (fields, or
+    # bytes in a value: ten events share "report") a table: the candidates are read from
+    # either, for one article and for a batch.
+    if not isinstance(events, int):
+        limit = int(redis_client.config_get("hash-max-listpack-entries")["hash-max-listpack-entries"])
+        events = limit // 6 + 10  # six words an event
+    stories = clusterer.assign_batch([event_report(number, f"desk{number}") for number in range(events)])
+    packed = events == 10
+    (index,) = redis_client.scan_iter("ww:storyidx*")
+    assert redis_client.object("encoding", index) in ((b"listpack", b"ziplist") if packed else (b"hashtable",))
+
+    alone = event_report(3, "courier", list(reversed(invented_words(3))))
+    assert clusterer.assign(alone) == stories[3]
+    batch = [event_report(number, "wire", invented_words(number)[::-1]) for number in (1, 5, 9)]
+    assert clusterer.assign_batch(batch) == [stories[1], stories[5], stories[9]]
+    assert clusterer.size(stories[5]) == 2
+
+
 def test_a_copy_follows_its_original_into_its_story_and_counts_in_its_size(clusterer: StoryClusterer) -> None:
     launch = clusterer.assign(write_up(LAUNCH_MONDAY, "2026-03-02", "gazette"))
     other = write_up(LAUNCH_MONDAY_OTHER_OUTLET, "2026-03-02T09:00", "courier")

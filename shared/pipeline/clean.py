@@ -25,6 +25,7 @@ from shared.article import Article
 from shared.dates import parse_date
 from shared.pipeline.boilerplate import LearnedBoilerplate
 from shared.pipeline.extract import extract_main_text
+from shared.pipeline.literals import fold_like_ignorecase, literal_starts
 
 TITLE_MAX_CHARS = 160
 _ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"  # and soft hyphen
@@ -68,11 +69,14 @@ class BoilerplateRules:
         return cls({name: re.compile(pattern, re.IGNORECASE) for name, pattern in raw.items()})
 
     @functools.cached_property
-    def _screens(self) -> list[re.Pattern[str]]:
-        """Fewer patterns that match where one of them does: most paragraphs match none, and
-        the patterns anchored at a paragraph's start are ruled out together, in one search that
-        looks at the start only. Those that cannot be joined (a back-reference would change its
-        meaning, a flag is set inside one) stay as they are."""
+    def _screens(self) -> list[tuple[re.Pattern[str], set[str] | None]]:
+        """Fewer patterns that match where one of them does, each with the literal strings one
+        of which begins every match (None if a match may begin anywhere): most paragraphs
+        match none, and a paragraph holding none of a screen's strings is passed over without
+        a search that tries every position. The patterns anchored at a paragraph's start are
+        ruled out together, in one search that looks at the start only. Those that cannot be
+        joined (a back-reference would change its meaning, a flag is set inside one) stay as
+        they are."""
         anchored = [p.pattern[1:] for p in self.patterns.values() if p.pattern.startswith("^")]
         joined: list[re.Pattern[str]] = []
         if len(anchored) > 1 and not any(_BACK_REFERENCE.search(pattern) for pattern in anchored):
@@ -81,11 +85,18 @@ class BoilerplateRules:
             except re.error:
                 joined = []
         if not joined:
-            return list(self.patterns.values())
-        return joined + [p for p in self.patterns.values() if not p.pattern.startswith("^")]
+            screens = list(self.patterns.values())
+        else:
+            screens = joined + [p for p in self.patterns.values() if not p.pattern.startswith("^")]
+        return [(screen, _shortened(literal_starts(screen))) for screen in screens]
 
     def reason(self, paragraph: str) -> str | None:
-        for screen in self._screens:
+        folded = None
+        for screen, starts in self._screens:
+            if starts is not None:
+                folded = fold_like_ignorecase(paragraph) if folded is None else folded
+                if not any(start in folded for start in starts):
+                    continue
             if screen.search(paragraph):
                 break
         else:
@@ -94,6 +105,11 @@ class BoilerplateRules:
             if pattern.search(paragraph):
                 return name
         return None
+
+
+def _shortened(starts: set[str] | None, length: int = 6) -> set[str] | None:
+    """The strings' beginnings, fewer to look for: one is in a text wherever a string is."""
+    return None if starts is None else {start[:length] for start in starts}
 
 
 def clean(article: Article, rules: BoilerplateRules, learned: LearnedBoilerplate | None = None) -> Article:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from itertools import repeat
-from operator import mul
+from operator import add, mul, truediv
 from typing import Any
 
 import redis
@@ -66,8 +66,10 @@ COMMON, RARE = 1e-3, 1e-8
 # matched as a word of its own and dropped, and only in text that has an apostrophe.
 _WORD = re.compile(r"[^\W_]+")
 _WORD_OR_POSSESSIVE = re.compile(r"['’]s\b|[^\W_]+")
-_ASCII_WORD = re.compile(r"[a-z0-9]+")  # in lower-case ASCII text
-_ASCII_WORD_OR_POSSESSIVE = re.compile(r"'s\b|[a-z0-9]+")
+# In ASCII text every character but a letter or digit becomes a space (and a letter lower
+# case): splitting then gives the words, several times quicker than a pattern's search.
+_ASCII_WORDS_APART = {point: chr(point).lower() if chr(point).isalnum() else " " for point in range(128)}
+_ASCII_POSSESSIVE = re.compile(r"'s\b")  # in lower-case ASCII text
 _HEADER = struct.Struct("<ddIB")  # a record's first and last time, size, length of the id
 _MAX_WEIGHT = 65000.0  # within a half-precision float
 
@@ -328,7 +330,7 @@ def article_vector(article: Article) -> StoryVector:
                 weights[key] = weight
         else:
             counts[key], weights[key] = count, weight
-    vector = {key: _count_weight(n) * weights[key] for key, n in counts.items()}
+    vector = dict(zip(counts, map(mul, map(_count_weight, counts.values()), weights.values()), strict=True))
     top = sorted(vector, key=vector.__getitem__, reverse=True)[:KEYWORDS]  # stable: first seen first among equals
     result = {key: vector[key] for key in top}
     entities = {_hash(f"p:{p}") for p in article.people} | {_hash(f"o:{o}") for o in article.organizations}
@@ -355,9 +357,9 @@ def _lead(text: str) -> list[str]:
 def _words_in(text: str) -> list[str]:
     """The words of lower-case text, in order, without the possessive's "s"."""
     if text.isascii():
-        if "'" not in text:
-            return _ASCII_WORD.findall(text)
-        return list(filter("'s".__ne__, _ASCII_WORD_OR_POSSESSIVE.findall(text)))
+        if "'" in text:
+            text = _ASCII_POSSESSIVE.sub(" ", text)
+        return text.translate(_ASCII_WORDS_APART).split()
     if "'" not in text and "’" not in text:
         return _WORD.findall(text)
     return [word for word in _WORD_OR_POSSESSIVE.findall(text) if word[0] not in "'’"]
@@ -403,12 +405,13 @@ def _refs(joined: bytes) -> list[bytes]:
 def _grow(story: _Story, vector: StoryVector, moment: float) -> None:
     """Add an article to the story: its normalised vector to the centroid, its time, one to
     the size."""
-    centroid, norm = story.centroid(), vector.norm
-    for key, weight in vector.weights.items():
-        centroid[key] = centroid.get(key, 0.0) + weight / norm
+    centroid, weights = story.centroid(), vector.weights
+    # all words at once (each key is read before it is written, once)
+    scaled = map(truediv, weights.values(), repeat(vector.norm))
+    centroid.update(zip(weights, map(add, map(centroid.get, weights, repeat(0.0)), scaled), strict=True))
     if len(centroid) > CENTROID_WORDS:
         kept = sorted(centroid, key=centroid.__getitem__, reverse=True)[:CENTROID_WORDS]
-        story.words = {key: centroid[key] for key in kept}
+        story.words = dict(zip(kept, map(centroid.__getitem__, kept), strict=True))
     story.first, story.last = min(story.first, moment), max(story.last, moment)
     story.size += 1
     story.norm = 0.0
@@ -418,7 +421,7 @@ def _pack(story: _Story) -> bytes:
     identifier = story.id.encode()
     centroid = story.centroid()
     keys = list(centroid)
-    weights = [min(centroid[key], _MAX_WEIGHT) for key in keys]
+    weights = list(map(min, centroid.values(), repeat(_MAX_WEIGHT)))
     return b"".join(
         (
             _HEADER.pack(story.first, story.last, story.size, len(identifier)),

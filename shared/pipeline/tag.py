@@ -9,11 +9,8 @@ boundaries, and where matches overlap the longest wins ("South Korean" is KR, no
 from __future__ import annotations
 
 import bisect
-import functools
 import logging
 import re
-import re._constants as _re_constants
-import re._parser as _re_parser  # the parse tree a pattern's literal starts are read from
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,11 +18,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import ahocorasick
+import ahocorasick_rs
 import pycountry
 import yaml
 
 from shared.article import Article
+from shared.pipeline.literals import fold_like_ignorecase, literal_starts
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +38,10 @@ PASSING_WEIGHT = 0.34  # a clause, a quotation, a name or a title: three make on
 # A sentence ends at . ! or ? before a space, but not after an initial or a title ("U.S.",
 # "Gen.", "Mr.") and not before a lower-case word ("…the U.S. uranium trade").
 _SENTENCE_BREAK = re.compile(
-    r"(?=[.!?\n])(?:"  # the lookahead lets the engine skip to candidate characters
-    r"[.!?](?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bGen\.)(?<!\bSen\.)"
-    r"(?<!\bRep\.)(?<!\bGov\.)(?<!\bCol\.)(?<!\bLt\.)(?<!\bSgt\.)(?<!\bAdm\.)(?<!\bNo\.)[\"'”’)]?\s+(?![a-z])|\n+)"
+    # Led by the characters a break begins with, a class: the engine skips to them in C.
+    r"[.!?\n](?:(?<=[.!?])"
+    r"(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bGen\.)(?<!\bSen\.)"
+    r"(?<!\bRep\.)(?<!\bGov\.)(?<!\bCol\.)(?<!\bLt\.)(?<!\bSgt\.)(?<!\bAdm\.)(?<!\bNo\.)[\"'”’)]?\s+(?![a-z])|(?<=\n)\n*)"
 )
 
 # A phrase glued to a noun it only describes: a "nuclear-powered cruiser" is a ship, a
@@ -123,35 +122,44 @@ class Hit:
     value: str
 
 
+def _searcher(keys: list[str]) -> Any:
+    """An Aho–Corasick automaton over `keys` reporting every match, overlapping ones too, as
+    (key's number, start, end) in characters; compiled to a DFA, the quickest to search."""
+    return ahocorasick_rs.AhoCorasick(
+        keys, matchkind=ahocorasick_rs.MatchKind.Standard, implementation=ahocorasick_rs.Implementation.DFA
+    )
+
+
 @dataclass
 class _Automaton:
     """Phrases → (kind, value), searched on word boundaries, longest match first."""
 
     fold_case: bool
-    _automaton: Any = field(default_factory=ahocorasick.Automaton)
+    _phrases: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    _entries: list[list[tuple[str, str]]] = field(default_factory=list)
+    _searcher: Any = None
 
     def add(self, phrase: str, kind: str, value: str) -> None:
         key = phrase.lower() if self.fold_case else phrase
-        entries = self._automaton.get(key)[1] if key in self._automaton else []
-        entries.append((kind, value))
-        self._automaton.add_word(key, (len(key), entries))
+        if key:
+            self._phrases.setdefault(key, []).append((kind, value))
 
     def finish(self) -> None:
-        if len(self._automaton):
-            self._automaton.make_automaton()
+        if self._phrases:
+            self._entries = list(self._phrases.values())
+            self._searcher = _searcher(list(self._phrases))
 
     def find(self, text: str) -> list[Hit]:
-        if not len(self._automaton):
+        if self._searcher is None:
             return []
         haystack = _lower_keeping_offsets(text) if self.fold_case else text
         hits: list[Hit] = []
-        end = len(haystack) - 1
-        for last, (length, entries) in self._automaton.iter(haystack):
-            start = last - length + 1
+        end, entries = len(haystack), self._entries
+        for number, start, stop in self._searcher.find_matches_as_indexes(haystack, overlapping=True):
             # on word boundaries only (inlined: this loop runs for every phrase found)
-            if (start == 0 or not haystack[start - 1].isalnum()) and (last == end or not haystack[last + 1].isalnum()):
-                for kind, value in entries:
-                    hits.append(Hit(start, last + 1, kind, value))
+            if (start == 0 or not haystack[start - 1].isalnum()) and (stop == end or not haystack[stop].isalnum()):
+                for kind, value in entries[number]:
+                    hits.append(Hit(start, stop, kind, value))
         return hits
 
 
@@ -178,26 +186,25 @@ class TagPatterns:
 
     def __init__(self, patterns: list[tuple[re.Pattern[str], str]]) -> None:
         self.patterns = patterns
-        self.literal_starts = [_literal_starts(pattern) for pattern, _ in patterns]
+        self.literal_starts = [literal_starts(pattern) for pattern, _ in patterns]
         self._on_states = {number for number, (pattern, _) in enumerate(patterns) if STATE in pattern.pattern}
-        self._starts: Any = ahocorasick.Automaton()
+        patterns_of: dict[str, list[int]] = {}  # a literal start -> the patterns it begins
         for number, starts in enumerate(self.literal_starts):
             if starts is None or number in self._on_states:
                 continue
             for start in starts:
-                numbers = self._starts.get(start)[1] if start in self._starts else []
-                numbers.append(number)
-                self._starts.add_word(start, (len(start), numbers))
-        if len(self._starts):
-            self._starts.make_automaton()
+                patterns_of.setdefault(start, []).append(number)
+        self._patterns_of = list(patterns_of.values())
+        self._starts = _searcher(list(patterns_of)) if patterns_of else None
 
     def find(self, text: str, states: list[tuple[int, int]] | None = None) -> list[Hit]:
         """The patterns' hits in `text`, whose countries stand at `states` (start, end)."""
         candidates: dict[int, list[int]] = {number: [] for number in range(len(self.patterns))}
-        if len(self._starts):
-            for last, (length, numbers) in self._starts.iter(_fold_like_ignorecase(text)):
-                for number in numbers:
-                    candidates[number].append(last - length + 1)
+        if self._starts is not None:
+            patterns_of = self._patterns_of
+            for found, start, _ in self._starts.find_matches_as_indexes(fold_like_ignorecase(text), overlapping=True):
+                for number in patterns_of[found]:
+                    candidates[number].append(start)
         masked = _masked(text, states) if states and self._on_states else None
         hits: list[Hit] = []
         for number, (pattern, tag) in enumerate(self.patterns):
@@ -240,93 +247,6 @@ def _masked(text: str, states: list[tuple[int, int]]) -> str:
             parts += [text[done:start], STATE * (end - start)]
             done = end
     return "".join(parts) + text[done:]
-
-
-_MAX_STARTS = 5000
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-_AT, _ASSERT, _ASSERT_NOT = _re_constants.AT, _re_constants.ASSERT, _re_constants.ASSERT_NOT
-_LITERAL, _IN, _SUBPATTERN, _BRANCH = (
-    _re_constants.LITERAL,
-    _re_constants.IN,
-    _re_constants.SUBPATTERN,
-    _re_constants.BRANCH,
-)
-_REPEATS = (_re_constants.MAX_REPEAT, _re_constants.MIN_REPEAT, _re_constants.POSSESSIVE_REPEAT)
-
-
-def _literal_starts(pattern: re.Pattern[str]) -> set[str] | None:
-    """Lower-case ASCII strings one of which begins every match of `pattern` (compiled with
-    IGNORECASE), read from its parse tree; None when a match may begin anywhere."""
-    try:
-        starts, _ = _sequence_starts(list(_re_parser.parse(pattern.pattern, pattern.flags)))
-    except (TypeError, ValueError, AttributeError, re.error):
-        return None  # a construct this reader does not know: search everywhere
-    # up to the first non-ASCII character: the folded text spells only ASCII letters alike
-    starts = {_NON_ASCII.split(start, maxsplit=1)[0].lower() for start in starts}
-    if not starts or "" in starts:
-        return None
-    # "missile" already finds every place "missiles" would
-    return {start for start in starts if not any(start != other and start.startswith(other) for other in starts)}
-
-
-def _sequence_starts(items: list[tuple[Any, Any]]) -> tuple[set[str], bool]:
-    """The literal beginnings of a parsed sequence, and whether they are the whole of it (so
-    that what follows can be appended)."""
-    starts = {""}
-    for op, value in items:
-        if op is _AT or op in (_ASSERT, _ASSERT_NOT):
-            continue  # zero width: \\b, lookarounds
-        if op is _LITERAL:
-            parts, whole = {chr(value)}, True
-        elif op is _IN and all(kind is _LITERAL for kind, _ in value):
-            parts, whole = {chr(char) for _, char in value}, True
-        elif op is _SUBPATTERN:
-            # case flags inside only narrow what matches: lower-cased starts still find it
-            parts, whole = _sequence_starts(list(value[3]))
-        elif op in _REPEATS and value[0] == 0 and value[1] == 1:
-            found, whole = _sequence_starts(list(value[2]))
-            parts = found | {""}  # "tests?": "test" or "tests"
-        elif op is _BRANCH:
-            parts, whole = set(), True
-            for branch in value[1]:
-                found, complete = _sequence_starts(list(branch))
-                parts |= found
-                whole = whole and complete
-        else:
-            return starts, False  # a class, a repeat, anything else: the literal part ends here
-        longer = {start + part for start in starts for part in parts}
-        if len(longer) > _MAX_STARTS:
-            return starts, False  # the beginnings so far are enough to find every match
-        starts = longer
-        if not whole:
-            return starts, False
-    return starts, True
-
-
-@functools.cache
-def _ignorecase_to_ascii() -> tuple[dict[int, str], re.Pattern[str]]:
-    """Characters an IGNORECASE pattern's ASCII letter matches, mapped to that letter (upper
-    case, and the few others the regex engine treats as equal: "ſ" is "s", "ı" is "i"), and a
-    pattern finding the ones `str.lower` does not turn into that letter."""
-    letters = re.compile("[a-z]", re.IGNORECASE)
-    table = {ord(char): char.lower() for char in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
-    others = "".join(chr(point) for point in range(0x80, 0x10000))
-    for found in letters.finditer(others):
-        char = found[0]
-        table[ord(char)] = next(letter for letter in "abcdefghijklmnopqrstuvwxyz" if re.fullmatch(letter, char, re.I))
-    unlike_lower = [chr(point) for point, letter in table.items() if chr(point).lower() != letter]
-    return table, re.compile("[" + re.escape("".join(unlike_lower)) + "]")
-
-
-def _fold_like_ignorecase(text: str) -> str:
-    """`text` with every character an IGNORECASE ASCII letter would match written as that
-    letter, the length kept, so that a literal start is found wherever a match can begin."""
-    if text.isascii():
-        return text.lower()
-    table, unlike_lower = _ignorecase_to_ascii()
-    if not unlike_lower.search(text):
-        return text.lower()  # other characters lower-case to themselves or to non-ASCII ones
-    return text.translate(table)
 
 
 @dataclass
@@ -867,18 +787,8 @@ def _longest(hits: list[Hit]) -> list[Hit]:
 
 
 def _sentence_starts(text: str) -> list[int]:
-    """Where each sentence starts: `_SENTENCE_BREAK`'s matches, tried only at the characters
-    one begins with (a scan for them is quicker than the pattern's own search)."""
-    starts, reach = [0], 0
-    for candidate in _BREAK_CHARACTER.finditer(text):
-        at = candidate.start()
-        if at >= reach and (found := _SENTENCE_BREAK.match(text, at)):
-            reach = found.end()
-            starts.append(reach)
-    return starts
-
-
-_BREAK_CHARACTER = re.compile(r"[.!?\n]")
+    """Where each sentence starts: the text's start, and the end of every `_SENTENCE_BREAK`."""
+    return [0, *(found.end() for found in _SENTENCE_BREAK.finditer(text))]
 
 
 def _sentence_of(starts: list[int], position: int) -> int:
