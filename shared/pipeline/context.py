@@ -10,9 +10,9 @@ import redis
 from shared.alerting.dispatch import Dispatcher
 from shared.alerting.matching import SubscriptionMatcher
 from shared.pipeline.boilerplate import LearnedBoilerplate
-from shared.pipeline.clean import BoilerplateRules
+from shared.pipeline.clean import BoilerplateRules, language_of
 from shared.pipeline.dedupe import Deduper
-from shared.pipeline.stories import StoryClusterer
+from shared.pipeline.stories import StoryClusterer, word_weight
 from shared.pipeline.tag import TaxonomyFiles
 from shared.settings import Settings
 
@@ -46,3 +46,12 @@ def build_context(settings: Settings, client: redis.Redis, *, learn: bool = True
             client, settings.boilerplate_min_articles, settings.dedupe_window_days, learn=learn
         ),
     )
+
+
+def load_models() -> None:
+    """Load now what the steps would load on their first articles: the English word
+    frequencies that weigh a story's words, and the language identification model. A worker
+    loads them before it forks its pool, so that its processes share one copy and none pays
+    the load (about half a second) on its first batch."""
+    word_weight("news")
+    language_of("news from the wire")
