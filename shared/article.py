@@ -8,8 +8,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
+from shared.analysis import analyze
 from shared.urls import canonical_url
 
 
@@ -38,6 +39,11 @@ def valid_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
+
+ANALYSIS = "analysis"
+"""The message field that carries `Article.analysis()` once it was made (after indexing)."""
+
+Analysis = dict[str, list[str | None]]
 
 AFTER_INDEX_UNUSED = frozenset({"evidence", "tag_evidence", "entity_scores", "notes", "extraction"})
 """Fields that nothing after indexing reads: left out of the messages that follow it."""
@@ -88,6 +94,16 @@ class Article(BaseModel):
         default_factory=lambda: uuid.uuid4().hex,
         description="One reading of a source; a redelivered message keeps it, a new reading does not.",
     )
+    _analysis: tuple[str, str, Analysis] | None = PrivateAttr(default=None)
+
+    def analysis(self) -> Analysis:
+        """The analyzer's terms of the title and of the text (`shared.analysis.analyze`: None
+        where a stop word stands), made once for every reader (the store's row, alert
+        matching), and again only if the title or text has changed since."""
+        made = self._analysis
+        if made is None or made[0] is not self.title or made[1] is not self.text:
+            made = self._analysis = (self.title, self.text, {"title": analyze(self.title), "text": analyze(self.text)})
+        return made[2]
 
     @classmethod
     def create(
@@ -148,7 +164,11 @@ class Article(BaseModel):
 
     @classmethod
     def from_message(cls, data: dict[str, Any]) -> Article:
-        """An article from its queue form (raises ValueError when it is not one)."""
+        """An article from its queue form (raises ValueError when it is not one), with the
+        analysis it carries, if any (one that is not well formed is made again when wanted)."""
+        analysis = data.get(ANALYSIS)
+        if analysis is not None:
+            data = {name: value for name, value in data.items() if name != ANALYSIS}
         if "sentences" in data:
             text = data.get("text", "")
             sentences = [text[at[0] : at[0] + at[1]] if isinstance(at, list) else at for at in data["sentences"]]
@@ -157,11 +177,25 @@ class Article(BaseModel):
                 for kind, value, phrase, number in data.get("evidence", [])
             ]
             data = {**{k: v for k, v in data.items() if k != "sentences"}, "evidence": evidence}
-        return cls.model_validate(data)
+        article = cls.model_validate(data)
+        if analysis is not None and _well_formed(analysis):
+            article._analysis = (article.title, article.text, analysis)
+        return article
 
     def to_document(self) -> dict[str, Any]:
         """The JSON form a store keeps: everything but the transient delivery fields."""
         return self.model_dump(mode="json", exclude={"html", "delivery"})
+
+
+def _well_formed(analysis: Any) -> bool:
+    return (
+        isinstance(analysis, dict)
+        and analysis.keys() == {"title", "text"}
+        and all(
+            isinstance(terms, list) and all(type(term) is str or term is None for term in terms)
+            for terms in analysis.values()
+        )
+    )
 
 
 def _place(sentence: str, text: str) -> str | list[int]:

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from shared import runs
+from shared.analysis import analyze
+from shared.article import ANALYSIS, Article
 from shared.deadletters import read_dead_letters
 from shared.pipeline.indexer import BulkIndexer, submit
 from shared.store import IndexFailure, TransientStoreError
@@ -189,6 +191,40 @@ def test_rows_made_by_the_index_step_are_written_as_they_are(redis_client, store
     assert [raw["id"] for raw in sent["articles"]] == [a.id for a in articles]
     assert "evidence" not in sent["articles"][0]  # matching gets what it reads, as before
     assert runs.read(redis_client, "run-3")["indexed"] == 3
+
+
+def test_matching_gets_the_analysis_the_rows_were_made_from(redis_client, store, matched):
+    articles = [make_article("The missile launch", "Officials said it was a ballistic missile, not a rocket.")]
+    submit(redis_client, articles, None, [stored_row(article) for article in articles])
+    indexer(redis_client, store, matched).flush_once(block_ms=10)
+    (sent,) = matched
+    received = Article.from_message(sent["articles"][0])
+    made = {"title": analyze("The missile launch"), "text": analyze(articles[0].text)}
+    assert sent["articles"][0][ANALYSIS] == made
+    assert received.analysis() is sent["articles"][0][ANALYSIS]  # read, not made again
+
+
+@pytest.mark.parametrize(
+    "carried",
+    [
+        {"title": ["missil"], "text": [7]},
+        {"title": ["missil"]},
+        ["missil", "launch"],
+        "missil launch",
+    ],
+)
+def test_an_analysis_that_is_not_well_formed_is_made_again(carried):
+    article = make_article("The missile launch", "It flew far.")
+    received = Article.from_message({**article.to_message(), ANALYSIS: carried})
+    assert received.analysis() == {"title": analyze("The missile launch"), "text": analyze("It flew far.")}
+
+
+def test_an_analysis_is_made_again_once_its_text_has_changed():
+    article = make_article("Harbour closed", "The harbour closed.")
+    assert article.analysis()["text"] == analyze("The harbour closed.")
+    article.text = "Ferries sail again."
+    assert article.analysis()["text"] == analyze("Ferries sail again.")
+    assert "harbour" not in article.analysis()["text"]
 
 
 def test_an_article_written_again_keeps_only_its_latest_text_searchable(redis_client, store, matched):

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Protocol, cast
 
-from shared.analysis import analyze
 from shared.article import Article
 from shared.query import (
     LIST_FIELDS,
@@ -99,7 +98,7 @@ class AnalyzedArticle:
         for name in SCALAR_FIELDS:
             value = getattr(article, name)
             keywords[name] = {value} if value else set()
-        return cls({"title": analyze(article.title), "text": analyze(article.text)}, keywords, article)
+        return cls(article.analysis(), keywords, article)
 
     @property
     def dates(self) -> dict[str, str | None]:

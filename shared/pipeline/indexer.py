@@ -25,7 +25,7 @@ import orjson
 import redis
 
 from shared import metrics, redis_keys, runs
-from shared.article import AFTER_INDEX_UNUSED, Article
+from shared.article import AFTER_INDEX_UNUSED, ANALYSIS, Article
 from shared.backoff import compute_backoff
 from shared.deadletters import quarantine
 from shared.heartbeat import Heartbeat
@@ -44,10 +44,13 @@ def submit(
     client: redis.Redis, articles: Sequence[Article], run_id: str | None, rows: Sequence[Any] | None = None
 ) -> None:
     """Queue a batch for the bulk indexer, with the store's rows of its articles when the
-    store takes rows made ahead (`shared.store.prepare_rows`)."""
+    store takes rows made ahead (`shared.store.prepare_rows`). Making them analysed each
+    article's text: the analysis goes on with the article, for alert matching."""
     batch: dict[str, Any] = {"run": run_id, "articles": [article.to_message() for article in articles]}
     if rows is not None:
         batch["rows"] = list(rows)
+        for message, article in zip(batch["articles"], articles, strict=True):
+            message[ANALYSIS] = article.analysis()
     client.xadd(redis_keys.INDEX_STREAM, {"batch": orjson.dumps(batch)})
 
 

@@ -13,14 +13,13 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import regex
 
 from shared.alerting.matcher import phrase_in, term_matches
-from shared.analysis import term, tokenize
 from shared.article import Article
 from shared.query import (
     LIST_FIELDS,
@@ -219,7 +218,7 @@ class SqliteStore:
                 db.execute("DELETE FROM articles_fts WHERE rowid = ?", (row[0],))
                 db.execute(
                     "INSERT INTO articles_fts (rowid, title, text) VALUES (?, ?, ?)",
-                    (row[0], _fts_text(article.title), _fts_text(article.text)),
+                    (row[0], *_fts_texts(article)),
                 )
                 if done % 500 == 0 or done == total:
                     progress(done, total)
@@ -277,8 +276,7 @@ def stored_row(article: Article) -> list[Any]:
         article.model_dump_json(exclude={"html", "delivery"}),  # `to_document()`, written in one pass
         format_datetime(article.published_at) if article.published_at else None,
         format_datetime(article.ingested_at),
-        _fts_text(article.title),
-        _fts_text(article.text),
+        *_fts_texts(article),
     ]
 
 
@@ -315,6 +313,7 @@ def _fts_plain(char: str) -> bool:
 _FTS_ENCODED = regex.compile(r"ǂ([0-9a-f]+)ǂ")
 
 
+@lru_cache(maxsize=200_000)  # a text's terms repeat, and most beyond ASCII are few
 def _fts_token(token: str) -> str:
     if token.isascii() and token.isalnum():
         return token
@@ -325,25 +324,17 @@ def _fts_decode(token: str) -> str:
     return _FTS_ENCODED.sub(lambda match: chr(int(match.group(1), 16)), token) if _FTS_MARK in token else token
 
 
-class _FtsTokens(dict[str, str]):
-    """Token as written -> the FTS5 form of its term (a stop word's gap -> GAP), filled as
-    tokens are met: `analyze`, with one dictionary lookup per token for both steps."""
-
-    LIMIT = 500_000
-
-    def __missing__(self, token: str) -> str:
-        found = term(token)
-        value = _fts_token(found) if found else GAP
-        if len(self) < self.LIMIT:
-            self[token] = value
-        return value
+def _fts_texts(article: Article) -> tuple[str, str]:
+    """Title and text as the FTS5 table holds them: the analyzer's terms in their FTS5 form,
+    GAP where a stop word stands (the analysis is the article's own, made once)."""
+    analysis = article.analysis()
+    return _fts_text(analysis["title"]), _fts_text(analysis["text"])
 
 
-_fts_tokens = _FtsTokens()
-
-
-def _fts_text(text: str) -> str:
-    return " ".join(map(_fts_tokens.__getitem__, tokenize(text)))
+def _fts_text(terms: list[str | None]) -> str:
+    return " ".join(
+        [(term if term.isascii() and term.isalnum() else _fts_token(term)) if term else GAP for term in terms]
+    )
 
 
 def _positions(fts_text: str | None) -> dict[str, list[int]]:
