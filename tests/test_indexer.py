@@ -94,9 +94,7 @@ def test_a_refused_article_is_quarantined_and_the_rest_go_on(redis_client, store
     assert (counts["indexed"], counts["rejected"], counts["done"]) == (3, 1, 1)
 
 
-def test_a_stored_article_drops_what_it_could_release_and_a_refused_one_is_let_in_again(
-    redis_client, store, matched
-):
+def test_a_stored_article_drops_what_it_could_release_and_a_refused_one_is_let_in_again(redis_client, store, matched):
     articles = batch(0, 3)
     Deduper(redis_client, 86400, 0.5).check_batch(articles)
     listed = [redis_keys.claims(article.id, article.delivery) for article in articles]

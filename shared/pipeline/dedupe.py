@@ -117,9 +117,10 @@ class Deduper:
         """("new" | "duplicate" | "update", version) for each reading, in one round trip.
 
         Each identity key holds `<id>|<delivery>|<content hash>|<version>` of the reading that
-        owns it, each of the three as 12 hex digits (`_owner`). A redelivered message carries the same delivery, so a retry after a crash is
-        never taken for a duplicate. The same URL or GUID read again with other text is an
-        update: the identities move to it, atomically, with the version one higher.
+        owns it, the first three as 12 hex digits (`_owner`). A redelivered message carries the
+        same delivery, so a retry after a crash is never taken for a duplicate. The same URL or
+        GUID read again with other text is an update: the identities move to it, atomically,
+        with the version one higher.
         """
         args: list[str | int] = [self.window_seconds, min(self.window_seconds, CLAIMS_SECONDS)]
         for reading in readings:
