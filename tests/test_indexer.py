@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from shared import redis_keys, runs
+from shared import runs
 from shared.deadletters import read_dead_letters
 from shared.pipeline.dedupe import Deduper, Verdict
 from shared.pipeline.indexer import BulkIndexer, submit
+from shared.redis_keys import claims
 from shared.store import IndexFailure, TransientStoreError
 from shared.store.sqlite import SqliteStore, stored_row
 from tests.factories import make_article
@@ -97,7 +98,7 @@ def test_a_refused_article_is_quarantined_and_the_rest_go_on(redis_client, store
 def test_a_stored_article_drops_what_it_could_release_and_a_refused_one_is_let_in_again(redis_client, store, matched):
     articles = batch(0, 3)
     Deduper(redis_client, 86400, 0.5).check_batch(articles)
-    listed = [redis_keys.claims(article.id, article.delivery) for article in articles]
+    listed = [claims(article.id, article.delivery) for article in articles]
     identities = [redis_client.get(key).split() for key in listed]
     store.refuse = {articles[1].id}
     submit(redis_client, articles, None)
