@@ -75,13 +75,21 @@ TOTALS = f"{PREFIX}:totals"
 
 
 def claims(article_id: str, delivery: str) -> str:
-    """The identity keys one reading of an article claimed at dedupe, space-separated."""
+    """The identity keys one reading of an article claimed at dedupe, space-separated: kept
+    until the article is stored (or let in again), so that a quarantine can release them."""
     return f"{PREFIX}:claim:{article_id[:16]}{delivery[:16]}"
 
 
+_SEEN_KINDS = {"url": "u", "guid": "g", "content": "c"}
+
+
 def seen(kind: str, digest: str) -> str:
-    """Exact-duplicate marker for an article's canonical URL, feed GUID or content hash."""
-    return f"{PREFIX}:seen:{kind}:{digest}"
+    """Exact-duplicate marker for an article's canonical URL ("url"), feed GUID ("guid") or
+    content hash ("content"), named by 16 hex digits of its digest: 64 bits keep a new identity
+    from meeting another's key (a chance of one in 2**64 per key held) at millions of keys, in a
+    name that fits Redis's smallest allocation for it. Names of the earlier form
+    (`url:<32 digits>`) are no longer read; they expire within a dedupe window."""
+    return f"{PREFIX}:seen:{_SEEN_KINDS[kind]}:{digest[:16]}"
 
 
 def lsh_prefix() -> str:
@@ -102,8 +110,8 @@ _HEX12 = re.compile(r"[0-9a-f]{12}")
 
 
 def short_ref(article_id: str) -> str:
-    """12 hex digits that stand for an article: its id's first (ids are hex digests), or a
-    digest's for an id of another form."""
+    """12 hex digits that stand for an article (or a delivery): its id's first (ids are hex
+    digests), or a digest's for an id of another form."""
     head = article_id[:12]
     if _HEX12.fullmatch(head):
         return head

@@ -4,7 +4,7 @@ would otherwise dominate (a hundred words or buckets per article)."""
 from __future__ import annotations
 
 CLAIM_IDENTITIES = """
-local window, owners, n = ARGV[1], {}, 2
+local window, listed, owners, n = ARGV[1], ARGV[2], {}, 3
 while n <= #ARGV do
     local mine, claims, count = ARGV[n], ARGV[n + 1], tonumber(ARGV[n + 2])
     local keys = {}
@@ -13,12 +13,13 @@ while n <= #ARGV do
         owners[#owners + 1] = redis.call('GET', ARGV[k])
         keys[#keys + 1] = ARGV[k]
     end
-    redis.call('SET', claims, table.concat(keys, ' '), 'EX', window)
+    redis.call('SET', claims, table.concat(keys, ' '), 'EX', listed)
     n = n + 3 + count
 end
 return owners
 """
-"""ARGV: the keys' lifetime (seconds), then for each article the value that claims an identity
+"""ARGV: the identity keys' lifetime (seconds), the lifetime of the lists of what each article
+may own, then for each article the value that claims an identity
 (`<id>|<delivery>|<content hash>|1`), the key listing what it may own, how many identity keys
 follow, and those keys. Each key is claimed if free, and its owner (the claimant or an earlier
 one) returned, every article's in turn: a batch claims in one call, atomically, where a

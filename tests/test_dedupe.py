@@ -15,7 +15,16 @@ import redis
 
 from shared import redis_keys
 from shared.article import Article, normalized_content
-from shared.pipeline.dedupe import BANDS, BUCKET_LOAD, Deduper, Verdict, minhash, minhash_batch
+from shared.pipeline.dedupe import (
+    BANDS,
+    BUCKET_LOAD,
+    CLAIMS_SECONDS,
+    Deduper,
+    Verdict,
+    minhash,
+    minhash_batch,
+    release_claims,
+)
 from shared.settings import Settings
 
 
@@ -209,6 +218,29 @@ def test_duplicate_claims_expire_with_the_window(redis_client: redis.Redis, sett
     assert deduper.check(original()) is Verdict.NEW
     time.sleep(1.5)
     assert deduper.check(original()) is Verdict.NEW
+
+
+def test_a_readings_list_of_claims_outlives_the_chain_but_not_the_window(
+    deduper: Deduper, redis_client: redis.Redis
+) -> None:
+    article = original()
+    assert deduper.check(article) is Verdict.NEW
+    listed = redis_keys.claims(article.id, article.delivery)
+    assert 86400 < redis_client.ttl(listed) <= CLAIMS_SECONDS
+    for key in redis_client.get(listed).split():
+        assert redis_client.ttl(key) > CLAIMS_SECONDS  # the identities themselves last the window
+
+
+def test_a_release_lets_in_identities_claimed_in_the_earlier_form(redis_client: redis.Redis) -> None:
+    # Before owners were shortened: full-length key names and `<id>|<delivery>|<hash>|<version>`.
+    mine, theirs = "a1" * 16, "b2" * 16
+    redis_client.set("ww:seen:url:" + "c3" * 16, f"{mine}|{'d4' * 16}|{'e5' * 16}|1")
+    redis_client.set("ww:seen:content:" + "f6" * 16, f"{theirs}|{'d4' * 16}|{'e5' * 16}|1")
+    listed = redis_keys.claims(mine, "d4" * 16)
+    redis_client.set(listed, f"ww:seen:url:{'c3' * 16} ww:seen:content:{'f6' * 16}")
+    assert release_claims(redis_client, mine, "d4" * 16) == 1
+    assert redis_client.exists("ww:seen:url:" + "c3" * 16, listed) == 0
+    assert redis_client.exists("ww:seen:content:" + "f6" * 16) == 1  # a later reading's is left alone
 
 
 def test_short_texts_are_never_near_duplicates(deduper: Deduper) -> None:

@@ -11,7 +11,9 @@ from shared import runs
 from shared.analysis import analyze
 from shared.article import ANALYSIS, Article
 from shared.deadletters import read_dead_letters
+from shared.pipeline.dedupe import Deduper, Verdict
 from shared.pipeline.indexer import BulkIndexer, submit
+from shared.redis_keys import claims
 from shared.store import IndexFailure, TransientStoreError
 from shared.store.sqlite import SqliteStore, stored_row
 from tests.factories import make_article
@@ -93,6 +95,21 @@ def test_a_refused_article_is_quarantined_and_the_rest_go_on(redis_client, store
     assert letter["stage"] == "index" and letter["item"]["id"] == articles[1].id
     counts = runs.read(redis_client, "run-2")
     assert (counts["indexed"], counts["rejected"], counts["done"]) == (3, 1, 1)
+
+
+def test_a_stored_article_drops_what_it_could_release_and_a_refused_one_is_let_in_again(redis_client, store, matched):
+    articles = batch(0, 3)
+    Deduper(redis_client, 86400, 0.5).check_batch(articles)
+    listed = [claims(article.id, article.delivery) for article in articles]
+    identities = [redis_client.get(key).split() for key in listed]
+    store.refuse = {articles[1].id}
+    submit(redis_client, articles, None)
+    indexer(redis_client, store, matched).flush_once()
+    assert redis_client.exists(*listed) == 0
+    assert redis_client.exists(*identities[0], *identities[2]) == len(identities[0]) + len(identities[2])
+    assert redis_client.exists(*identities[1]) == 0
+    again = articles[0].model_copy(update={"delivery": "another reading"})
+    assert Deduper(redis_client, 86400, 0.5).check(again) is Verdict.DUPLICATE
 
 
 def test_an_outage_keeps_the_batch_until_the_store_is_back(redis_client, store, matched):

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -33,6 +33,9 @@ MIN_WORDS_FOR_CONTENT_HASH = 8
 REF_BYTES = 6  # 48 bits of an article id: collisions stay unlikely at millions of articles
 _EACH_REF = re.compile(b".{%d}" % REF_BYTES, re.DOTALL)  # a bucket's references, cut apart in one call
 BUCKET_LOAD = 48  # entries a bucket hash holds on average at most: well within a compact encoding
+# A reading's list of claimed identities is dropped once its article is stored; this lifetime
+# only bounds what is left by articles that never reach the store (copies dropped on the way).
+CLAIMS_SECONDS = 2 * 86400
 
 # Move identity keys to a new owner only if none changed since they were read.
 _SWAP_IF_UNCHANGED = """
@@ -114,23 +117,24 @@ class Deduper:
         """("new" | "duplicate" | "update", version) for each reading, in one round trip.
 
         Each identity key holds `<id>|<delivery>|<content hash>|<version>` of the reading that
-        owns it. A redelivered message carries the same delivery, so a retry after a crash is
-        never taken for a duplicate. The same URL or GUID read again with other text is an
-        update: the identities move to it, atomically, with the version one higher.
+        owns it, the first three as 12 hex digits (`_owner`). A redelivered message carries the
+        same delivery, so a retry after a crash is never taken for a duplicate. The same URL or
+        GUID read again with other text is an update: the identities move to it, atomically,
+        with the version one higher.
         """
-        args: list[str | int] = [self.window_seconds]
+        args: list[str | int] = [self.window_seconds, min(self.window_seconds, CLAIMS_SECONDS)]
         for reading in readings:
             article = reading.article
             if not reading.identities:
                 continue
             # What this reading may own, so that a later quarantine can let the article in again.
             args += [
-                f"{article.id}|{article.delivery}|{reading.content_hash}|1",
+                _owner(article.id, article.delivery, reading.content_hash, 1),
                 redis_keys.claims(article.id, article.delivery),
                 len(reading.identities),
                 *(key for _, key in reading.identities),
             ]
-        replies = iter(self._claim(keys=[], args=args) if len(args) > 1 else [])
+        replies = iter(self._claim(keys=[], args=args) if len(args) > 2 else [])
         results = []
         for reading in readings:
             if not reading.identities:
@@ -140,21 +144,25 @@ class Deduper:
         return results
 
     def _judge(self, reading: _Reading, raws: list[bytes | None]) -> tuple[str, int]:
-        article, content_hash = reading.article, reading.content_hash
+        article = reading.article
+        article_id, delivery = redis_keys.short_ref(article.id), redis_keys.short_ref(article.delivery)
+        content_hash = _short_hash(reading.content_hash)
         owners = [
             (kind, key, raw.decode(), *raw.decode().split("|"))
             for (kind, key), raw in zip(reading.identities, raws, strict=True)
             if raw is not None
         ]
-        if all(owner_id == article.id and delivery == article.delivery for _, _, _, owner_id, delivery, *_ in owners):
+        if all(
+            owner_id == article_id and owner_delivery == delivery for _, _, _, owner_id, owner_delivery, *_ in owners
+        ):
             return "new", max((int(owner[6]) for owner in owners), default=1)  # a redelivery keeps its version
-        if any(owner_id != article.id for _, _, _, owner_id, *_ in owners):
+        if any(owner_id != article_id for _, _, _, owner_id, *_ in owners):
             return "duplicate", 0
         stable = [owner for owner in owners if owner[0] == "stable"]
         if not stable or any(owner[5] == content_hash for owner in stable):
             return "duplicate", 0  # read again, unchanged
         version = max(int(owner[6]) for owner in stable) + 1
-        updated = f"{article.id}|{article.delivery}|{content_hash}|{version}"
+        updated = _owner(article.id, article.delivery, reading.content_hash, version)
         swapped = self._swap(
             keys=[owner[1] for owner in stable], args=[*(owner[2] for owner in stable), updated, self.window_seconds]
         )
@@ -261,12 +269,28 @@ class _Reading:
         return cls(article, content_hash, identities, words)
 
 
-# Delete each identity key still owned by this reading (its value starts with ARGV[1]).
+def _owner(article_id: str, delivery: str, content_hash: str, version: int) -> str:
+    """What an identity key holds for the reading that owns it: 12 hex digits each of its id,
+    delivery and content hash (48 bits are plenty: only an owner and one reading are ever
+    compared), short enough for Redis to keep the value within its object's allocation."""
+    return f"{_reading_prefix(article_id, delivery)}{_short_hash(content_hash)}|{version}"
+
+
+def _reading_prefix(article_id: str, delivery: str) -> str:
+    return f"{redis_keys.short_ref(article_id)}|{redis_keys.short_ref(delivery)}|"
+
+
+def _short_hash(content_hash: str) -> str:
+    return content_hash[:12]
+
+
+# Delete each identity key still owned by this reading (its value starts with ARGV[1], or with
+# ARGV[2] in the form written before owners were shortened).
 _RELEASE = """
 local released = 0
 for key in string.gmatch(redis.call('GET', KEYS[1]) or '', '%S+') do
     local owner = redis.call('GET', key)
-    if owner and string.sub(owner, 1, #ARGV[1]) == ARGV[1] then
+    if owner and (string.sub(owner, 1, #ARGV[1]) == ARGV[1] or string.sub(owner, 1, #ARGV[2]) == ARGV[2]) then
         redis.call('DEL', key)
         released = released + 1
     end
@@ -281,7 +305,17 @@ def release_claims(client: redis.Redis, article_id: str, delivery: str) -> int:
     on the way): dropping the same file again must not be taken for a duplicate. Returns how
     many identities were released; those a later reading owns are left alone."""
     script = client.register_script(_RELEASE)
-    return int(script(keys=[redis_keys.claims(article_id, delivery)], args=[f"{article_id}|{delivery}|"]))
+    prefixes = [_reading_prefix(article_id, delivery), f"{article_id}|{delivery}|"]
+    return int(script(keys=[redis_keys.claims(article_id, delivery)], args=prefixes))
+
+
+def forget_claims(pipe: redis.client.Pipeline, stored: Iterable[tuple[str, str]]) -> None:
+    """Queue on `pipe` the removal of what the readings (article id, delivery) of articles just
+    stored may release: a stored article is never let in again, so the lists would only cost
+    memory from then on."""
+    keys = [redis_keys.claims(article_id, delivery) for article_id, delivery in stored]
+    if keys:
+        pipe.delete(*keys)
 
 
 def minhash(words: list[str]) -> np.ndarray:

@@ -29,7 +29,7 @@ from shared.article import AFTER_INDEX_UNUSED, ANALYSIS, Article
 from shared.backoff import compute_backoff
 from shared.deadletters import quarantine
 from shared.heartbeat import Heartbeat
-from shared.pipeline.dedupe import release_claims
+from shared.pipeline.dedupe import forget_claims, release_claims
 from shared.redis_client import as_text
 from shared.store import IndexFailure, Store, TransientStoreError
 
@@ -149,10 +149,11 @@ class BulkIndexer:
             readable.append((entry_id, batch))
         return readable
 
-    def _acknowledge(self, entry_id: str) -> None:
+    def _acknowledge(self, entry_id: str, stored: Sequence[tuple[str, str]] = ()) -> None:
         pipe = self.client.pipeline(transaction=True)
         pipe.xack(redis_keys.INDEX_STREAM, GROUP, entry_id)
         pipe.xdel(redis_keys.INDEX_STREAM, entry_id)
+        forget_claims(pipe, stored)
         pipe.execute()
 
     def _write(self, entries: list[tuple[str, dict[str, Any]]]) -> int:
@@ -180,13 +181,14 @@ class BulkIndexer:
         written = 0
         for (entry_id, batch), (_, group_messages) in zip(entries, groups, strict=True):
             counts: Counter[str] = Counter()
-            kept = []
+            kept, stored = [], []
             for message in group_messages:
                 if message["id"] in refused:
                     quarantine(self.client, stage="index", reason=refused[message["id"]], item=message)
                     release_claims(self.client, message["id"], message.get("delivery", ""))
                     counts.update(rejected=1, done=1)
                 else:
+                    stored.append((message["id"], message.get("delivery", "")))
                     kept.append(_after_index(message))
             counts["indexed"] += len(kept)
             written += len(kept)
@@ -194,7 +196,7 @@ class BulkIndexer:
                 self.send_matches({"run": batch.get("run"), "articles": kept})
             once = f"{batch['id']}:index" if batch.get("id") else None
             runs.record(self.client, batch.get("run"), counts, once=once)
-            self._acknowledge(entry_id)
+            self._acknowledge(entry_id, stored)
         return written
 
     def _articles(self, batch: dict[str, Any]) -> tuple[list[Article], list[dict[str, Any]]]:

@@ -415,7 +415,8 @@ class DuplicateResult:
 
 
 def _exact_owner(client: redis.Redis, article: Article) -> str | None:
-    """The id of the article that owns the exact-duplicate key this one collided with."""
+    """The short reference (`redis_keys.short_ref`) of the article that owns the exact-duplicate
+    key this one collided with."""
     keys = []
     if article.canonical_url:
         keys.append(redis_keys.seen("url", digest(article.canonical_url)))
@@ -424,7 +425,7 @@ def _exact_owner(client: redis.Redis, article: Article) -> str | None:
         raw = client.get(key)
         if raw is not None:
             owner = as_text(raw).split("|", 1)[0]
-            if owner != article.id:
+            if owner != redis_keys.short_ref(article.id):
                 return owner
     return None
 
@@ -442,6 +443,7 @@ def evaluate_duplicates(
     items = feed_order(build_items(bases, rng), rng)
     deduper = Deduper(client, window_seconds, threshold)
     key_of = {item.article.id: item.key for item in items}
+    key_of_owner = {redis_keys.short_ref(item.article.id): item.key for item in items}
     verdicts: dict[str, Verdict] = {}
     roots: dict[str, str] = {}
     started = time.perf_counter()
@@ -453,7 +455,7 @@ def evaluate_duplicates(
         elif verdict is Verdict.DUPLICATE:
             owner = _exact_owner(client, item.article)
             assert owner is not None, f"{item.key}: a duplicate of nothing"
-            target = key_of[owner]
+            target = key_of_owner[owner]
         else:  # NEW (an UPDATE cannot happen: every article has its own URL)
             target = item.key
         roots[item.key] = roots.get(target, target)

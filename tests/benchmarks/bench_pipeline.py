@@ -353,6 +353,7 @@ def ids_of(paths: list[Path]) -> list[str]:
 def run_in_process(paths: list[Path], context: Any, store: Any, batch_size: int) -> None:
     """Read the files and run the ingest pipeline's step functions over them, a batch at a
     time: what one worker process does, without Celery or the queue between the steps."""
+    from shared.pipeline.dedupe import forget_claims
     from shared.pipeline.pipelines import AFTER_INDEX, QUEUED
     from shared.pipeline.steps import run_pipeline
 
@@ -360,6 +361,10 @@ def run_in_process(paths: list[Path], context: Any, store: Any, batch_size: int)
         articles = [article for path in paths[start : start + batch_size] for article in read_file(path)]
         stored = run_pipeline([step for step in QUEUED if step != "index"], articles, context)
         store.index(stored)
+        # what the bulk indexer sends with its acknowledgement
+        pipe = context.redis.pipeline(transaction=False)
+        forget_claims(pipe, [(article.id, article.delivery) for article in stored])
+        pipe.execute()
         run_pipeline(AFTER_INDEX, stored, context)
 
 
