@@ -41,7 +41,9 @@ def valid_text(text: str) -> str:
 
 
 ANALYSIS = "analysis"
-"""The message field that carries `Article.analysis()` once it was made (after indexing)."""
+"""The message field that carries `Article.analysis()` once it was made (after indexing), each
+field's terms joined by spaces (no term holds one), a stop word's place an empty term:
+`Article.packed_analysis()`. Strings cost far less to carry and read than lists of terms."""
 
 Analysis = dict[str, list[str | None]]
 
@@ -104,6 +106,10 @@ class Article(BaseModel):
         if made is None or made[0] is not self.title or made[1] is not self.text:
             made = self._analysis = (self.title, self.text, {"title": analyze(self.title), "text": analyze(self.text)})
         return made[2]
+
+    def packed_analysis(self) -> dict[str, str]:
+        """`analysis()` in the form a message carries it (`ANALYSIS`)."""
+        return {name: " ".join([term or "" for term in terms]) for name, terms in self.analysis().items()}
 
     @classmethod
     def create(
@@ -178,8 +184,9 @@ class Article(BaseModel):
             ]
             data = {**{k: v for k, v in data.items() if k != "sentences"}, "evidence": evidence}
         article = cls.model_validate(data)
-        if analysis is not None and _well_formed(analysis):
-            article._analysis = (article.title, article.text, analysis)
+        unpacked = _unpacked(analysis) if analysis is not None else None
+        if unpacked is not None:
+            article._analysis = (article.title, article.text, unpacked)
         return article
 
     def to_document(self) -> dict[str, Any]:
@@ -187,15 +194,14 @@ class Article(BaseModel):
         return self.model_dump(mode="json", exclude={"html", "delivery"})
 
 
-def _well_formed(analysis: Any) -> bool:
-    return (
-        isinstance(analysis, dict)
-        and analysis.keys() == {"title", "text"}
-        and all(
-            isinstance(terms, list) and all(type(term) is str or term is None for term in terms)
-            for terms in analysis.values()
-        )
-    )
+def _unpacked(packed: Any) -> Analysis | None:
+    # An empty term is a stop word's place: the analyzer makes no empty term a query could
+    # ask for. A field of one stop word alone comes back as no terms, which matches the same.
+    if not isinstance(packed, dict) or packed.keys() != {"title", "text"}:
+        return None
+    if not all(isinstance(terms, str) for terms in packed.values()):
+        return None
+    return {name: [term or None for term in terms.split(" ")] if terms else [] for name, terms in packed.items()}
 
 
 def _place(sentence: str, text: str) -> str | list[int]:

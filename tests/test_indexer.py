@@ -217,15 +217,27 @@ def test_matching_gets_the_analysis_the_rows_were_made_from(redis_client, store,
     (sent,) = matched
     received = Article.from_message(sent["articles"][0])
     made = {"title": analyze("The missile launch"), "text": analyze(articles[0].text)}
-    assert sent["articles"][0][ANALYSIS] == made
-    assert received.analysis() is sent["articles"][0][ANALYSIS]  # read, not made again
+    assert received.analysis() == made
+    assert received._analysis is not None  # read from the message, not made again
+
+
+def test_an_analysis_comes_back_from_its_message_as_it_was_made():
+    article = make_article(
+        "The U.S. and the talks in Zürich",
+        "O'Brien's team said 2,000 troops left. 北京 answered on Tuesday; it was the last of them",
+    )
+    made = article.analysis()
+    assert None in made["title"] and None in made["text"]  # stop words keep their places
+    received = Article.from_message({**article.to_message(), ANALYSIS: article.packed_analysis()})
+    assert received.analysis() == made
 
 
 @pytest.mark.parametrize(
     "carried",
     [
-        {"title": ["missil"], "text": [7]},
-        {"title": ["missil"]},
+        {"title": "missil launch", "text": 7},
+        {"title": "missil launch", "text": ["flew", "far"]},
+        {"title": "missil launch"},
         ["missil", "launch"],
         "missil launch",
     ],

@@ -50,7 +50,7 @@ def submit(
     if rows is not None:
         batch["rows"] = list(rows)
         for message, article in zip(batch["articles"], articles, strict=True):
-            message[ANALYSIS] = article.analysis()
+            message[ANALYSIS] = article.packed_analysis()
     client.xadd(redis_keys.INDEX_STREAM, {"batch": orjson.dumps(batch)})
 
 
