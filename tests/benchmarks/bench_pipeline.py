@@ -13,6 +13,7 @@ about 40 KB with navigation, sidebars and footer):
   steady            articles dropped at `--rate` per second: drop → searchable and drop → alert
                     (a real webhook receiver) p50/p99
   footprint         Redis memory and keys per stored article, resident memory per process
+  targets           each throughput target this run can check, its figure, met or not
 
 Generated articles follow stories (a few dozen words of their own per event, shared by its
 write-ups, over a common English vocabulary), some are syndicated copies with a new headline
@@ -275,6 +276,26 @@ class Processes:
         return {role: self.cpu(pid) for pid, role in self.roles().items()}
 
 
+class Targets:
+    """The throughput targets a run can check, printed together at its end: each with the
+    figure this run measured."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, bool]] = []
+
+    def check(self, what: str, value: float, limit: float, unit: str, *, at_most: bool = False) -> None:
+        met = value <= limit if at_most else value >= limit
+        self.rows.append(
+            (f"{what} {'≤' if at_most else '≥'} {limit:g}{unit}", f"{value:.{0 if value >= 100 else 2}f}{unit}", met)
+        )
+
+    def print(self) -> None:
+        if self.rows:
+            print("targets:")
+        for target, measured, met in self.rows:
+            print(f"  {target:<52} {measured:>16}  {'met' if met else 'NOT MET'}")
+
+
 def redis_counters(client: redis.Redis) -> tuple[dict[str, int], int]:
     """(calls per command, reads) the server processed so far: a read is one round trip of a
     client (a pipeline or a script arrives in one); INFO itself is left out."""
@@ -460,10 +481,13 @@ def main() -> int:
                         path.unlink()
                 print(f"stored {last} in {time.perf_counter() - started:.0f} s")
 
+            targets = Targets()
+
             def footprint() -> str:
                 stored = store.count()
                 memory = int(client.info("memory")["used_memory"]) - empty_memory
                 keys = int(client.dbsize())
+                targets.check(f"Redis memory per article at {stored} stored", memory / stored, 2048, " B", at_most=True)
                 return f"Redis {memory / stored:.0f} bytes and {keys / stored:.2f} keys per stored article ({stored} stored)"
 
             fill(0, args.stored)
@@ -495,11 +519,19 @@ def main() -> int:
                     load, cpu0 = loadavg(), time.process_time()
                     run_in_process(paths, context, store, settings.batch_size)
                     cost = (time.process_time() - cpu0) / n
+                    targets.check(
+                        f"CPU per article at {level} stored, against {args.stored}",
+                        100 * cost / first_cost,
+                        120,
+                        " %",
+                        at_most=True,
+                    )
                     print(
                         f"at {level} stored (load {load}): CPU {1000 * cost:.2f} ms/article, "
                         f"{100 * cost / first_cost:.0f} % of the cost at {args.stored}\n  {footprint()}"
                     )
             if args.skip_pipeline:
+                targets.print()
                 return 0
 
             env = {k: v for k, v in os.environ.items() if not k.startswith("WIREWATCH_")}
@@ -547,6 +579,11 @@ def main() -> int:
                     f"{100 * rate / limit:.0f} % of the in-process limit"
                 )
                 print(f"  {redis_per_article(counters, after, n)}")
+                targets.check(
+                    "end to end", rate, 300 if args.html else 2000, " pages/s" if args.html else " articles/s"
+                )
+                targets.check("pipeline, of the in-process limit", 100 * rate / limit, 65, " %")
+                targets.check("Redis round trips per article", (after[1] - counters[1]) / n, 10, "", at_most=True)
                 total = 0.0
                 for role in sorted(cpu_after):
                     spent = cpu_after[role] - cpu_before.get(role, 0.0)
@@ -590,10 +627,16 @@ def main() -> int:
                     f"drop → alert p50 {statistics.median(alerted) if alerted else float('nan'):.2f} s, "
                     f"p99 {percentile(alerted, 0.99):.2f} s ({len(alerted)} alerts)"
                 )
+                targets.check(f"drop → alert p99 at {args.rate:g}/s", percentile(alerted, 0.99), 1, " s", at_most=True)
 
                 print(f"footprint: {footprint()}")
+                worker_rss = 0.0
                 for pid, role in sorted(processes.roles().items(), key=lambda item: item[1]):
                     print(f"  RSS {role:<22} {processes.rss_mb(pid):6.0f} MB")
+                    if role.startswith("worker"):
+                        worker_rss = max(worker_rss, processes.rss_mb(pid))
+                targets.check("worker RSS, any process", worker_rss, 300, " MB", at_most=True)
+                targets.print()
             finally:
                 started_here = [pid for pid, role in processes.roles().items() if role not in ("redis", "fetcher")]
                 service.send_signal(signal.SIGINT)
