@@ -172,9 +172,7 @@ class Article(BaseModel):
     def from_message(cls, data: dict[str, Any]) -> Article:
         """An article from its queue form (raises ValueError when it is not one), with the
         analysis it carries, if any (one that is not well formed is made again when wanted)."""
-        analysis = data.get(ANALYSIS)
-        if analysis is not None:
-            data = {name: value for name, value in data.items() if name != ANALYSIS}
+        analysis = data.get(ANALYSIS)  # not a field: validation passes over it
         if "sentences" in data:
             text = data.get("text", "")
             sentences = [text[at[0] : at[0] + at[1]] if isinstance(at, list) else at for at in data["sentences"]]

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -313,7 +313,6 @@ def _fts_plain(char: str) -> bool:
 _FTS_ENCODED = regex.compile(r"ǂ([0-9a-f]+)ǂ")
 
 
-@lru_cache(maxsize=200_000)  # a text's terms repeat, and most beyond ASCII are few
 def _fts_token(token: str) -> str:
     if token.isascii() and token.isalnum():
         return token
@@ -331,10 +330,24 @@ def _fts_texts(article: Article) -> tuple[str, str]:
     return _fts_text(analysis["title"]), _fts_text(analysis["text"])
 
 
+class _FtsForms(dict[str | None, str]):
+    """Term -> its FTS5 form (a stop word's place, None, -> GAP), filled as terms are met:
+    news vocabulary repeats, so nearly every term costs one dictionary lookup."""
+
+    LIMIT = 500_000
+
+    def __missing__(self, term: str | None) -> str:
+        value = _fts_token(term) if term else GAP
+        if len(self) < self.LIMIT:
+            self[term] = value
+        return value
+
+
+_fts_forms = _FtsForms()
+
+
 def _fts_text(terms: list[str | None]) -> str:
-    return " ".join(
-        [(term if term.isascii() and term.isalnum() else _fts_token(term)) if term else GAP for term in terms]
-    )
+    return " ".join(map(_fts_forms.__getitem__, terms))
 
 
 def _positions(fts_text: str | None) -> dict[str, list[int]]:
